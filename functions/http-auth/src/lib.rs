@@ -1,0 +1,1 @@
+//! http-auth (to be written).

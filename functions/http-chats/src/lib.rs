@@ -1,0 +1,1 @@
+//! http-chats (to be written).

@@ -1,0 +1,1 @@
+//! http-devices (to be written).

@@ -1,0 +1,1 @@
+//! http-users (to be written).

@@ -1,0 +1,1 @@
+//! push-notifier (to be written).

@@ -1,0 +1,1 @@
+//! ws-connect (to be written).

@@ -1,0 +1,1 @@
+//! ws-disconnect (to be written).

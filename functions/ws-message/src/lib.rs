@@ -1,0 +1,1 @@
+//! ws-message (to be written).

@@ -1,0 +1,1 @@
+//! chat-local (to be written).

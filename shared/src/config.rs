@@ -1,0 +1,122 @@
+//! Typed configuration. Every setting a function reads comes from its environment
+//! (in AWS: the template's `Environment`; locally: the same names, filled in by the
+//! local gateway). `Env` is a snapshot of those variables so that one process can host
+//! several functions or several isolated stacks (the local gateway, the tests), each
+//! with its own values; `Env::from_process()` is what a Lambda's `main` uses.
+
+use std::collections::HashMap;
+
+/// A set of environment variables.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    vars: HashMap<String, String>,
+}
+
+/// A required variable is missing or malformed.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Env {
+    pub fn from_process() -> Self {
+        Self {
+            vars: std::env::vars().collect(),
+        }
+    }
+
+    pub fn from_map(vars: HashMap<String, String>) -> Self {
+        Self { vars }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.vars
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn require(&self, key: &str) -> Result<&str, ConfigError> {
+        self.get(key)
+            .ok_or_else(|| ConfigError(format!("{key} is not set")))
+    }
+
+    pub fn parse_or<T: std::str::FromStr>(&self, key: &str, default: T) -> Result<T, ConfigError> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|_| ConfigError(format!("{key}={v:?} is not valid"))),
+        }
+    }
+
+    pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.vars.insert(key.into(), value.into());
+    }
+
+    pub fn vars(&self) -> &HashMap<String, String> {
+        &self.vars
+    }
+}
+
+/// The DynamoDB table names, one variable each (see README, Configuration).
+#[derive(Debug, Clone)]
+pub struct Tables {
+    pub users: String,
+    pub user_names: String,
+    pub sessions: String,
+    pub chats: String,
+    pub members: String,
+    pub messages: String,
+    pub message_dedup: String,
+    pub connections: String,
+    pub presence: String,
+    pub devices: String,
+}
+
+impl Tables {
+    /// Environment variable for each table, with the template's logical id of its table.
+    pub const VARS: [(&'static str, &'static str); 10] = [
+        ("USERS_TABLE", "UsersTable"),
+        ("USER_NAMES_TABLE", "UserNamesTable"),
+        ("SESSIONS_TABLE", "SessionsTable"),
+        ("CHATS_TABLE", "ChatsTable"),
+        ("MEMBERS_TABLE", "MembersTable"),
+        ("MESSAGES_TABLE", "MessagesTable"),
+        ("MESSAGE_DEDUP_TABLE", "MessageDedupTable"),
+        ("CONNECTIONS_TABLE", "ConnectionsTable"),
+        ("PRESENCE_TABLE", "PresenceTable"),
+        ("DEVICES_TABLE", "DevicesTable"),
+    ];
+
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Tables {
+            users: env.require("USERS_TABLE")?.to_owned(),
+            user_names: env.require("USER_NAMES_TABLE")?.to_owned(),
+            sessions: env.require("SESSIONS_TABLE")?.to_owned(),
+            chats: env.require("CHATS_TABLE")?.to_owned(),
+            members: env.require("MEMBERS_TABLE")?.to_owned(),
+            messages: env.require("MESSAGES_TABLE")?.to_owned(),
+            message_dedup: env.require("MESSAGE_DEDUP_TABLE")?.to_owned(),
+            connections: env.require("CONNECTIONS_TABLE")?.to_owned(),
+            presence: env.require("PRESENCE_TABLE")?.to_owned(),
+            devices: env.require("DEVICES_TABLE")?.to_owned(),
+        })
+    }
+
+    /// Names `{prefix}-{LogicalId}`, the local stack's convention.
+    pub fn with_prefix(prefix: &str) -> Self {
+        let n = |logical: &str| format!("{prefix}-{logical}");
+        Tables {
+            users: n("UsersTable"),
+            user_names: n("UserNamesTable"),
+            sessions: n("SessionsTable"),
+            chats: n("ChatsTable"),
+            members: n("MembersTable"),
+            messages: n("MessagesTable"),
+            message_dedup: n("MessageDedupTable"),
+            connections: n("ConnectionsTable"),
+            presence: n("PresenceTable"),
+            devices: n("DevicesTable"),
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The errors a client can see. One enum serves both edges: REST maps it to an HTTP
+//! status and the body `{"error": {"code", "message"}}`; the WebSocket sends it as an
+//! `error` event with the same `code`. Codes are stable, machine-readable strings that
+//! `docs/protocol.md` and `docs/openapi.yaml` list. Internal causes are logged where
+//! the error is handled and never shown to the client.
+
+use crate::input::InvalidInput;
+use crate::store::StoreError;
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body or frame is not JSON, or not the expected shape.
+    #[error("{0}")]
+    InvalidJson(String),
+    /// A field is present but not acceptable.
+    #[error("{0}")]
+    Validation(#[from] InvalidInput),
+    /// No, or a bad, expired or revoked credential.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Authenticated but not allowed (e.g. not an admin of the group).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Does not exist, or the caller may not know that it exists.
+    #[error("{0}")]
+    NotFound(String),
+    /// Conflicts with the current state (user name taken, group full, ...).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// Too many requests; retry later.
+    #[error("{0}")]
+    RateLimited(String),
+    /// The request is larger than allowed.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// Temporarily unable to serve (a dependency is down or throttling); retry.
+    #[error("service temporarily unavailable")]
+    Unavailable(#[source] anyhow_like::Cause),
+    /// A bug or an unexpected dependency answer.
+    #[error("internal error")]
+    Internal(#[source] anyhow_like::Cause),
+}
+
+/// A boxed cause chain for errors the client is not shown.
+pub mod anyhow_like {
+    pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+}
+
+#[derive(Debug, Serialize)]
+pub struct ErrorBody<'a> {
+    pub error: ErrorDetail<'a>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ErrorDetail<'a> {
+    pub code: &'a str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'a str>,
+}
+
+impl ApiError {
+    pub fn not_found(what: &str) -> Self {
+        ApiError::NotFound(format!("{what} not found"))
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        ApiError::Internal(Box::new(e))
+    }
+
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::Validation(_) => "validation_failed",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict { code, .. } => code,
+            ApiError::RateLimited(_) => "rate_limited",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::InvalidJson(_) | ApiError::Validation(_) => 400,
+            ApiError::Unauthorized(_) => 401,
+            ApiError::Forbidden(_) => 403,
+            ApiError::NotFound(_) => 404,
+            ApiError::Conflict { .. } => 409,
+            ApiError::PayloadTooLarge(_) => 413,
+            ApiError::RateLimited(_) => 429,
+            ApiError::Unavailable(_) => 503,
+            ApiError::Internal(_) => 500,
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody<'_> {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.to_string(),
+                field: match self {
+                    ApiError::Validation(e) => Some(e.field),
+                    _ => None,
+                },
+            },
+        }
+    }
+
+    /// Log this error once, with its cause chain, at the edge that handles it.
+    pub fn log(&self) {
+        match self {
+            ApiError::Internal(cause) | ApiError::Unavailable(cause) => {
+                let mut chain = cause.to_string();
+                let mut src = cause.source();
+                while let Some(s) = src {
+                    chain.push_str(": ");
+                    chain.push_str(&s.to_string());
+                    src = s.source();
+                }
+                tracing::error!(code = self.code(), cause = %chain, "request failed");
+            }
+            _ => tracing::info!(code = self.code(), message = %self, "request refused"),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        if e.is_transient() {
+            ApiError::Unavailable(Box::new(e))
+        } else {
+            ApiError::Internal(Box::new(e))
+        }
+    }
+}
+
+impl From<crate::ids::IdError> for ApiError {
+    fn from(e: crate::ids::IdError) -> Self {
+        ApiError::Validation(InvalidInput::new(e.kind, e.reason))
+    }
+}

@@ -1,0 +1,24 @@
+//! `chat-core`: everything the chat's Lambda functions share.
+//!
+//! - [`ids`] and [`input`]: newtypes that parse what clients send, once, at the edge.
+//! - [`model`]: the domain (users, chats, memberships, messages, connections, devices).
+//! - [`store`]: the only code that knows DynamoDB item shapes (see docs/data-model.md).
+//! - [`auth`]: access tokens (JWT) and the rest of authentication.
+//! - [`config`] and [`aws`]: typed configuration from the environment and the AWS
+//!   clients built from it at init.
+//! - [`error`]: the errors clients see, shared by the REST and WebSocket edges.
+//! - [`function`]: how a Lambda is packaged, so one value runs in AWS and in-process
+//!   in the local gateway; [`telemetry`]: structured logs.
+
+pub mod auth;
+pub mod aws;
+pub mod config;
+pub mod error;
+pub mod function;
+pub mod ids;
+pub mod input;
+pub mod model;
+pub mod store;
+pub mod telemetry;
+
+pub use error::ApiError;

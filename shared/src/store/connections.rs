@@ -1,0 +1,311 @@
+//! WebSocket connections and presence.
+//!
+//! - `Connections`: key `connectionId`; who is on it, the device label, when it
+//!   connected, when it expires (`ttl`: API Gateway's 2-hour maximum plus a margin, so
+//!   records whose `$disconnect` was lost disappear), and a fixed-window request
+//!   counter for the per-connection rate limit.
+//! - `Presence`: key `userId`; `conns` maps each live connection id to its expiry, and
+//!   `lastSeenAt` is when the user's last connection closed. Fan-out reads the presence
+//!   items of a chat's members with one BatchGetItem (100 keys), so its cost follows
+//!   the chat's size, never the number of connected users. A user is online while
+//!   `conns` holds an unexpired entry; entries whose post answered 410 are removed.
+
+use super::codec::{n, s, Item, Reader};
+use super::{ttl_seconds, Store, StoreError, StoreResult};
+use crate::ids::{ConnectionId, UserId};
+use crate::model::{Connection, Millis, Presence};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use std::collections::HashMap;
+
+fn connection_from(item: &Item, table: &str) -> StoreResult<Connection> {
+    let r = Reader::new(item, table);
+    Ok(Connection {
+        connection_id: r.parsed("connectionId", ConnectionId::parse)?,
+        user_id: r.parsed("userId", UserId::parse)?,
+        device_label: r.opt_string("deviceLabel")?.unwrap_or_default(),
+        connected_at: r.num("connectedAt")?,
+        expires_at: r.num("expiresAt")?,
+        source_ip: r.opt_string("sourceIp")?.unwrap_or_default(),
+    })
+}
+
+/// A connection as seen by one request on it, with its rate-limit count.
+#[derive(Debug, Clone)]
+pub struct RateWindow {
+    pub connection: Connection,
+    /// Requests counted in the current window, this one included.
+    pub count: u32,
+}
+
+/// A user's presence and live connections, as fan-out needs them.
+#[derive(Debug, Clone, Default)]
+pub struct UserPresence {
+    pub connections: Vec<ConnectionId>,
+    pub last_seen_at: Option<Millis>,
+}
+
+impl UserPresence {
+    pub fn presence(&self) -> Presence {
+        Presence {
+            online: !self.connections.is_empty(),
+            last_seen_at: self.last_seen_at,
+        }
+    }
+}
+
+fn presence_from(item: &Item, table: &str, now: Millis) -> StoreResult<(UserId, UserPresence)> {
+    let r = Reader::new(item, table);
+    let user = r.parsed("userId", UserId::parse)?;
+    let mut connections = Vec::new();
+    if let Some(conns) = r.map("conns")? {
+        for (id, exp) in conns {
+            let live = match exp {
+                AttributeValue::N(v) => v.parse::<Millis>().map(|e| e > now).unwrap_or(false),
+                _ => false,
+            };
+            if live {
+                if let Ok(cid) = ConnectionId::parse(id) {
+                    connections.push(cid);
+                }
+            }
+        }
+    }
+    connections.sort();
+    Ok((
+        user,
+        UserPresence {
+            connections,
+            last_seen_at: r.opt_num("lastSeenAt")?,
+        },
+    ))
+}
+
+impl Store {
+    /// Record a new connection and add it to the user's presence. Returns whether the
+    /// user had no other live connection (came online).
+    pub async fn put_connection(&self, c: &Connection) -> StoreResult<bool> {
+        self.db
+            .put_item()
+            .table_name(&self.t.connections)
+            .item("connectionId", s(c.connection_id.as_str()))
+            .item("userId", s(c.user_id.as_str()))
+            .item("deviceLabel", s(&c.device_label))
+            .item("connectedAt", n(c.connected_at))
+            .item("expiresAt", n(c.expires_at))
+            .item("ttl", n(ttl_seconds(c.expires_at)))
+            .item("sourceIp", s(&c.source_ip))
+            .send()
+            .await
+            .map_err(|e| StoreError::sdk("PutItem", e))?;
+        let res = self
+            .db
+            .update_item()
+            .table_name(&self.t.presence)
+            .key("userId", s(c.user_id.as_str()))
+            .update_expression("SET conns.#c = :exp")
+            .condition_expression("attribute_exists(conns)")
+            .expression_attribute_names("#c", c.connection_id.as_str())
+            .expression_attribute_values(":exp", n(c.expires_at))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        let old = match res {
+            Ok(out) => out.attributes().cloned().unwrap_or_default(),
+            Err(e) if super::codec::is_condition_failed(&e) => {
+                // No presence record yet: create it with this connection.
+                self.db
+                    .put_item()
+                    .table_name(&self.t.presence)
+                    .item("userId", s(c.user_id.as_str()))
+                    .item(
+                        "conns",
+                        AttributeValue::M(HashMap::from([(
+                            c.connection_id.to_string(),
+                            n(c.expires_at),
+                        )])),
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::sdk("PutItem", e))?;
+                HashMap::new()
+            }
+            Err(e) => {
+                let _ = self.delete_connection_item(&c.connection_id).await;
+                return Err(StoreError::sdk("UpdateItem", e));
+            }
+        };
+        if old.is_empty() {
+            return Ok(true);
+        }
+        let (_, before) = presence_from(&old, &self.t.presence, c.connected_at)?;
+        Ok(before.connections.iter().all(|id| id == &c.connection_id))
+    }
+
+    async fn delete_connection_item(&self, id: &ConnectionId) -> StoreResult<Option<Connection>> {
+        let out = self
+            .db
+            .delete_item()
+            .table_name(&self.t.connections)
+            .key("connectionId", s(id.as_str()))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| StoreError::sdk("DeleteItem", e))?;
+        out.attributes()
+            .filter(|a| !a.is_empty())
+            .map(|a| connection_from(a, &self.t.connections))
+            .transpose()
+    }
+
+    /// Forget a connection (on `$disconnect`, or when a post answered 410). Returns
+    /// its user and whether that user has no live connection left (went offline), or
+    /// None when the connection was already gone.
+    pub async fn remove_connection(
+        &self,
+        id: &ConnectionId,
+        now: Millis,
+    ) -> StoreResult<Option<(UserId, bool)>> {
+        let Some(conn) = self.delete_connection_item(id).await? else {
+            return Ok(None);
+        };
+        let offline = self.remove_from_presence(&conn.user_id, id, now).await?;
+        Ok(Some((conn.user_id, offline)))
+    }
+
+    /// Forget a connection whose post answered 410 Gone (its `$disconnect` was lost):
+    /// the connection item and its presence entry. Returns whether the user is now
+    /// offline.
+    pub async fn forget_stale_connection(
+        &self,
+        user: &UserId,
+        id: &ConnectionId,
+        now: Millis,
+    ) -> StoreResult<bool> {
+        let _ = self.delete_connection_item(id).await?;
+        self.remove_from_presence(user, id, now).await
+    }
+
+    /// Remove a connection id from a user's presence and record `lastSeenAt`. Returns
+    /// whether the user is now offline.
+    async fn remove_from_presence(
+        &self,
+        user: &UserId,
+        id: &ConnectionId,
+        now: Millis,
+    ) -> StoreResult<bool> {
+        let res = self
+            .db
+            .update_item()
+            .table_name(&self.t.presence)
+            .key("userId", s(user.as_str()))
+            .update_expression("REMOVE conns.#c SET lastSeenAt = :now")
+            .condition_expression("attribute_exists(userId)")
+            .expression_attribute_names("#c", id.as_str())
+            .expression_attribute_values(":now", n(now))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match res {
+            Ok(out) => {
+                let item = out.attributes().cloned().unwrap_or_default();
+                let (_, p) = presence_from(&item, &self.t.presence, now)?;
+                Ok(p.connections.is_empty())
+            }
+            Err(e) if super::codec::is_condition_failed(&e) => Ok(true),
+            Err(e) => Err(StoreError::sdk("UpdateItem", e)),
+        }
+    }
+
+    pub async fn get_connection(&self, id: &ConnectionId) -> StoreResult<Option<Connection>> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.t.connections)
+            .key("connectionId", s(id.as_str()))
+            .send()
+            .await
+            .map_err(|e| StoreError::sdk("GetItem", e))?;
+        out.item()
+            .map(|i| connection_from(i, &self.t.connections))
+            .transpose()
+    }
+
+    /// Count one request on a connection in the fixed window `window` (e.g. the
+    /// current 10-second slot number) and return the connection with the count. One
+    /// UpdateItem in the common case; a second when a new window starts. None when the
+    /// connection is unknown or expired.
+    pub async fn count_request(
+        &self,
+        id: &ConnectionId,
+        window: i64,
+        now: Millis,
+    ) -> StoreResult<Option<RateWindow>> {
+        let same = self
+            .db
+            .update_item()
+            .table_name(&self.t.connections)
+            .key("connectionId", s(id.as_str()))
+            .update_expression("SET lastActiveAt = :now ADD rlCount :one")
+            .condition_expression("rlWindow = :w AND expiresAt > :now")
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":w", n(window))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        let item = match same {
+            Ok(out) => out.attributes().cloned().unwrap_or_default(),
+            Err(e) if super::codec::is_condition_failed(&e) => {
+                let fresh = self
+                    .db
+                    .update_item()
+                    .table_name(&self.t.connections)
+                    .key("connectionId", s(id.as_str()))
+                    .update_expression("SET lastActiveAt = :now, rlWindow = :w, rlCount = :one")
+                    .condition_expression("attribute_exists(connectionId) AND expiresAt > :now")
+                    .expression_attribute_values(":now", n(now))
+                    .expression_attribute_values(":one", n(1))
+                    .expression_attribute_values(":w", n(window))
+                    .return_values(ReturnValue::AllNew)
+                    .send()
+                    .await;
+                match fresh {
+                    Ok(out) => out.attributes().cloned().unwrap_or_default(),
+                    Err(e) if super::codec::is_condition_failed(&e) => return Ok(None),
+                    Err(e) => return Err(StoreError::sdk("UpdateItem", e)),
+                }
+            }
+            Err(e) => return Err(StoreError::sdk("UpdateItem", e)),
+        };
+        let connection = connection_from(&item, &self.t.connections)?;
+        let count = Reader::new(&item, &self.t.connections).num_or("rlCount", 1)?;
+        Ok(Some(RateWindow { connection, count }))
+    }
+
+    /// Presence and live connections of several users (BatchGetItem, 100 keys a call).
+    /// Users with no record are offline.
+    pub async fn presence_of(
+        &self,
+        users: &[UserId],
+        now: Millis,
+    ) -> StoreResult<HashMap<UserId, UserPresence>> {
+        let mut out = HashMap::new();
+        let mut unique: Vec<&UserId> = users.iter().collect();
+        unique.sort();
+        unique.dedup();
+        for chunk in unique.chunks(100) {
+            let keys = chunk
+                .iter()
+                .map(|u| HashMap::from([("userId".to_owned(), s(u.as_str()))]))
+                .collect();
+            for item in self.batch_get(&self.t.presence, keys, None).await? {
+                let (u, p) = presence_from(&item, &self.t.presence, now)?;
+                out.insert(u, p);
+            }
+        }
+        for u in unique {
+            out.entry(u.clone()).or_default();
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,455 @@
+//! Messages and the append transaction.
+//!
+//! - `Messages`: key (`chatId`, `pos`), `pos` a Number, 1-based and gap-free.
+//! - `MessageDedup`: key `dedupKey` = `{chatId}#{senderId}#{clientMessageId}`, pointing
+//!   at the stored message. Kept as long as the message (no TTL), so a retry, however
+//!   late, never creates a second message.
+//!
+//! Appending reads the chat (strongly consistent) for its `lastPosition` P, then runs
+//! one transaction: [sender's membership, dedup claim, chat P -> P+1, message at P+1]
+//! (text messages), or [the caller's extra items, chat, message] (system messages).
+//! That is the two sequential DynamoDB round trips the sender's acknowledgement waits
+//! on. A lost race on P retries from the read.
+
+use super::codec::{n, s, Item, Reader};
+use super::users::build_err;
+use super::{backoff, Store, StoreError, StoreResult, MAX_ATTEMPTS};
+use crate::ids::{ChatId, ClientMessageId, MessageId, UserId};
+use crate::input::MessageText;
+use crate::model::{Chat, LastMessage, Message, MessageKind, Millis, SystemEvent, PREVIEW_CHARS};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
+};
+use std::collections::HashMap;
+
+/// A message to append; its position is decided by the store.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub kind: MessageKind,
+    pub sender_id: Option<UserId>,
+    pub client_message_id: Option<ClientMessageId>,
+    pub text: String,
+    pub system: Option<SystemEvent>,
+    pub sent_at: Millis,
+}
+
+/// The result of an append.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    pub message: Message,
+    /// True when the same (sender, clientMessageId) was already stored: `message` is
+    /// the original, nothing new was written, and nothing should be delivered again.
+    pub duplicate: bool,
+    /// The chat as it is after the append (for duplicates: as read).
+    pub chat: Chat,
+}
+
+/// One page of history, in ascending position order.
+#[derive(Debug, Clone)]
+pub struct HistoryPage {
+    pub messages: Vec<Message>,
+    /// More messages lie beyond this page in the direction that was read.
+    pub has_more: bool,
+}
+
+pub(crate) fn message_from(item: &Item, table: &str) -> StoreResult<Message> {
+    let r = Reader::new(item, table);
+    let kind = match r.str("kind")? {
+        "text" => MessageKind::Text,
+        "system" => MessageKind::System,
+        _ => {
+            return Err(StoreError::Corrupt {
+                table: table.into(),
+                reason: "kind: unknown".into(),
+            })
+        }
+    };
+    Ok(Message {
+        chat_id: r.parsed("chatId", ChatId::parse)?,
+        message_id: r.parsed("messageId", MessageId::parse)?,
+        position: r.num("pos")?,
+        kind,
+        sender_id: r.opt_parsed("senderId", UserId::parse)?,
+        client_message_id: r.opt_parsed("clientMessageId", ClientMessageId::parse)?,
+        text: r.string("text")?,
+        system: r.json("system")?,
+        sent_at: r.num("sentAt")?,
+    })
+}
+
+pub(crate) fn message_item(m: &Message) -> Item {
+    let mut item = HashMap::from([
+        ("chatId".to_owned(), s(m.chat_id.as_str())),
+        ("pos".to_owned(), n(m.position)),
+        ("messageId".to_owned(), s(m.message_id.as_str())),
+        (
+            "kind".to_owned(),
+            s(match m.kind {
+                MessageKind::Text => "text",
+                MessageKind::System => "system",
+            }),
+        ),
+        ("text".to_owned(), s(&m.text)),
+        ("sentAt".to_owned(), n(m.sent_at)),
+    ]);
+    if let Some(sender) = &m.sender_id {
+        item.insert("senderId".into(), s(sender.as_str()));
+    }
+    if let Some(cid) = &m.client_message_id {
+        item.insert("clientMessageId".into(), s(cid.as_str()));
+    }
+    if let Some(sys) = &m.system {
+        item.insert(
+            "system".into(),
+            s(serde_json::to_string(sys).unwrap_or_default()),
+        );
+    }
+    item
+}
+
+pub(crate) fn last_message_value(m: &Message) -> AttributeValue {
+    let mut map = HashMap::from([
+        ("messageId".to_owned(), s(m.message_id.as_str())),
+        ("pos".to_owned(), n(m.position)),
+        (
+            "preview".to_owned(),
+            s(crate::input::preview(&m.text, PREVIEW_CHARS)),
+        ),
+        ("sentAt".to_owned(), n(m.sent_at)),
+    ]);
+    if let Some(sender) = &m.sender_id {
+        map.insert("senderId".into(), s(sender.as_str()));
+    }
+    AttributeValue::M(map)
+}
+
+pub(crate) fn last_message_from(
+    map: &HashMap<String, AttributeValue>,
+    table: &str,
+) -> StoreResult<LastMessage> {
+    let r = Reader::new(map, table);
+    Ok(LastMessage {
+        message_id: r.parsed("messageId", MessageId::parse)?,
+        position: r.num("pos")?,
+        sender_id: r.opt_parsed("senderId", UserId::parse)?,
+        preview: r.string("preview")?,
+        sent_at: r.num("sentAt")?,
+    })
+}
+
+fn dedup_key(chat: &ChatId, sender: &UserId, cid: &ClientMessageId) -> String {
+    format!("{chat}#{sender}#{cid}")
+}
+
+/// Changes to the chat item that ride along with a message in one transaction.
+#[derive(Default)]
+pub(crate) struct ChatChange {
+    /// Extra `SET` clauses, e.g. `memberCount = memberCount + :k`.
+    pub set: Vec<String>,
+    /// Extra conditions, ANDed with the position check.
+    pub condition: Vec<String>,
+    pub names: Vec<(String, String)>,
+    pub values: Vec<(String, AttributeValue)>,
+}
+
+/// Why a commit did not happen.
+pub(crate) enum CommitFailure {
+    /// Condition failures, one flag per transaction item, in order.
+    Conditions(Vec<bool>),
+    /// Another transaction touched the same items; try again.
+    Conflict,
+    Store(StoreError),
+}
+
+impl Store {
+    /// Append `new` to `chat` (as read) at `chat.last_position + 1`, together with
+    /// `before` items and `change` to the chat item, in one transaction. The chat item
+    /// and the message are the last two items.
+    pub(crate) async fn commit_message(
+        &self,
+        chat: &Chat,
+        new: &NewMessage,
+        before: Vec<TransactWriteItem>,
+        change: ChatChange,
+    ) -> Result<Message, CommitFailure> {
+        let message = Message {
+            chat_id: chat.chat_id.clone(),
+            message_id: MessageId::generate(),
+            position: chat.last_position + 1,
+            kind: new.kind,
+            sender_id: new.sender_id.clone(),
+            client_message_id: new.client_message_id.clone(),
+            text: new.text.clone(),
+            system: new.system.clone(),
+            sent_at: new.sent_at,
+        };
+        let mut set = vec![
+            "lastPosition = :newpos".to_owned(),
+            "lastMessage = :lm".to_owned(),
+            "lastActivityAt = :now".to_owned(),
+        ];
+        set.extend(change.set);
+        let mut cond = vec!["lastPosition = :oldpos".to_owned()];
+        cond.extend(change.condition);
+        let mut chat_update = Update::builder()
+            .table_name(&self.t.chats)
+            .key("chatId", s(chat.chat_id.as_str()))
+            .update_expression(format!("SET {}", set.join(", ")))
+            .condition_expression(cond.join(" AND "))
+            .expression_attribute_values(":newpos", n(message.position))
+            .expression_attribute_values(":oldpos", n(chat.last_position))
+            .expression_attribute_values(":lm", last_message_value(&message))
+            .expression_attribute_values(":now", n(new.sent_at));
+        for (k, v) in change.names {
+            chat_update = chat_update.expression_attribute_names(k, v);
+        }
+        for (k, v) in change.values {
+            chat_update = chat_update.expression_attribute_values(k, v);
+        }
+        let chat_update = chat_update
+            .build()
+            .map_err(|e| CommitFailure::Store(build_err(e)))?;
+        let put_message = Put::builder()
+            .table_name(&self.t.messages)
+            .set_item(Some(message_item(&message)))
+            .condition_expression("attribute_not_exists(pos)")
+            .build()
+            .map_err(|e| CommitFailure::Store(build_err(e)))?;
+        let mut items = before;
+        items.push(TransactWriteItem::builder().update(chat_update).build());
+        items.push(TransactWriteItem::builder().put(put_message).build());
+        match self
+            .db
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(message),
+            Err(e) => {
+                if super::codec::is_transaction_conflict(&e) {
+                    return Err(CommitFailure::Conflict);
+                }
+                match super::codec::cancelled_conditions(&e) {
+                    Some(flags) => Err(CommitFailure::Conditions(flags)),
+                    None => Err(CommitFailure::Store(StoreError::sdk(
+                        "TransactWriteItems",
+                        e,
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// Append a text message from `sender`: idempotent on `client_message_id`, ordered
+    /// by the chat's gap-free positions; `NotMember` / `NotFound("chat")` when the
+    /// sender may not write there. Marks the chat read up to the new message for the
+    /// sender.
+    pub async fn append_text(
+        &self,
+        chat_id: &ChatId,
+        sender: &UserId,
+        client_message_id: &ClientMessageId,
+        text: &MessageText,
+        now: Millis,
+    ) -> StoreResult<Appended> {
+        let new = NewMessage {
+            kind: MessageKind::Text,
+            sender_id: Some(sender.clone()),
+            client_message_id: Some(client_message_id.clone()),
+            text: text.as_str().to_owned(),
+            system: None,
+            sent_at: now,
+        };
+        let key = dedup_key(chat_id, sender, client_message_id);
+        for attempt in 0..MAX_ATTEMPTS {
+            let Some(chat) = self.get_chat(chat_id, true).await? else {
+                return Err(StoreError::NotFound("chat"));
+            };
+            let newpos = chat.last_position + 1;
+            let member = Update::builder()
+                .table_name(&self.t.members)
+                .key("chatId", s(chat_id.as_str()))
+                .key("userId", s(sender.as_str()))
+                .update_expression("SET readPos = :p, deliveredPos = :p")
+                .condition_expression("attribute_exists(userId)")
+                .expression_attribute_values(":p", n(newpos))
+                .build()
+                .map_err(build_err)?;
+            let dedup = Put::builder()
+                .table_name(&self.t.message_dedup)
+                .item("dedupKey", s(&key))
+                .item("chatId", s(chat_id.as_str()))
+                .item("pos", n(newpos))
+                .condition_expression("attribute_not_exists(dedupKey)")
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build()
+                .map_err(build_err)?;
+            let before = vec![
+                TransactWriteItem::builder().update(member).build(),
+                TransactWriteItem::builder().put(dedup).build(),
+            ];
+            match self
+                .commit_message(&chat, &new, before, ChatChange::default())
+                .await
+            {
+                Ok(message) => {
+                    let mut chat = chat;
+                    chat.last_activity_at = now;
+                    chat.last_position = message.position;
+                    chat.last_message = Some(LastMessage {
+                        message_id: message.message_id.clone(),
+                        position: message.position,
+                        sender_id: message.sender_id.clone(),
+                        preview: crate::input::preview(&message.text, PREVIEW_CHARS),
+                        sent_at: message.sent_at,
+                    });
+                    return Ok(Appended {
+                        message,
+                        duplicate: false,
+                        chat,
+                    });
+                }
+                Err(CommitFailure::Conditions(flags)) => {
+                    if flags.first() == Some(&true) {
+                        return Err(StoreError::NotMember);
+                    }
+                    if flags.get(1) == Some(&true) {
+                        let original = self
+                            .find_by_client_id(chat_id, sender, client_message_id)
+                            .await?
+                            .ok_or(StoreError::NotFound("original message"))?;
+                        return Ok(Appended {
+                            message: original,
+                            duplicate: true,
+                            chat,
+                        });
+                    }
+                }
+                Err(CommitFailure::Conflict) => {}
+                Err(CommitFailure::Store(e)) => return Err(e),
+            }
+            backoff(attempt + 1).await;
+        }
+        Err(StoreError::Contention)
+    }
+
+    /// The message a sender stored under a client id, if any.
+    pub async fn find_by_client_id(
+        &self,
+        chat_id: &ChatId,
+        sender: &UserId,
+        client_message_id: &ClientMessageId,
+    ) -> StoreResult<Option<Message>> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.t.message_dedup)
+            .key("dedupKey", s(dedup_key(chat_id, sender, client_message_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::sdk("GetItem", e))?;
+        let Some(item) = out.item() else {
+            return Ok(None);
+        };
+        let pos: u64 = Reader::new(item, &self.t.message_dedup).num("pos")?;
+        self.get_message(chat_id, pos).await
+    }
+
+    pub async fn get_message(
+        &self,
+        chat_id: &ChatId,
+        position: u64,
+    ) -> StoreResult<Option<Message>> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.t.messages)
+            .key("chatId", s(chat_id.as_str()))
+            .key("pos", n(position))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::sdk("GetItem", e))?;
+        out.item()
+            .map(|i| message_from(i, &self.t.messages))
+            .transpose()
+    }
+
+    /// Up to `limit` messages with position > `after`, ascending. A page also ends at
+    /// DynamoDB's 1 MB per Query, so a page of very long messages may be shorter.
+    pub async fn messages_after(
+        &self,
+        chat_id: &ChatId,
+        after: u64,
+        limit: u32,
+    ) -> StoreResult<HistoryPage> {
+        self.history(chat_id, "pos > :p", after, limit, true).await
+    }
+
+    /// Up to `limit` messages with position < `before`, returned ascending.
+    pub async fn messages_before(
+        &self,
+        chat_id: &ChatId,
+        before: u64,
+        limit: u32,
+    ) -> StoreResult<HistoryPage> {
+        let mut page = self
+            .history(chat_id, "pos < :p", before, limit, false)
+            .await?;
+        page.messages.reverse();
+        Ok(page)
+    }
+
+    async fn history(
+        &self,
+        chat_id: &ChatId,
+        cond: &str,
+        p: u64,
+        limit: u32,
+        forward: bool,
+    ) -> StoreResult<HistoryPage> {
+        let out = self
+            .db
+            .query()
+            .table_name(&self.t.messages)
+            .key_condition_expression(format!("chatId = :c AND {cond}"))
+            .expression_attribute_values(":c", s(chat_id.as_str()))
+            .expression_attribute_values(":p", n(p))
+            .scan_index_forward(forward)
+            .limit(limit as i32)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::sdk("Query", e))?;
+        let messages = out
+            .items()
+            .iter()
+            .map(|i| message_from(i, &self.t.messages))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let has_more = out.last_evaluated_key().is_some_and(|k| !k.is_empty());
+        Ok(HistoryPage { messages, has_more })
+    }
+
+    /// A condition check that `user` is an admin of `chat` (for group changes).
+    pub(crate) fn admin_check(
+        &self,
+        chat_id: &ChatId,
+        user: &UserId,
+    ) -> StoreResult<TransactWriteItem> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.t.members)
+            .key("chatId", s(chat_id.as_str()))
+            .key("userId", s(user.as_str()))
+            .condition_expression("#r = :admin")
+            .expression_attribute_names("#r", "role")
+            .expression_attribute_values(":admin", s("admin"))
+            .build()
+            .map_err(build_err)?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
+}
