@@ -18,6 +18,7 @@ use aws_sdk_apigatewaymanagement::primitives::Blob;
 use aws_sdk_sns::types::PublishBatchRequestEntry;
 use futures::stream::{self, StreamExt};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A connection to post to, and whose it is.
@@ -106,8 +107,19 @@ impl Poster {
     /// outcome is in the report.
     pub async fn post_all(&self, targets: &[Target], frame: &str) -> DeliveryReport {
         let mut report = DeliveryReport::default();
-        let outcomes: Vec<(UserId, PostOutcome)> = stream::iter(targets.iter())
-            .map(|t| async move { (t.user.clone(), self.post(t, frame).await) })
+        // Owned values in the futures: borrowed ones trip the compiler's Send check of
+        // the Lambda future (higher-ranked lifetimes through `buffer_unordered`).
+        let frame: Arc<str> = Arc::from(frame);
+        let this = self.clone();
+        let outcomes: Vec<(UserId, PostOutcome)> = stream::iter(targets.to_vec())
+            .map(move |t| {
+                let this = this.clone();
+                let frame = frame.clone();
+                async move {
+                    let outcome = this.post(&t, &frame).await;
+                    (t.user, outcome)
+                }
+            })
             .buffer_unordered(self.concurrency.max(1))
             .collect()
             .await;
@@ -194,7 +206,7 @@ pub struct PublishError {
 }
 
 /// A batch and what SNS said: the indexes it refused, or why the call failed.
-type ChunkResult<'a> = (Vec<&'a OfflineMessageEvent>, Result<Vec<usize>, String>);
+type ChunkResult = (Vec<OfflineMessageEvent>, Result<Vec<usize>, String>);
 
 /// Publishes [`OfflineMessageEvent`]s to the offline topic (`OFFLINE_TOPIC_ARN`).
 #[derive(Debug, Clone)]
@@ -221,18 +233,22 @@ impl OfflinePublisher {
     /// and `chatId` (String) for subscription filters.
     pub async fn publish(&self, events: &[OfflineMessageEvent]) -> Result<usize, PublishError> {
         let total = events.len();
-        let mut pending: Vec<&OfflineMessageEvent> = events.iter().collect();
+        let mut pending: Vec<OfflineMessageEvent> = events.to_vec();
         let mut reason = String::new();
         for round in 0..2 {
             if pending.is_empty() {
                 break;
             }
-            let chunks: Vec<Vec<&OfflineMessageEvent>> =
+            let chunks: Vec<Vec<OfflineMessageEvent>> =
                 pending.chunks(10).map(|c| c.to_vec()).collect();
-            let results: Vec<ChunkResult<'_>> = stream::iter(chunks)
-                .map(|chunk| async move {
-                    let r = self.publish_chunk(&chunk).await;
-                    (chunk, r)
+            let this = self.clone();
+            let results: Vec<ChunkResult> = stream::iter(chunks)
+                .map(move |chunk| {
+                    let this = this.clone();
+                    async move {
+                        let r = this.publish_chunk(&chunk).await;
+                        (chunk, r)
+                    }
                 })
                 .buffer_unordered(8)
                 .collect()
@@ -240,7 +256,9 @@ impl OfflinePublisher {
             pending = Vec::new();
             for (chunk, r) in results {
                 match r {
-                    Ok(failed_idx) => pending.extend(failed_idx.into_iter().map(|i| chunk[i])),
+                    Ok(failed_idx) => {
+                        pending.extend(failed_idx.into_iter().filter_map(|i| chunk.get(i).cloned()))
+                    }
                     Err(e) => {
                         reason = e;
                         pending.extend(chunk);
@@ -267,7 +285,7 @@ impl OfflinePublisher {
     }
 
     /// One PublishBatch call; Ok with the indexes SNS refused.
-    async fn publish_chunk(&self, chunk: &[&OfflineMessageEvent]) -> Result<Vec<usize>, String> {
+    async fn publish_chunk(&self, chunk: &[OfflineMessageEvent]) -> Result<Vec<usize>, String> {
         use aws_sdk_sns::types::MessageAttributeValue;
         let attr = |v: &str| {
             MessageAttributeValue::builder()

@@ -24,7 +24,7 @@ use crate::protocol::{
 };
 use crate::store::{MembershipChange, Store, StoreError};
 use base64::Engine;
-use futures::stream::{self, StreamExt, TryStreamExt};
+use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
@@ -424,22 +424,24 @@ impl ChatServices {
             .map(|m| m.chat_id)
             .filter(|c| !c.is_group())
             .collect();
-        let partners: Vec<UserId> = stream::iter(direct)
-            .map(|chat_id| async move { self.store.list_members(&chat_id).await })
-            .buffer_unordered(8)
-            .map_ok(|members| {
-                stream::iter(
-                    members
-                        .into_iter()
-                        .map(|m| m.user_id)
-                        .filter(|u| u != user)
-                        .map(Ok::<_, StoreError>),
-                )
+        let store = self.store.clone();
+        let lists: Vec<Result<Vec<Membership>, StoreError>> = stream::iter(direct)
+            .map(move |chat_id| {
+                let store = store.clone();
+                async move { store.list_members(&chat_id).await }
             })
-            .try_flatten()
-            .try_collect()
-            .await
-            .map_err(api_error)?;
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        let mut partners: Vec<UserId> = Vec::new();
+        for list in lists {
+            partners.extend(
+                list.map_err(api_error)?
+                    .into_iter()
+                    .map(|m| m.user_id)
+                    .filter(|u| u != user),
+            );
+        }
         if partners.is_empty() {
             return Ok(DeliveryReport::default());
         }
