@@ -198,7 +198,7 @@ mod tests {
 
     fn event(query: &[(&str, &str)], headers: &[(&str, &str)]) -> ApiGatewayWebsocketProxyRequest {
         let mut v = serde_json::json!({
-            "requestContext": {"connectionId": "abc=", "routeKey": "$connect"},
+            "requestContext": {"connectionId": "abc=", "routeKey": "$connect", "connectedAt": 0, "requestTimeEpoch": 0, "identity": {"sourceIp": "127.0.0.1"}},
             "headers": {},
             "queryStringParameters": {},
             "isBase64Encoded": false
