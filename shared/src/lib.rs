@@ -23,6 +23,7 @@ pub mod function;
 pub mod ids;
 pub mod input;
 pub mod messaging;
+pub mod metrics;
 pub mod model;
 pub mod protocol;
 pub mod store;
