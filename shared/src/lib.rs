@@ -19,6 +19,7 @@ pub mod function;
 pub mod http;
 pub mod ids;
 pub mod input;
+pub mod metrics;
 pub mod model;
 pub mod store;
 pub mod telemetry;
