@@ -127,6 +127,13 @@ fn invalid_credentials() -> ApiError {
     )
 }
 
+/// Count one security event (CloudWatch EMF; alarms can watch these).
+fn metric(name: &str) {
+    let mut m = chat_core::metrics::Metrics::new("http-auth");
+    m.count(name, 1);
+    m.flush();
+}
+
 /// `POST /auth/register`.
 pub async fn register(s: Arc<AuthState>, req: Request) -> Result<Response<Body>, ApiError> {
     let body: RegisterBody = edge::parse_json(&req, SMALL_BODY)?;
@@ -195,6 +202,7 @@ pub async fn login(s: Arc<AuthState>, req: Request) -> Result<Response<Body>, Ap
             }))
         }
         None => {
+            metric("LoginFailures");
             tokio::time::sleep_until(started + s.failure_floor).await;
             Err(invalid_credentials())
         }
@@ -239,6 +247,7 @@ async fn check_credentials(
                 .await?
             {
                 tracing::warn!(user_id = %a.user_id, locked_until = until, "account locked after failed logins");
+                metric("AccountsLocked");
             }
             Ok(None)
         }
@@ -249,8 +258,15 @@ async fn check_credentials(
 /// `POST /auth/refresh`.
 pub async fn refresh_tokens(s: Arc<AuthState>, req: Request) -> Result<Response<Body>, ApiError> {
     let body: RefreshBody = edge::parse_json(&req, SMALL_BODY)?;
-    let tokens = refresh::refresh(&s.store, &s.tokens, &body.refresh_token, now_millis()).await?;
-    Ok(edge::ok(&tokens))
+    match refresh::refresh(&s.store, &s.tokens, &body.refresh_token, now_millis()).await {
+        Ok(tokens) => Ok(edge::ok(&tokens)),
+        Err(e) => {
+            if e.code() == "refresh_token_reused" {
+                metric("RefreshTokenReuse");
+            }
+            Err(e)
+        }
+    }
 }
 
 /// `POST /auth/logout`.
