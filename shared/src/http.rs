@@ -366,4 +366,108 @@ mod tests {
         assert_eq!(body["error"]["code"], "invalid_credentials");
         assert_eq!(body["error"]["message"], "nope");
     }
+
+    fn event(route: &str, path: &str, query: &str, body: Option<&str>) -> serde_json::Value {
+        let (method, _) = route.split_once(' ').unwrap();
+        let mut params = serde_json::Map::new();
+        if route.contains("{userId}") {
+            params.insert("userId".into(), path.rsplit('/').next().unwrap().into());
+        }
+        serde_json::json!({
+            "version": "2.0",
+            "routeKey": route,
+            "rawPath": path,
+            "rawQueryString": query,
+            "headers": {"content-type": "application/json"},
+            "requestContext": {
+                "accountId": "000000000000", "apiId": "local", "domainName": "127.0.0.1",
+                "domainPrefix": "local", "requestId": "r1", "routeKey": route,
+                "stage": "$default", "time": "01/Jan/2025:00:00:00 +0000", "timeEpoch": 0,
+                "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
+                         "sourceIp": "127.0.0.1", "userAgent": "test"}
+            },
+            "pathParameters": params,
+            "body": body,
+            "isBase64Encoded": false
+        })
+    }
+
+    #[derive(Debug, Deserialize, Serialize)]
+    struct Echo {
+        text: String,
+    }
+
+    async fn get_user(state: Arc<&'static str>, req: Request) -> Result<Response<Body>, ApiError> {
+        Ok(ok(&serde_json::json!({
+            "state": *state,
+            "userId": path_param(&req, "userId")?,
+            "q": query_param(&req, "q"),
+            "empty": query_param(&req, "empty"),
+        })))
+    }
+
+    async fn echo(_: Arc<&'static str>, req: Request) -> Result<Response<Body>, ApiError> {
+        let e: Echo = parse_json(&req, 32)?;
+        Ok(created(&e))
+    }
+
+    #[tokio::test]
+    async fn router_dispatches_lambda_events_on_the_route_key() {
+        let f = Router::new("st")
+            .route("GET /users/{userId}", get_user)
+            .route("POST /echo", echo)
+            .into_function();
+        let ctx = lambda_runtime::Context::default();
+        let out = f
+            .invoke(
+                event(
+                    "GET /users/{userId}",
+                    "/users/usr_1",
+                    "q=a%20b&empty=",
+                    None,
+                ),
+                ctx.clone(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(out["statusCode"], 200);
+        assert_eq!(out["headers"]["content-type"], "application/json");
+        let body: serde_json::Value = serde_json::from_str(out["body"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"state": "st", "userId": "usr_1", "q": "a b", "empty": null})
+        );
+
+        let out = f
+            .invoke(
+                event("POST /echo", "/echo", "", Some(r#"{"text":"hi"}"#)),
+                ctx.clone(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(out["statusCode"], 201);
+        assert_eq!(out["body"], r#"{"text":"hi"}"#);
+
+        let out = f
+            .invoke(
+                event(
+                    "POST /echo",
+                    "/echo",
+                    "",
+                    Some(&format!(r#"{{"text":"{}"}}"#, "x".repeat(40))),
+                ),
+                ctx.clone(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(out["statusCode"], 413);
+
+        let out = f
+            .invoke(event("DELETE /nothing", "/nothing", "", None), ctx)
+            .await
+            .unwrap();
+        assert_eq!(out["statusCode"], 404);
+        let body: serde_json::Value = serde_json::from_str(out["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body["error"]["code"], "not_found");
+    }
 }
