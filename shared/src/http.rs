@@ -397,23 +397,23 @@ mod tests {
         text: String,
     }
 
-    async fn get_user(state: Arc<&'static str>, req: Request) -> Result<Response<Body>, ApiError> {
+    async fn get_user(state: Arc<String>, req: Request) -> Result<Response<Body>, ApiError> {
         Ok(ok(&serde_json::json!({
-            "state": *state,
+            "state": state.as_str(),
             "userId": path_param(&req, "userId")?,
             "q": query_param(&req, "q"),
             "empty": query_param(&req, "empty"),
         })))
     }
 
-    async fn echo(_: Arc<&'static str>, req: Request) -> Result<Response<Body>, ApiError> {
+    async fn echo(_: Arc<String>, req: Request) -> Result<Response<Body>, ApiError> {
         let e: Echo = parse_json(&req, 32)?;
         Ok(created(&e))
     }
 
     #[tokio::test]
     async fn router_dispatches_lambda_events_on_the_route_key() {
-        let f = Router::new("st")
+        let f = Router::new("st".to_owned())
             .route("GET /users/{userId}", get_user)
             .route("POST /echo", echo)
             .into_function();
