@@ -151,12 +151,36 @@ impl ApiError {
 }
 
 impl From<StoreError> for ApiError {
+    /// Domain outcomes become precise client errors (a non-member is told the chat
+    /// does not exist, as for an unknown chat); dependency failures become 503 when a
+    /// retry may help and 500 otherwise.
     fn from(e: StoreError) -> Self {
-        if e.is_transient() {
-            ApiError::Unavailable(Box::new(e))
-        } else {
-            ApiError::Internal(Box::new(e))
+        match e {
+            StoreError::NotFound(what) => ApiError::not_found(what),
+            StoreError::NotMember => ApiError::not_found("chat"),
+            StoreError::Conflict("not_admin") => {
+                ApiError::Forbidden("only an admin of the group may do this".into())
+            }
+            StoreError::Conflict(code) => ApiError::conflict(code, conflict_message(code)),
+            e if e.is_transient() => ApiError::Unavailable(Box::new(e)),
+            e => ApiError::Internal(Box::new(e)),
         }
+    }
+}
+
+fn conflict_message(code: &str) -> String {
+    match code {
+        "user_name_taken" => "that user name is already taken".into(),
+        "group_full" => format!(
+            "a group has at most {} members",
+            crate::input::MAX_GROUP_MEMBERS
+        ),
+        "already_member" => "that user is already a member".into(),
+        "not_a_group" => {
+            "this is a direct chat; it has no group settings or membership changes".into()
+        }
+        "no_members" => "name at least one user to add".into(),
+        other => other.replace('_', " "),
     }
 }
 

@@ -32,17 +32,6 @@ use std::collections::{HashMap, HashSet};
 /// for the envelope.
 pub const WS_SYNC_MAX_BYTES: usize = MAX_FRAME_BYTES - 16 * 1024;
 
-/// Map a store outcome to what a client may see. Non-members and unknown chats are the
-/// same `not_found`.
-pub fn api_error(e: StoreError) -> ApiError {
-    match e {
-        StoreError::NotFound(what) => ApiError::not_found(what),
-        StoreError::NotMember => ApiError::not_found("chat"),
-        StoreError::Conflict(code) => ApiError::conflict(code, code.replace('_', " ")),
-        other => ApiError::from(other),
-    }
-}
-
 /// A stored message, as `send_message` returns it (before fan-out).
 #[derive(Debug, Clone)]
 pub struct Sent {
@@ -172,7 +161,7 @@ impl ChatServices {
             .store
             .append_text(chat_id, sender, client_message_id, text, now_millis())
             .await
-            .map_err(api_error)?;
+            .map_err(ApiError::from)?;
         Ok(Sent {
             message: appended.message,
             chat: appended.chat,
@@ -197,7 +186,7 @@ impl ChatServices {
             .store
             .list_members(&m.chat_id)
             .await
-            .map_err(api_error)?;
+            .map_err(ApiError::from)?;
         let users: Vec<UserId> = members.iter().map(|m| m.user_id.clone()).collect();
         let targets = self
             .connections_of(&users, sent.origin.as_ref(), None)
@@ -218,7 +207,7 @@ impl ChatServices {
                 .store
                 .get_profiles(std::slice::from_ref(sender))
                 .await
-                .map_err(api_error)?
+                .map_err(ApiError::from)?
                 .remove(sender)
                 .map(|p| p.display_name)
                 .unwrap_or_default();
@@ -285,7 +274,7 @@ impl ChatServices {
             .store
             .advance_delivered(chat_id, user, position)
             .await
-            .map_err(api_error)?;
+            .map_err(ApiError::from)?;
         if moved {
             let ev = ServerEvent::Delivered(Receipt {
                 chat_id: chat_id.clone(),
@@ -313,7 +302,7 @@ impl ChatServices {
             .store
             .advance_read(chat_id, user, position)
             .await
-            .map_err(api_error)?;
+            .map_err(ApiError::from)?;
         if moved {
             let ev = ServerEvent::Read(Receipt {
                 chat_id: chat_id.clone(),
@@ -335,7 +324,7 @@ impl ChatServices {
             .store
             .chat_for_member(chat_id, user)
             .await
-            .map_err(api_error)?;
+            .map_err(ApiError::from)?;
         if position > chat.last_position {
             return Err(ApiError::Validation(InvalidInput::new(
                 "position",
@@ -358,7 +347,11 @@ impl ChatServices {
         affected_users: &[UserId],
     ) -> Result<DeliveryReport, ApiError> {
         let chat_id = &change.chat.chat_id;
-        let members = self.store.list_members(chat_id).await.map_err(api_error)?;
+        let members = self
+            .store
+            .list_members(chat_id)
+            .await
+            .map_err(ApiError::from)?;
         let mut users: Vec<UserId> = members.into_iter().map(|m| m.user_id).collect();
         users.extend(affected_users.iter().cloned());
         users.sort();
@@ -387,7 +380,11 @@ impl ChatServices {
         state: TypingState,
         origin: Option<&ConnectionId>,
     ) -> Result<DeliveryReport, ApiError> {
-        let members = self.store.list_members(chat_id).await.map_err(api_error)?;
+        let members = self
+            .store
+            .list_members(chat_id)
+            .await
+            .map_err(ApiError::from)?;
         if !members.iter().any(|m| &m.user_id == user) {
             return Err(ApiError::not_found("chat"));
         }
@@ -418,7 +415,7 @@ impl ChatServices {
             .store
             .list_user_memberships(user)
             .await
-            .map_err(api_error)?;
+            .map_err(ApiError::from)?;
         let direct: Vec<ChatId> = memberships
             .into_iter()
             .map(|m| m.chat_id)
@@ -436,7 +433,7 @@ impl ChatServices {
         let mut partners: Vec<UserId> = Vec::new();
         for list in lists {
             partners.extend(
-                list.map_err(api_error)?
+                list.map_err(ApiError::from)?
                     .into_iter()
                     .map(|m| m.user_id)
                     .filter(|u| u != user),
@@ -463,7 +460,11 @@ impl ChatServices {
         origin: Option<&ConnectionId>,
         except_user: Option<&UserId>,
     ) -> Result<DeliveryReport, ApiError> {
-        let members = self.store.list_members(chat_id).await.map_err(api_error)?;
+        let members = self
+            .store
+            .list_members(chat_id)
+            .await
+            .map_err(ApiError::from)?;
         let users: Vec<UserId> = members.into_iter().map(|m| m.user_id).collect();
         let targets = self.connections_of(&users, origin, except_user).await?;
         Ok(self.poster.post_all(&targets, &event.to_json()).await)
@@ -480,7 +481,7 @@ impl ChatServices {
             .store
             .presence_of(users, now_millis())
             .await
-            .map_err(api_error)?;
+            .map_err(ApiError::from)?;
         let mut targets = Vec::new();
         for (user, p) in presence {
             if Some(&user) == except_user {
@@ -517,7 +518,7 @@ impl ChatServices {
             .store
             .list_user_memberships(user)
             .await
-            .map_err(api_error)?
+            .map_err(ApiError::from)?
             .into_iter()
             .map(|m| (m.chat_id.clone(), m))
             .collect();
@@ -553,7 +554,7 @@ impl ChatServices {
         removed.dedup();
         plan.sort_by(|a, b| a.0.cmp(&b.0));
         let ids: Vec<ChatId> = plan.iter().map(|p| p.0.clone()).collect();
-        let chats = self.store.get_chats(&ids).await.map_err(api_error)?;
+        let chats = self.store.get_chats(&ids).await.map_err(ApiError::from)?;
 
         let inline_max = max_bytes.saturating_sub(8 * 1024);
         let mut remaining = max_bytes;
@@ -606,7 +607,7 @@ impl ChatServices {
                     .store
                     .messages_after(&chat_id, position, limit)
                     .await
-                    .map_err(api_error)?;
+                    .map_err(ApiError::from)?;
                 for m in page.messages {
                     let size = json_len(&m);
                     let (size, as_ref) = if size <= inline_max {
@@ -720,12 +721,15 @@ mod tests {
 
     #[test]
     fn store_errors_map_to_client_codes() {
-        assert_eq!(api_error(StoreError::NotMember).code(), "not_found");
-        assert_eq!(api_error(StoreError::NotFound("chat")).code(), "not_found");
+        assert_eq!(ApiError::from(StoreError::NotMember).code(), "not_found");
         assert_eq!(
-            api_error(StoreError::Conflict("group_full")).code(),
+            ApiError::from(StoreError::NotFound("chat")).code(),
+            "not_found"
+        );
+        assert_eq!(
+            ApiError::from(StoreError::Conflict("group_full")).code(),
             "group_full"
         );
-        assert_eq!(api_error(StoreError::Contention).code(), "unavailable");
+        assert_eq!(ApiError::from(StoreError::Contention).code(), "unavailable");
     }
 }
