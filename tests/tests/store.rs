@@ -464,15 +464,6 @@ async fn concurrent_refreshes_with_one_token_have_one_winner() {
     // The first loser to look finds the family live and revokes it; later losers
     // find it revoked already (Invalid). Either way every loser is refused.
     assert!(outcomes.contains(&Rotation::ReuseDetected), "{outcomes:?}");
-    assert_eq!(
-        outcomes.iter().filter(|o| **o == Rotation::Rotated).count()
-            + outcomes
-                .iter()
-                .filter(|o| **o == Rotation::ReuseDetected)
-                .count()
-            + outcomes.iter().filter(|o| **o == Rotation::Invalid).count(),
-        6
-    );
     assert!(
         store
             .get_session(&s.session_id)
@@ -507,6 +498,13 @@ async fn direct_chat_is_one_chat_whichever_side_asks() {
         .map(|m| m.user_id)
         .collect();
     assert_eq!(members, BTreeSet::from([a.clone(), b.clone()]));
+    // Batch reads: duplicates and unknown ids are fine.
+    let chats = store
+        .get_chats(&[c1.chat_id.clone(), c1.chat_id.clone(), ChatId::new_group()])
+        .await
+        .unwrap();
+    assert_eq!(chats.len(), 1);
+    assert_eq!(chats[&c1.chat_id], c1);
     // An empty direct chat is listed (a group only once its first message exists).
     let page = store.list_user_chats(&b, 10, None).await.unwrap();
     assert_eq!(page.chats.len(), 1);
@@ -1567,6 +1565,7 @@ async fn concurrent_senders_get_gap_free_positions_and_readers_never_skip() {
             let sender = if t % 2 == 0 { a.clone() } else { b.clone() };
             tokio::spawn(async move {
                 let mut acks = Vec::new();
+                let mut retries = 0;
                 for i in 0..PER_TASK {
                     let client_id = cid(&format!("t{t}-m{i}"));
                     let body = text(&format!("task {t} message {i}"));
@@ -1584,17 +1583,21 @@ async fn concurrent_senders_get_gap_free_positions_and_readers_never_skip() {
                             Err(e) => panic!("send failed: {e:?}"),
                         }
                     };
+                    retries += tries - 1;
                     acks.push((client_id, appended.message));
                 }
-                acks
+                (acks, retries)
             })
         })
         .collect();
 
     let mut positions = Vec::new();
     let mut acked = Vec::new();
+    let mut retries = 0;
     for s in senders {
-        for (client_id, message) in s.await.unwrap() {
+        let (acks, r) = s.await.unwrap();
+        retries += r;
+        for (client_id, message) in acks {
             positions.push(message.position);
             acked.push((client_id, message));
         }
@@ -1606,7 +1609,10 @@ async fn concurrent_senders_get_gap_free_positions_and_readers_never_skip() {
         "acks: 1..=400, each once"
     );
 
-    let (seen, _reads) = reader.await.unwrap();
+    let (seen, reads) = reader.await.unwrap();
+    eprintln!(
+        "{TOTAL} sends: {retries} client retries after contention; reader polled {reads} times"
+    );
     assert_eq!(seen, TOTAL);
 
     let mut all = Vec::new();

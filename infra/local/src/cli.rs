@@ -140,6 +140,12 @@ async fn serve(
     }
     eprintln!("DynamoDB Local: {}", endpoints.dynamodb);
     eprintln!("moto (SNS, SQS): {}", endpoints.moto);
+    let vars: Vec<String> = endpoints
+        .aws_vars()
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    eprintln!("AWS clients reach it with: {}", vars.join(" "));
     if let Some(owner) = backend.reused_from() {
         let by = if owner == 0 {
             "started elsewhere".to_owned()

@@ -491,7 +491,8 @@ impl Resolver for LocalResolver {
     }
 
     fn secret(&self, reference: &str) -> Option<String> {
-        // `secretsmanager:{arn}:SecretString:key`
+        // `resolve:secretsmanager:{arn}:SecretString:key` (the text between `{{` and `}}`)
+        let reference = reference.strip_prefix("resolve:").unwrap_or(reference);
         let rest = reference.strip_prefix("secretsmanager:")?;
         let arn = self.secret_arn(JWT_SECRET);
         let rest = rest.strip_prefix(arn.as_str())?;
