@@ -9,7 +9,7 @@ use chat_core::auth::tokens::TokenConfig;
 use chat_core::ids::{ChatId, ClientMessageId, MessageId, SessionId, UserId};
 use chat_core::input::{DisplayName, MessageText, UserName};
 use chat_core::model::now_millis;
-use chat_tests::TestStack;
+// use chat_tests::TestStack;
 use openapi_check::OpenApi;
 use serde_json::{json, Value};
 use std::sync::{Arc, OnceLock};
