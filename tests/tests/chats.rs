@@ -729,3 +729,38 @@ async fn muting_is_per_member() {
     assert_eq!(h.chat_in_list(&a, &dm).await.unwrap()["muted"], true);
     assert_eq!(h.chat_in_list(&b, &dm).await.unwrap()["muted"], false);
 }
+
+#[tokio::test]
+async fn unread_counts_follow_reads_and_never_count_own_messages() {
+    let h = Harness::start().await;
+    let (a, b) = (h.user().await, h.user().await);
+    let dm = h.direct(&a, &b).await;
+    h.seed(&dm, &a, 5).await;
+
+    let for_b = h.chat_in_list(&b, &dm).await.unwrap();
+    assert_eq!(for_b["unreadCount"], 5);
+    assert_eq!(for_b["readPosition"], 0);
+    let for_a = h.chat_in_list(&a, &dm).await.unwrap();
+    assert_eq!(for_a["unreadCount"], 0, "own messages are read");
+    assert_eq!(for_a["readPosition"], 5);
+
+    // b reads up to 3 (TEMPORARY: through the store until POST /chats/{id}/read, which
+    // calls the shared mark_read, lands).
+    let chat = ChatId::parse(&dm).unwrap();
+    h.stack.store().advance_read(&chat, &b.id, 3).await.unwrap();
+    let for_b = h.chat_in_list(&b, &dm).await.unwrap();
+    assert_eq!(for_b["unreadCount"], 2);
+    assert_eq!(for_b["readPosition"], 3);
+
+    // a sees how far b got: delivered and read positions per member.
+    let detail = h.get(&a, &format!("/chats/{dm}")).await.expect(200);
+    let bm = member(&detail, &b).unwrap();
+    assert_eq!(bm["readPosition"], 3);
+    assert_eq!(bm["deliveredPosition"], 3);
+
+    // b answers: b's own message does not make anything unread for b.
+    h.seed(&dm, &b, 1).await;
+    let for_b = h.chat_in_list(&b, &dm).await.unwrap();
+    assert_eq!(for_b["unreadCount"], 0);
+    assert_eq!(h.chat_in_list(&a, &dm).await.unwrap()["unreadCount"], 1);
+}
