@@ -20,14 +20,7 @@ use std::sync::{Arc, OnceLock};
 
 fn doc() -> &'static OpenApi {
     static DOC: OnceLock<OpenApi> = OnceLock::new();
-    DOC.get_or_init(|| {
-        // TEMPORARY: the chat part alone until the shared document lands.
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
-        match dir.join("openapi.yaml").exists() {
-            true => OpenApi::load(),
-            false => OpenApi::from_path(&dir.join("openapi-chats.yaml")),
-        }
-    })
+    DOC.get_or_init(OpenApi::load)
 }
 
 struct User {
@@ -763,4 +756,111 @@ async fn unread_counts_follow_reads_and_never_count_own_messages() {
     let for_b = h.chat_in_list(&b, &dm).await.unwrap();
     assert_eq!(for_b["unreadCount"], 0);
     assert_eq!(h.chat_in_list(&a, &dm).await.unwrap()["unreadCount"], 1);
+}
+
+#[tokio::test]
+async fn rest_send_is_idempotent_ordered_and_readable_and_sync_catches_up() {
+    let h = Harness::start().await;
+    let (a, b, outsider) = (h.user().await, h.user().await, h.user().await);
+    let dm = h.direct(&a, &b).await;
+
+    // b starts syncing from now.
+    let first = h.get(&b, "/sync").await.expect(200);
+    assert_eq!(first["chats"], json!([]));
+    let cursor = first["cursor"].as_str().unwrap().to_owned();
+
+    let send = |text: &str, cid: &str| json!({"clientMessageId": cid, "text": text});
+    let m1 = h
+        .post(&a, &format!("/chats/{dm}/messages"), send("hello", "c-1"))
+        .await
+        .expect(201);
+    assert_eq!(m1["position"], 1);
+    assert_eq!(m1["senderId"], a.id.as_str());
+    let retry = h
+        .post(&a, &format!("/chats/{dm}/messages"), send("hello", "c-1"))
+        .await
+        .expect(200);
+    assert_eq!(retry["messageId"], m1["messageId"]);
+    let m2 = h
+        .post(&a, &format!("/chats/{dm}/messages"), send("again", "c-2"))
+        .await
+        .expect(201);
+    assert_eq!(m2["position"], 2);
+    h.post(&a, &format!("/chats/{dm}/messages"), send(" ", "c-3"))
+        .await
+        .error(400, "validation_failed");
+    h.post(&a, &format!("/chats/{dm}/messages"), send("x", "bad id!"))
+        .await
+        .error(400, "validation_failed");
+    h.post(
+        &outsider,
+        &format!("/chats/{dm}/messages"),
+        send("x", "c-9"),
+    )
+    .await
+    .error(404, "not_found");
+
+    // Reads move the marker forward only, never beyond the last message.
+    assert_eq!(h.chat_in_list(&b, &dm).await.unwrap()["unreadCount"], 2);
+    let r = h
+        .post(&b, &format!("/chats/{dm}/read"), json!({"position": 1}))
+        .await
+        .expect(200);
+    assert_eq!(r["readPosition"], 1);
+    assert_eq!(h.chat_in_list(&b, &dm).await.unwrap()["unreadCount"], 1);
+    h.post(&b, &format!("/chats/{dm}/read"), json!({"position": 9}))
+        .await
+        .error(400, "validation_failed");
+    h.post(&b, &format!("/chats/{dm}/read"), json!({"position": -1}))
+        .await
+        .error(400, "invalid_json");
+    h.post(
+        &outsider,
+        &format!("/chats/{dm}/read"),
+        json!({"position": 1}),
+    )
+    .await
+    .error(404, "not_found");
+
+    // Sync from b's cursor: the direct chat's two messages, then nothing.
+    let page = h
+        .get(&b, &format!("/sync?cursor={cursor}"))
+        .await
+        .expect(200);
+    let chats = page["chats"].as_array().unwrap();
+    assert_eq!(chats.len(), 1, "{page}");
+    assert_eq!(chats[0]["chatId"], dm.as_str());
+    assert_eq!(positions(&chats[0]), [1, 2]);
+    assert_eq!(page["hasMore"], false);
+    let cursor = page["cursor"].as_str().unwrap().to_owned();
+    let again = h
+        .get(&b, &format!("/sync?cursor={cursor}"))
+        .await
+        .expect(200);
+    assert_eq!(again["chats"], json!([]));
+
+    // A new group and a message show up; a chat b was removed from is `removed`.
+    let g = h.group(&a, "Later", &[&b]).await;
+    let page = h
+        .get(
+            &b,
+            &format!("/sync?cursor={}", again["cursor"].as_str().unwrap()),
+        )
+        .await
+        .expect(200);
+    let new = &page["chats"].as_array().unwrap()[0];
+    assert_eq!(new["chatId"], g.as_str());
+    assert_eq!(new["known"], false);
+    let cursor = page["cursor"].as_str().unwrap().to_owned();
+    h.call(&a, "DELETE", &format!("/chats/{g}/members/{}", b.id), None)
+        .await
+        .expect(200);
+    let page = h
+        .get(&b, &format!("/sync?cursor={cursor}"))
+        .await
+        .expect(200);
+    assert_eq!(page["removed"], json!([g]));
+    h.get(&b, "/sync?cursor=nonsense")
+        .await
+        .error(400, "validation_failed");
 }

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// Longest cursor accepted, in characters.
-const MAX_CURSOR_CHARS: usize = 4096;
+const MAX_CURSOR_CHARS: usize = 8192;
 
 pub fn encode<T: Serialize>(value: &T) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).unwrap_or_default())

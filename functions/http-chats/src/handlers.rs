@@ -4,10 +4,11 @@
 //! answer. No DynamoDB here: every access goes through `chat_core::store::Store`.
 
 use crate::cursor::{self, ChatListCursor};
-use crate::edge::{self, Authenticated};
 use crate::views::{ChatDetail, ChatList, ChatSummary, MemberRemoved, MessagePage, MyMembership};
 use crate::App;
+use chat_core::auth::Authenticated;
 use chat_core::error::ApiError;
+use chat_core::http;
 use chat_core::ids::{ChatId, UserId};
 use chat_core::input::{self, GroupName, InvalidInput, MAX_GROUP_MEMBERS};
 use chat_core::model::{now_millis, Chat, ChatKind, Membership};
@@ -65,7 +66,7 @@ impl<T> OrApi<T> for Result<T, StoreError> {
     }
 }
 
-fn invalid(field: &'static str, reason: impl Into<String>) -> ApiError {
+pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> ApiError {
     ApiError::Validation(InvalidInput::new(field, reason))
 }
 
@@ -80,7 +81,7 @@ pub fn parse_chat_id(raw: Option<&str>) -> Result<ChatId, ApiError> {
 
 /// Users named in a request, each an existing account; `field` names them in errors.
 async fn existing_users(app: &App, ids: &[UserId], field: &'static str) -> Result<(), ApiError> {
-    let found = app.store.get_profiles(ids).await.api()?;
+    let found = app.store().get_profiles(ids).await.api()?;
     match ids.iter().find(|u| !found.contains_key(*u)) {
         Some(missing) => Err(invalid(field, format!("no such user: {missing}"))),
         None => Ok(()),
@@ -89,9 +90,9 @@ async fn existing_users(app: &App, ids: &[UserId], field: &'static str) -> Resul
 
 /// The chat with every member and their profiles, as the caller sees it.
 async fn detail(app: &App, chat: &Chat, me: &Membership) -> Result<ChatDetail, ApiError> {
-    let members = app.store.list_members(&chat.chat_id).await.api()?;
+    let members = app.store().list_members(&chat.chat_id).await.api()?;
     let ids: Vec<UserId> = members.iter().map(|m| m.user_id.clone()).collect();
-    let profiles = app.store.get_profiles(&ids).await.api()?;
+    let profiles = app.store().get_profiles(&ids).await.api()?;
     // The caller's own row is the freshest read of their membership.
     let me = members
         .iter()
@@ -107,7 +108,10 @@ async fn member_of(
     me: &Authenticated,
     chat_id: &ChatId,
 ) -> Result<(Chat, Membership), ApiError> {
-    app.store.chat_for_member(chat_id, &me.user_id).await.api()
+    app.store()
+        .chat_for_member(chat_id, &me.user_id)
+        .await
+        .api()
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,13 +139,13 @@ pub async fn create_chat(app: &App, me: &Authenticated, body: CreateChat) -> Rep
             }
             existing_users(app, std::slice::from_ref(&other), "userId").await?;
             let (chat, created) = app
-                .store
+                .store()
                 .get_or_create_direct(&me.user_id, &other, now)
                 .await
                 .api()?;
             let (chat, mine) = member_of(app, me, &chat.chat_id).await?;
             let view = detail(app, &chat, &mine).await?;
-            Ok(edge::json(if created { 201 } else { 200 }, &view))
+            Ok(http::json(if created { 201 } else { 200 }, &view))
         }
         CreateChat::Group { name, member_ids } => {
             let name = GroupName::parse(&name)?;
@@ -167,7 +171,7 @@ pub async fn create_chat(app: &App, me: &Authenticated, body: CreateChat) -> Rep
                 name,
                 members,
             };
-            let (chat, message) = app.store.create_group(&group, now).await.api()?;
+            let (chat, message) = app.store().create_group(&group, now).await.api()?;
             let change = MembershipChange {
                 chat,
                 message,
@@ -176,13 +180,13 @@ pub async fn create_chat(app: &App, me: &Authenticated, body: CreateChat) -> Rep
             crate::announce::membership(app, &change, &[]).await;
             let chat = change.chat;
             let mine = app
-                .store
+                .store()
                 .get_membership(&chat.chat_id, &me.user_id)
                 .await
                 .api()?
                 .ok_or_else(|| ApiError::not_found("chat"))?;
             let view = detail(app, &chat, &mine).await?;
-            Ok(edge::json(201, &view))
+            Ok(http::json(201, &view))
         }
     }
 }
@@ -200,7 +204,7 @@ pub async fn list_chats(
         .transpose()?
         .map(|c| (c.at, c.id));
     let page = app
-        .store
+        .store()
         .list_user_chats(&me.user_id, limit as usize, after.as_ref())
         .await
         .api()?;
@@ -211,7 +215,7 @@ pub async fn list_chats(
             .iter()
             .filter(|(c, _)| c.kind == ChatKind::Direct)
             .map(|(c, _)| async move {
-                let members = app.store.list_members(&c.chat_id).await?;
+                let members = app.store().list_members(&c.chat_id).await?;
                 Ok::<_, StoreError>(
                     members
                         .into_iter()
@@ -224,7 +228,7 @@ pub async fn list_chats(
     .api()?;
     let peers: std::collections::HashMap<ChatId, UserId> = peers.into_iter().flatten().collect();
     let peer_ids: Vec<UserId> = peers.values().cloned().collect();
-    let profiles = app.store.get_profiles(&peer_ids).await.api()?;
+    let profiles = app.store().get_profiles(&peer_ids).await.api()?;
     let chats = page
         .chats
         .iter()
@@ -238,13 +242,13 @@ pub async fn list_chats(
     let next_cursor = page
         .next
         .map(|(at, id)| cursor::encode(&ChatListCursor { at, id }));
-    Ok(edge::json(200, &ChatList { chats, next_cursor }))
+    Ok(http::json(200, &ChatList { chats, next_cursor }))
 }
 
 /// `GET /chats/{chatId}`: the chat with its members, their roles and receipt positions.
 pub async fn get_chat(app: &App, me: &Authenticated, chat_id: &ChatId) -> Reply {
     let (chat, mine) = member_of(app, me, chat_id).await?;
-    Ok(edge::json(200, &detail(app, &chat, &mine).await?))
+    Ok(http::json(200, &detail(app, &chat, &mine).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -257,12 +261,12 @@ pub async fn rename_chat(app: &App, me: &Authenticated, chat_id: &ChatId, body: 
     let name = GroupName::parse(&body.name)?;
     let (_, mine) = member_of(app, me, chat_id).await?;
     let change = app
-        .store
+        .store()
         .rename_group(chat_id, &me.user_id, &name, now_millis())
         .await
         .api()?;
     crate::announce::membership(app, &change, &[]).await;
-    Ok(edge::json(200, &detail(app, &change.chat, &mine).await?))
+    Ok(http::json(200, &detail(app, &change.chat, &mine).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -298,12 +302,12 @@ pub async fn add_members(
     let (_, mine) = member_of(app, me, chat_id).await?;
     existing_users(app, &users, "memberIds").await?;
     let change = app
-        .store
+        .store()
         .add_members(chat_id, &me.user_id, &users, now_millis())
         .await
         .api()?;
     crate::announce::membership(app, &change, &[]).await;
-    Ok(edge::json(200, &detail(app, &change.chat, &mine).await?))
+    Ok(http::json(200, &detail(app, &change.chat, &mine).await?))
 }
 
 /// `DELETE /chats/{chatId}/members/{userId}`: an admin removes a member, or anyone
@@ -321,12 +325,12 @@ pub async fn remove_member(
     };
     member_of(app, me, chat_id).await?;
     let change = app
-        .store
+        .store()
         .remove_member(chat_id, &me.user_id, &target, now_millis())
         .await
         .api()?;
     crate::announce::membership(app, &change, std::slice::from_ref(&target)).await;
-    Ok(edge::json(
+    Ok(http::json(
         200,
         &MemberRemoved {
             chat_id: chat_id.clone(),
@@ -346,11 +350,11 @@ pub struct MuteBody {
 /// `PATCH /chats/{chatId}/members/me`: mute or unmute (no push while muted).
 pub async fn set_muted(app: &App, me: &Authenticated, chat_id: &ChatId, body: MuteBody) -> Reply {
     let m = app
-        .store
+        .store()
         .set_muted(chat_id, &me.user_id, body.muted)
         .await
         .api()?;
-    Ok(edge::json(200, &MyMembership::from(m)))
+    Ok(http::json(200, &MyMembership::from(m)))
 }
 
 /// `GET /chats/{chatId}/messages?before=P|after=P&limit=N`: one page of history in
@@ -373,7 +377,7 @@ pub async fn list_messages(
     let page = match after {
         Some(after) => {
             let page = app
-                .store
+                .store()
                 .messages_after(chat_id, after, limit)
                 .await
                 .api()?;
@@ -386,7 +390,7 @@ pub async fn list_messages(
         None => {
             let before = before.unwrap_or(chat.last_position + 1);
             let page = app
-                .store
+                .store()
                 .messages_before(chat_id, before, limit)
                 .await
                 .api()?;
@@ -397,5 +401,5 @@ pub async fn list_messages(
             }
         }
     };
-    Ok(edge::json(200, &page))
+    Ok(http::json(200, &page))
 }

@@ -8,9 +8,9 @@ use crate::cursor;
 use crate::handlers::{invalid, Reply};
 use crate::views::MyMembership;
 use crate::App;
-use chat_core::auth::bearer::Authenticated;
-use chat_core::http;
+use chat_core::auth::Authenticated;
 use chat_core::error::ApiError;
+use chat_core::http;
 use chat_core::ids::{ChatId, ClientMessageId};
 use chat_core::input::{self, MessageText};
 use chat_core::messaging::api_error;
@@ -35,7 +35,12 @@ pub struct SendBody {
 /// connections and push to the offline ones, then answer: 201 with the message, or 200
 /// with the original when this `clientMessageId` was already stored (a retry; nothing
 /// is delivered twice).
-pub async fn send_message(app: &App, me: &Authenticated, chat_id: &ChatId, body: SendBody) -> Reply {
+pub async fn send_message(
+    app: &App,
+    me: &Authenticated,
+    chat_id: &ChatId,
+    body: SendBody,
+) -> Reply {
     let cid = ClientMessageId::parse(&body.client_message_id)
         .map_err(|e| invalid("clientMessageId", e.to_string()))?;
     let text = MessageText::parse(&body.text)?;
@@ -65,7 +70,6 @@ pub async fn mark_read(app: &App, me: &Authenticated, chat_id: &ChatId, body: Re
         .mark_read(&me.user_id, chat_id, body.position, None)
         .await?;
     let m = app
-        .services
         .store()
         .get_membership(chat_id, &me.user_id)
         .await
@@ -111,7 +115,7 @@ pub async fn sync(
 ) -> Reply {
     let limit = input::page_limit(limit, SYNC_DEFAULT_LIMIT, SYNC_MAX_LIMIT)?;
     let Some(raw) = cursor_raw else {
-        let store = app.services.store();
+        let store = app.store();
         let memberships = store
             .list_user_memberships(&me.user_id)
             .await

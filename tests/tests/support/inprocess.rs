@@ -1,19 +1,17 @@
-//! TEMPORARY stand-in for `chat_tests::TestStack` while it is being written: fresh,
-//! uniquely prefixed tables on DynamoDB Local (`CHAT_DYNAMODB_ENDPOINT`) and the real
-//! `http-chats` function invoked in-process with the HTTP API events the gateway would
-//! build (route matched against `infra/template.yaml`). Delete when TestStack lands.
+//! TEMPORARY stand-in for `chat_tests::TestStack` while it is being written: a freshly
+//! provisioned stack (chat_local::provision) on the backend `./dev test` starts, and the
+//! real `http-chats` function invoked in-process with the HTTP API events the gateway
+//! would build (route matched against `infra/template.yaml`). Replace with TestStack
+//! (requests over HTTP to `http_url()`) when it lands.
 
 #![allow(dead_code)]
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
-};
 use chat_core::config::{Env, Tables};
 use chat_core::function::SharedFunction;
 use chat_core::ids::UserId;
 use chat_core::store::Store;
-use chat_local::template::{HttpRoute, Template};
+use chat_local::provision::{generate_signing_key, provision};
+use chat_local::template::HttpRoute;
 use serde_json::json;
 use std::collections::HashMap;
 
@@ -25,82 +23,39 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// A freshly provisioned stack (tables, topic, ...) on the backend `./dev test`
+    /// started, and `http-chats` built with the environment the template gives it.
     pub async fn start() -> Self {
-        let endpoint = std::env::var("CHAT_DYNAMODB_ENDPOINT")
-            .expect("CHAT_DYNAMODB_ENDPOINT (DynamoDB Local) must be set");
-        let prefix = format!("smoke{}", &UserId::generate().as_str()[20..]).to_lowercase();
-        let tables = Tables::with_prefix(&prefix);
-        let mut vars: HashMap<String, String> = HashMap::from([
-            ("AWS_ENDPOINT_URL_DYNAMODB".into(), endpoint),
-            ("AWS_ACCESS_KEY_ID".into(), "test".into()),
-            ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
-            ("AWS_REGION".into(), "us-east-1".into()),
-            ("JWT_SIGNING_KEY".into(), "k".repeat(40)),
-            (
-                "OFFLINE_TOPIC_ARN".into(),
-                "arn:aws:sns:us-east-1:123456789012:t".into(),
-            ),
-            (
-                "WEBSOCKET_MANAGEMENT_ENDPOINT".into(),
-                "http://127.0.0.1:9".into(),
-            ),
-        ]);
+        let endpoints = chat_tests::backend::endpoints();
+        let template = chat_tests::backend::template();
+        let prefix = chat_tests::unique_prefix("chats");
+        let stack = provision(template, &endpoints, &prefix)
+            .await
+            .expect("provision");
+        // The variables the template gives the function, set directly (the resolver's
+        // `{{resolve:secretsmanager:...}}` path did not resolve here). No WebSocket
+        // clients here: posts to the management endpoint find no connections.
+        let mut env = Env::default();
+        for (k, v) in endpoints.aws_vars() {
+            env.set(k, v);
+        }
         for (var, logical) in Tables::VARS {
-            vars.insert(var.into(), format!("{prefix}-{logical}"));
+            env.set(var, stack.name_of(logical));
         }
-        let env = Env::from_map(vars);
+        env.set("JWT_SIGNING_KEY", generate_signing_key());
+        env.set(
+            "OFFLINE_TOPIC_ARN",
+            stack
+                .topic_arn("OfflineMessageTopic")
+                .expect("offline topic"),
+        );
+        env.set("WEBSOCKET_MANAGEMENT_ENDPOINT", "http://127.0.0.1:9/local");
         let sdk = chat_core::aws::sdk_config(&env).await;
-        let db = chat_core::aws::dynamodb(&sdk, &env);
-        let template = Template::load(&Template::default_path()).unwrap();
-        for t in template.tables().unwrap() {
-            let key = |name: &str, kt: KeyType| {
-                KeySchemaElement::builder()
-                    .attribute_name(name)
-                    .key_type(kt)
-                    .build()
-                    .unwrap()
-            };
-            let mut req = db
-                .create_table()
-                .table_name(format!("{prefix}-{}", t.logical_id))
-                .billing_mode(BillingMode::PayPerRequest)
-                .key_schema(key(&t.hash_key, KeyType::Hash));
-            if let Some(r) = &t.range_key {
-                req = req.key_schema(key(r, KeyType::Range));
-            }
-            for (name, ty) in &t.attributes {
-                req = req.attribute_definitions(
-                    AttributeDefinition::builder()
-                        .attribute_name(name)
-                        .attribute_type(match ty.as_str() {
-                            "N" => ScalarAttributeType::N,
-                            "B" => ScalarAttributeType::B,
-                            _ => ScalarAttributeType::S,
-                        })
-                        .build()
-                        .unwrap(),
-                );
-            }
-            for i in &t.indexes {
-                let mut g = GlobalSecondaryIndex::builder()
-                    .index_name(&i.name)
-                    .key_schema(key(&i.hash_key, KeyType::Hash))
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::All)
-                            .build(),
-                    );
-                if let Some(r) = &i.range_key {
-                    g = g.key_schema(key(r, KeyType::Range));
-                }
-                req = req.global_secondary_indexes(g.build().unwrap());
-            }
-            req.send().await.unwrap();
-        }
-        let f = http_chats::build(env.clone()).await.unwrap();
+        let store = Store::new(chat_core::aws::dynamodb(&sdk, &env), stack.tables.clone());
+        let f = http_chats::build(env.clone()).await.expect("build");
         Stack {
             f,
-            store: Store::new(db, tables),
+            store,
             env,
             routes: template.http_routes().unwrap(),
         }
