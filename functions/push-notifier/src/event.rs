@@ -1,7 +1,7 @@
 //! The offline-message event this function consumes: one per recipient without a live
 //! connection, published by the send path (WebSocket and REST) to `OFFLINE_TOPIC_ARN`.
 //!
-//! TODO(realtime merge): replace this struct by `chat_core::protocol`'s offline event
+//! TODO(realtime merge): replace this struct by `chat_core::protocol::OfflineMessageEvent`
 //! once `shared/src/protocol.rs` lands on main; the field names below follow the agreed
 //! shape (camelCase JSON), with a few aliases so either spelling of a field parses.
 
@@ -13,10 +13,15 @@ use serde::{Deserialize, Deserializer};
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OfflineEvent {
+    /// The event's kind, `"offlineMessage"` (checked by [`OfflineEvent::parse`]).
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// The event format's version.
+    #[serde(default)]
+    pub version: Option<u32>,
     #[serde(alias = "recipient", alias = "userId")]
     pub recipient_id: UserId,
     pub chat_id: ChatId,
-    #[serde(alias = "kind")]
     pub chat_kind: ChatKind,
     /// Groups only.
     #[serde(default, alias = "name")]
@@ -24,7 +29,7 @@ pub struct OfflineEvent {
     pub message_id: MessageId,
     pub position: u64,
     pub sender_id: UserId,
-    #[serde(alias = "senderDisplayName")]
+    #[serde(rename = "senderDisplayName", alias = "senderName")]
     pub sender_name: String,
     /// The start of the text, already cut by the sender side (cut again here).
     pub preview: String,
@@ -51,8 +56,14 @@ fn time_millis<'de, D: Deserializer<'de>>(d: D) -> Result<Millis, D::Error> {
 impl OfflineEvent {
     /// Parse an SNS record's `Message` (the JSON the send path published).
     pub fn parse(message: &str) -> Result<Self, serde_json::Error> {
-        serde_json::from_str(message)
+        let e: Self = serde_json::from_str(message)?;
+        match e.kind.as_deref() {
+            None | Some(Self::KIND) => Ok(e),
+            Some(_) => Err(serde::de::Error::custom("not an offlineMessage event")),
+        }
     }
+
+    pub const KIND: &'static str = "offlineMessage";
 }
 
 #[cfg(test)]
@@ -61,6 +72,8 @@ mod tests {
 
     fn sample() -> serde_json::Value {
         serde_json::json!({
+            "kind": "offlineMessage",
+            "version": 1,
             "recipientId": UserId::generate(),
             "chatId": ChatId::new_group(),
             "chatKind": "group",
@@ -68,7 +81,7 @@ mod tests {
             "messageId": MessageId::generate(),
             "position": 7,
             "senderId": UserId::generate(),
-            "senderName": "Ada",
+            "senderDisplayName": "Ada",
             "preview": "see you at 6",
             "sentAt": "2025-01-02T03:04:05.678Z"
         })
@@ -89,8 +102,10 @@ mod tests {
         let o = v.as_object_mut().unwrap();
         let r = o.remove("recipientId").unwrap();
         o.insert("recipient".into(), r);
-        let n = o.remove("senderName").unwrap();
-        o.insert("senderDisplayName".into(), n);
+        let n = o.remove("senderDisplayName").unwrap();
+        o.insert("senderName".into(), n);
+        o.remove("kind");
+        o.remove("version");
         o.insert("sentAt".into(), serde_json::json!(1_735_787_045_678_i64));
         let e = OfflineEvent::parse(&v.to_string()).unwrap();
         assert_eq!(e.sender_name, "Ada");
@@ -105,6 +120,9 @@ mod tests {
         assert!(OfflineEvent::parse(&v.to_string()).is_err());
         let mut v = sample();
         v.as_object_mut().unwrap().remove("messageId");
+        assert!(OfflineEvent::parse(&v.to_string()).is_err());
+        let mut v = sample();
+        v["kind"] = "somethingElse".into();
         assert!(OfflineEvent::parse(&v.to_string()).is_err());
     }
 }

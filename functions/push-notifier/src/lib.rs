@@ -118,6 +118,7 @@ impl Notifier {
             );
             return Ok(());
         }
+        let mut metrics = chat_core::metrics::Metrics::new("push-notifier");
         let mut retry = 0;
         for record in &event.records {
             let sns_id = record.sns.message_id.as_str();
@@ -132,6 +133,7 @@ impl Notifier {
                         column = e.column(),
                         "malformed offline event skipped"
                     );
+                    metrics.count("PushEventsMalformed", 1);
                     continue;
                 }
             };
@@ -148,10 +150,19 @@ impl Notifier {
                 retry = outcome.retry,
                 "offline event handled"
             );
+            if outcome.skipped.is_some() {
+                metrics.count("PushEventsSkipped", 1);
+            }
+            metrics.count("PushesSent", outcome.sent as u64);
+            metrics.count("PushesAlreadySent", outcome.already_sent as u64);
+            metrics.count("PushDevicesRemoved", outcome.removed as u64);
+            metrics.count("PushesFailed", outcome.failed as u64);
+            metrics.count("PushesRetried", outcome.retry as u64);
             if outcome.retry > 0 {
                 retry += 1;
             }
         }
+        metrics.flush();
         if retry > 0 {
             return Err(Error::from(format!(
                 "{retry} offline event(s) failed temporarily; redelivery will finish them"

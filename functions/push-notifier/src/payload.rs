@@ -164,6 +164,8 @@ mod tests {
 
     fn event(kind: ChatKind, preview: &str) -> OfflineEvent {
         OfflineEvent {
+            kind: None,
+            version: None,
             recipient_id: UserId::generate(),
             chat_id: if kind == ChatKind::Group {
                 ChatId::new_group()
