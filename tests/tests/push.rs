@@ -392,7 +392,9 @@ async fn two_devices_get_one_push_each_per_message_and_redelivery_does_not_repea
         &"long ".repeat(100),
     )
     .await;
-    s.deliver(&[first.clone()]).await.expect("first delivered");
+    s.deliver(std::slice::from_ref(&first))
+        .await
+        .expect("first delivered");
     s.deliver(&[second]).await.expect("second delivered");
     // SNS delivers the first event again: nothing new is sent.
     s.deliver(&[first]).await.expect("redelivery");
