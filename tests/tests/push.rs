@@ -11,7 +11,7 @@
 
 use chat_core::config::{Env, Tables};
 use chat_core::function::SharedFunction;
-use chat_core::ids::{ChatId, ClientMessageId, ConnectionId, MessageId, SessionId, UserId};
+use chat_core::ids::{ChatId, ClientMessageId, ConnectionId, SessionId, UserId};
 use chat_core::input::{DisplayName, GroupName, MessageText, UserName};
 use chat_core::model::{now_millis, rfc3339, ChatKind, Connection};
 use chat_core::store::{NewGroup, Store};
@@ -315,8 +315,11 @@ async fn create_tables(db: &aws_sdk_dynamodb::Client, prefix: &str) {
     }
 }
 
-fn apns_token(n: u8) -> String {
-    format!("{:02x}", n).repeat(32)
+/// A fresh APNs token (unique: moto matches tokens across platform applications).
+fn apns_token() -> String {
+    use rand::Rng;
+    let bytes: [u8; 32] = rand::thread_rng().gen();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn fcm_token(tag: &str) -> String {
@@ -371,7 +374,7 @@ async fn two_devices_get_one_push_each_per_message_and_redelivery_does_not_repea
     let s = Stack::start().await;
     let (ada, _) = s.user("Ada").await;
     let (bob, bob_token) = s.user("Bob").await;
-    let (st, phone) = s.register(&bob_token, "apns", &apns_token(1)).await;
+    let (st, phone) = s.register(&bob_token, "apns", &apns_token()).await;
     assert_eq!(st, 201, "{phone}");
     assert_eq!(phone["pushEnabled"], true);
     let (st, tablet) = s.register(&bob_token, "fcm", &fcm_token("tablet")).await;
@@ -411,20 +414,31 @@ async fn two_devices_get_one_push_each_per_message_and_redelivery_does_not_repea
     assert_eq!(phone_msgs.len(), 2, "{phone_msgs:?}");
     assert_eq!(tablet_msgs.len(), 2, "{tablet_msgs:?}");
 
-    let a1 = apns_alert(&phone_msgs[0]);
+    // moto's record is unordered: order by the message position.
+    let mut alerts: Vec<Value> = phone_msgs.iter().map(apns_alert).collect();
+    alerts.sort_by_key(|a| a["position"].as_u64());
+    let a1 = &alerts[0];
     assert_eq!(a1["aps"]["alert"]["title"], "Ada");
     assert_eq!(a1["aps"]["alert"]["body"], "hello Bob");
     assert_eq!(a1["aps"]["thread-id"], chat.chat_id.as_str());
     assert_eq!(a1["chatId"], chat.chat_id.as_str());
     assert_eq!(a1["aps"]["badge"], 1);
-    let a2 = apns_alert(&phone_msgs[1]);
+    let a2 = &alerts[1];
     assert_eq!(a2["aps"]["badge"], 2);
     let body = a2["aps"]["alert"]["body"].as_str().unwrap();
     assert_eq!(body.chars().count(), chat_core::model::PREVIEW_CHARS + 1);
     assert!(body.ends_with('…'));
 
-    let f: Value = serde_json::from_str(tablet_msgs[0]["GCM"].as_str().expect("GCM key")).unwrap();
-    let m = &f["fcmV1Message"]["message"];
+    let mut fcm: Vec<Value> = tablet_msgs
+        .iter()
+        .map(|t| serde_json::from_str(t["GCM"].as_str().expect("GCM key")).expect("GCM JSON"))
+        .collect();
+    fcm.sort_by_key(|f| {
+        f["fcmV1Message"]["message"]["data"]["position"]
+            .as_str()
+            .map(str::to_owned)
+    });
+    let m = &fcm[0]["fcmV1Message"]["message"];
     assert_eq!(m["notification"]["title"], "Ada");
     assert_eq!(m["android"]["collapse_key"], chat.chat_id.as_str());
     assert_eq!(m["data"]["chatId"], chat.chat_id.as_str());
@@ -435,7 +449,7 @@ async fn group_pushes_name_the_group_and_muted_chats_send_none() {
     let s = Stack::start().await;
     let (ada, _) = s.user("Ada").await;
     let (bob, bob_token) = s.user("Bob").await;
-    let (st, phone) = s.register(&bob_token, "apns", &apns_token(2)).await;
+    let (st, phone) = s.register(&bob_token, "apns", &apns_token()).await;
     assert_eq!(st, 201);
     let (group, _) = s
         .store
@@ -470,7 +484,11 @@ async fn group_pushes_name_the_group_and_muted_chats_send_none() {
     let arn = s
         .endpoint_of(&bob, phone["deviceId"].as_str().unwrap())
         .await;
-    assert_eq!(rec[&arn].len(), 1, "the muted message made no push");
+    assert_eq!(
+        rec.get(&arn).map(Vec::len),
+        Some(1),
+        "the muted message made no push"
+    );
     let a = apns_alert(&rec[&arn][0]);
     assert_eq!(a["aps"]["alert"]["title"], "Climbing");
     assert_eq!(a["aps"]["alert"]["body"], "Ada: see you at 6");
@@ -481,7 +499,7 @@ async fn a_disabled_endpoint_is_cleaned_up_and_other_devices_still_get_theirs() 
     let s = Stack::start().await;
     let (ada, _) = s.user("Ada").await;
     let (bob, bob_token) = s.user("Bob").await;
-    let (_, dead) = s.register(&bob_token, "apns", &apns_token(3)).await;
+    let (_, dead) = s.register(&bob_token, "apns", &apns_token()).await;
     let (_, alive) = s.register(&bob_token, "fcm", &fcm_token("alive")).await;
     let dead_arn = s
         .endpoint_of(&bob, dead["deviceId"].as_str().unwrap())
@@ -538,11 +556,12 @@ async fn an_online_recipient_gets_no_push() {
     let s = Stack::start().await;
     let (ada, _) = s.user("Ada").await;
     let (bob, bob_token) = s.user("Bob").await;
-    let (_, phone) = s.register(&bob_token, "apns", &apns_token(4)).await;
+    let (_, phone) = s.register(&bob_token, "apns", &apns_token()).await;
     let now = now_millis();
+    let conn = ConnectionId::parse(&format!("{}=", ulid::Ulid::new())).expect("connection id");
     s.store
         .put_connection(&Connection {
-            connection_id: ConnectionId::parse("AbCdEfGhIjKlMnO=").expect("connection id"),
+            connection_id: conn.clone(),
             user_id: bob.clone(),
             device_label: "laptop".into(),
             connected_at: now,
@@ -565,7 +584,15 @@ async fn an_online_recipient_gets_no_push() {
     let arn = s
         .endpoint_of(&bob, phone["deviceId"].as_str().unwrap())
         .await;
-    assert!(s.recorded().await.get(&arn).is_none_or(|m| m.is_empty()));
+    assert_eq!(s.recorded().await.get(&arn).map(Vec::len), Some(0));
+    // Once offline, the same kind of event does produce a push.
+    s.store
+        .remove_connection(&conn, now_millis())
+        .await
+        .expect("disconnect");
+    let ev = send(&s, &chat.chat_id, &ada, &bob, ChatKind::Direct, "now?").await;
+    s.deliver(&[ev]).await.expect("delivered");
+    assert_eq!(s.recorded().await.get(&arn).map(Vec::len), Some(1));
 }
 
 #[tokio::test]
@@ -573,7 +600,7 @@ async fn registering_a_token_again_moves_it_and_reuses_the_endpoint() {
     let s = Stack::start().await;
     let (bob, bob_token) = s.user("Bob").await;
     let (carol, carol_token) = s.user("Carol").await;
-    let token = apns_token(5);
+    let token = apns_token();
     let (st, first) = s.register(&bob_token, "apns", &token).await;
     assert_eq!(st, 201);
     let (st, again) = s.register(&bob_token, "apns", &token.to_uppercase()).await;
@@ -660,14 +687,14 @@ async fn bad_registrations_are_refused() {
     let (_, token) = s.user("Bob").await;
     let (st, b) = s.register(&token, "apns", "not-hex").await;
     assert_eq!((st, b["error"]["field"].as_str()), (400, Some("token")));
-    let (st, b) = s.register(&token, "blackberry", &apns_token(6)).await;
+    let (st, b) = s.register(&token, "blackberry", &apns_token()).await;
     assert_eq!((st, b["error"]["field"].as_str()), (400, Some("platform")));
     let (st, b) = s.http(&token, "POST", "/devices", "/devices", None).await;
     assert_eq!(
         (st, b["error"]["code"].as_str()),
         (400, Some("invalid_json"))
     );
-    let (st, _) = s.register("not-a-jwt", "apns", &apns_token(6)).await;
+    let (st, _) = s.register("not-a-jwt", "apns", &apns_token()).await;
     assert_eq!(st, 401);
     let (st, b) = s
         .http(
@@ -689,7 +716,7 @@ async fn without_platform_applications_devices_are_stored_and_nothing_is_pushed(
     let s = Stack::start_with(false).await;
     let (ada, _) = s.user("Ada").await;
     let (bob, bob_token) = s.user("Bob").await;
-    let (st, d) = s.register(&bob_token, "apns", &apns_token(7)).await;
+    let (st, d) = s.register(&bob_token, "apns", &apns_token()).await;
     assert_eq!(st, 201);
     assert_eq!(d["pushEnabled"], false);
     let (chat, _) = s
@@ -714,5 +741,4 @@ async fn malformed_events_are_skipped_not_retried() {
         r.is_ok(),
         "malformed records are dropped, not redelivered: {r:?}"
     );
-    let _ = MessageId::generate();
 }
