@@ -2,4 +2,13 @@
 //!
 //! - [`template`]: a typed reading of `infra/template.yaml`, the single source of
 //!   truth for tables, topics, functions and routes.
+//! - [`backend`]: DynamoDB Local and moto (SNS, SQS) as child processes: install on
+//!   first use, start, wait until they answer, stop; in memory or persistent.
+//! - [`provision`]: a stack's tables, topics, queues and push platform applications
+//!   created from the template under a name prefix; the resolver of the template's
+//!   references for that stack, and each function's local environment.
+//! - [`cli`]: the `chat-local` command (`backend`, `provision`).
+pub mod backend;
+pub mod cli;
+pub mod provision;
 pub mod template;
