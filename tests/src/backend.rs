@@ -21,9 +21,7 @@ pub fn endpoints() -> BackendEndpoints {
 /// `infra/template.yaml`, parsed once.
 pub fn template() -> &'static Template {
     static T: OnceLock<Template> = OnceLock::new();
-    T.get_or_init(|| {
-        Template::load(&Template::default_path()).expect("infra/template.yaml parses")
-    })
+    T.get_or_init(|| Template::load(&Template::default_path()).expect("infra/template.yaml parses"))
 }
 
 /// A prefix no other test uses: `{tag}-{random}` (lowercase, valid in every name).

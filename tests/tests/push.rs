@@ -7,7 +7,8 @@
 //! TODO(TestStack merge): move to `chat_tests::TestStack` and drive the offline path
 //! through the local gateway (WebSocket/REST send -> topic -> push-notifier).
 //!
-//! Needs `CHAT_DYNAMODB_ENDPOINT` and `CHAT_MOTO_ENDPOINT` (`./dev test` sets them).
+//! Each test provisions its own stack (tables, topic, platform applications) under a
+//! unique prefix on the backend `./dev test` starts.
 
 use chat_core::config::{Env, Tables};
 use chat_core::function::SharedFunction;
@@ -31,56 +32,29 @@ struct Stack {
     fcm_app: String,
 }
 
-fn endpoint(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set: run the tests with ./dev test"))
-}
-
 impl Stack {
     async fn start() -> Stack {
         Self::start_with(true).await
     }
 
     async fn start_with(platform_apps: bool) -> Stack {
-        let ddb = endpoint("CHAT_DYNAMODB_ENDPOINT");
-        let moto = endpoint("CHAT_MOTO_ENDPOINT");
-        let prefix = format!("push{}", ulid::Ulid::new().to_string().to_lowercase());
-        let mut vars: HashMap<String, String> = HashMap::new();
+        let endpoints = chat_tests::backend::endpoints();
+        let prefix = chat_tests::unique_prefix("push");
+        let provisioned =
+            chat_local::provision::provision(chat_tests::backend::template(), &endpoints, &prefix)
+                .await
+                .expect("provision the stack");
+        let mut env = endpoints.aws_env();
         for (var, logical) in Tables::VARS {
-            vars.insert(var.into(), format!("{prefix}-{logical}"));
+            env.set(var, provisioned.name_of(logical));
         }
-        for (k, v) in [
-            ("AWS_ENDPOINT_URL_DYNAMODB", ddb.as_str()),
-            ("AWS_ENDPOINT_URL_SNS", moto.as_str()),
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("AWS_REGION", "us-east-1"),
-            ("JWT_SIGNING_KEY", SIGNING_KEY),
-        ] {
-            vars.insert(k.into(), v.into());
-        }
-        let mut env = Env::from_map(vars);
+        env.set("JWT_SIGNING_KEY", SIGNING_KEY);
         let sdk = chat_core::aws::sdk_config(&env).await;
         let db = chat_core::aws::dynamodb(&sdk, &env);
         let sns = chat_core::aws::sns(&sdk, &env);
-        create_tables(&db, &prefix).await;
-        let app = |platform: &'static str| {
-            let sns = sns.clone();
-            let name = format!("{prefix}-{platform}");
-            async move {
-                sns.create_platform_application()
-                    .name(name)
-                    .platform(platform)
-                    .attributes("PlatformCredential", "test-credential")
-                    .send()
-                    .await
-                    .expect("create platform application")
-                    .platform_application_arn()
-                    .expect("arn")
-                    .to_owned()
-            }
-        };
-        let apns_app = app("APNS").await;
-        let fcm_app = app("GCM").await;
+        let moto = endpoints.moto.clone();
+        let apns_app = provisioned.platform_applications.apns.clone();
+        let fcm_app = provisioned.platform_applications.fcm.clone();
         if platform_apps {
             env.set("APNS_PLATFORM_APPLICATION_ARN", &apns_app);
             env.set("FCM_PLATFORM_APPLICATION_ARN", &fcm_app);
@@ -260,58 +234,6 @@ impl Stack {
             .find(|d| d.device_id.as_str() == device_id)
             .and_then(|d| d.endpoint_arn)
             .expect("device with endpoint")
-    }
-}
-
-async fn create_tables(db: &aws_sdk_dynamodb::Client, prefix: &str) {
-    use aws_sdk_dynamodb::types::*;
-    let template =
-        chat_local::template::Template::load(&chat_local::template::Template::default_path())
-            .expect("template");
-    for t in template.tables().expect("tables") {
-        let key = |name: &str, kind: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(kind)
-                .build()
-                .expect("key")
-        };
-        let mut req = db
-            .create_table()
-            .table_name(format!("{prefix}-{}", t.logical_id))
-            .billing_mode(BillingMode::PayPerRequest)
-            .key_schema(key(&t.hash_key, KeyType::Hash));
-        if let Some(r) = &t.range_key {
-            req = req.key_schema(key(r, KeyType::Range));
-        }
-        for (name, ty) in &t.attributes {
-            req = req.attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(name)
-                    .attribute_type(ScalarAttributeType::from(ty.as_str()))
-                    .build()
-                    .expect("attribute"),
-            );
-        }
-        for ix in &t.indexes {
-            let mut ks = vec![key(&ix.hash_key, KeyType::Hash)];
-            if let Some(r) = &ix.range_key {
-                ks.push(key(r, KeyType::Range));
-            }
-            req = req.global_secondary_indexes(
-                GlobalSecondaryIndex::builder()
-                    .index_name(&ix.name)
-                    .set_key_schema(Some(ks))
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::All)
-                            .build(),
-                    )
-                    .build()
-                    .expect("index"),
-            );
-        }
-        req.send().await.expect("create table");
     }
 }
 

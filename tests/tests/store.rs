@@ -74,11 +74,20 @@ async fn raw_item(
     table: &str,
     key: &[(&str, AttributeValue)],
 ) -> std::collections::HashMap<String, AttributeValue> {
-    let mut req = store.client().get_item().table_name(table).consistent_read(true);
+    let mut req = store
+        .client()
+        .get_item()
+        .table_name(table)
+        .consistent_read(true);
     for (k, v) in key {
         req = req.key(*k, v.clone());
     }
-    req.send().await.unwrap().item().cloned().expect("item exists")
+    req.send()
+        .await
+        .unwrap()
+        .item()
+        .cloned()
+        .expect("item exists")
 }
 
 fn num(item: &std::collections::HashMap<String, AttributeValue>, attr: &str) -> i64 {
@@ -176,7 +185,9 @@ async fn search_users_by_prefix_pages_through_every_match() {
         .await
         .unwrap();
     assert_eq!(
-        carl.iter().map(|p| p.user_name.as_str()).collect::<Vec<_>>(),
+        carl.iter()
+            .map(|p| p.user_name.as_str())
+            .collect::<Vec<_>>(),
         ["carl"]
     );
     assert!(next.is_none());
@@ -369,12 +380,14 @@ async fn sessions_rotate_and_reuse_revokes_the_family() {
             .unwrap(),
         Rotation::Invalid
     );
-    assert!(!store
-        .get_session(&old.session_id)
-        .await
-        .unwrap()
-        .unwrap()
-        .revoked);
+    assert!(
+        !store
+            .get_session(&old.session_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
 
     // Logout: idempotent, also for unknown sessions.
     let s3 = session(&u, "k0", now, now + 3_600_000);
@@ -450,17 +463,24 @@ async fn concurrent_refreshes_with_one_token_have_one_winner() {
     );
     // The first loser to look finds the family live and revokes it; later losers
     // find it revoked already (Invalid). Either way every loser is refused.
-    assert!(
-        outcomes.contains(&Rotation::ReuseDetected),
-        "{outcomes:?}"
-    );
+    assert!(outcomes.contains(&Rotation::ReuseDetected), "{outcomes:?}");
     assert_eq!(
         outcomes.iter().filter(|o| **o == Rotation::Rotated).count()
-            + outcomes.iter().filter(|o| **o == Rotation::ReuseDetected).count()
+            + outcomes
+                .iter()
+                .filter(|o| **o == Rotation::ReuseDetected)
+                .count()
             + outcomes.iter().filter(|o| **o == Rotation::Invalid).count(),
         6
     );
-    assert!(store.get_session(&s.session_id).await.unwrap().unwrap().revoked);
+    assert!(
+        store
+            .get_session(&s.session_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
 }
 
 // ------------------------------------------------------------------ chats
@@ -560,10 +580,7 @@ async fn group_of_one_hundred_and_no_more() {
     let me = members.iter().find(|m| m.user_id == creator).unwrap();
     assert_eq!(me.role, Role::Admin);
     assert_eq!(me.read_position, 1);
-    assert_eq!(
-        members.iter().filter(|m| m.role == Role::Admin).count(),
-        1
-    );
+    assert_eq!(members.iter().filter(|m| m.role == Role::Admin).count(), 1);
     // Visible in a member's chat list.
     let page = store.list_user_chats(&others[5], 10, None).await.unwrap();
     assert_eq!(page.chats[0].0.chat_id, chat.chat_id);
@@ -682,7 +699,12 @@ async fn add_members_holds_the_cap_under_ten_concurrent_adds() {
         StoreError::NotFound("chat")
     ));
     assert_eq!(
-        store.get_chat(&chat_id, true).await.unwrap().unwrap().last_position,
+        store
+            .get_chat(&chat_id, true)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_position,
         1,
         "refused adds wrote nothing"
     );
@@ -698,7 +720,9 @@ async fn add_members_holds_the_cap_under_ten_concurrent_adds() {
             tokio::spawn(async move {
                 (
                     new.clone(),
-                    store.add_members(&chat_id, &admin, &new, now_millis()).await,
+                    store
+                        .add_members(&chat_id, &admin, &new, now_millis())
+                        .await,
                 )
             })
         })
@@ -784,7 +808,13 @@ async fn remove_leave_and_last_admin_promotion() {
     assert!(store.get_membership(&chat_id, &d).await.unwrap().is_none());
     assert!(matches!(
         store
-            .append_text(&chat_id, &d, &cid("after-removal"), &text("hi"), now_millis())
+            .append_text(
+                &chat_id,
+                &d,
+                &cid("after-removal"),
+                &text("hi"),
+                now_millis()
+            )
             .await,
         Err(StoreError::NotMember)
     ));
@@ -852,12 +882,35 @@ async fn mute_is_per_member() {
     let store = store_for_test().await;
     let a = UserId::generate();
     let b = UserId::generate();
-    let (chat, _) = store.get_or_create_direct(&a, &b, now_millis()).await.unwrap();
+    let (chat, _) = store
+        .get_or_create_direct(&a, &b, now_millis())
+        .await
+        .unwrap();
     let m = store.set_muted(&chat.chat_id, &a, true).await.unwrap();
     assert!(m.muted);
-    assert!(store.get_membership(&chat.chat_id, &a).await.unwrap().unwrap().muted);
-    assert!(!store.get_membership(&chat.chat_id, &b).await.unwrap().unwrap().muted);
-    assert!(!store.set_muted(&chat.chat_id, &a, false).await.unwrap().muted);
+    assert!(
+        store
+            .get_membership(&chat.chat_id, &a)
+            .await
+            .unwrap()
+            .unwrap()
+            .muted
+    );
+    assert!(
+        !store
+            .get_membership(&chat.chat_id, &b)
+            .await
+            .unwrap()
+            .unwrap()
+            .muted
+    );
+    assert!(
+        !store
+            .set_muted(&chat.chat_id, &a, false)
+            .await
+            .unwrap()
+            .muted
+    );
     assert!(matches!(
         store
             .set_muted(&chat.chat_id, &UserId::generate(), true)
@@ -903,7 +956,10 @@ async fn chat_list_is_ordered_by_activity_and_pages() {
     let (chat, membership) = &store.list_user_chats(&me, 1, None).await.unwrap().chats[0];
     assert_eq!(chat.last_message.as_ref().unwrap().preview, "hello");
     assert_eq!(membership.read_position, 0);
-    assert_eq!(chat_of(&store, &expected[0], &me).await.0.chat_id, chat.chat_id);
+    assert_eq!(
+        chat_of(&store, &expected[0], &me).await.0.chat_id,
+        chat.chat_id
+    );
 }
 
 async fn chat_of(
@@ -921,7 +977,10 @@ async fn a_retried_send_returns_the_original_and_writes_nothing() {
     let store = store_for_test().await;
     let a = UserId::generate();
     let b = UserId::generate();
-    let (chat, _) = store.get_or_create_direct(&a, &b, now_millis()).await.unwrap();
+    let (chat, _) = store
+        .get_or_create_direct(&a, &b, now_millis())
+        .await
+        .unwrap();
     let t0 = now_millis();
     let first = store
         .append_text(&chat.chat_id, &a, &cid("c-1"), &text("hello"), t0)
@@ -935,7 +994,13 @@ async fn a_retried_send_returns_the_original_and_writes_nothing() {
     let after_first = store.get_chat(&chat.chat_id, true).await.unwrap().unwrap();
 
     let retry = store
-        .append_text(&chat.chat_id, &a, &cid("c-1"), &text("hello again"), t0 + 500)
+        .append_text(
+            &chat.chat_id,
+            &a,
+            &cid("c-1"),
+            &text("hello again"),
+            t0 + 500,
+        )
         .await
         .unwrap();
     assert!(retry.duplicate);
@@ -946,7 +1011,12 @@ async fn a_retried_send_returns_the_original_and_writes_nothing() {
         "the chat item is untouched"
     );
     assert_eq!(
-        store.messages_after(&chat.chat_id, 0, 10).await.unwrap().messages.len(),
+        store
+            .messages_after(&chat.chat_id, 0, 10)
+            .await
+            .unwrap()
+            .messages
+            .len(),
         1
     );
     assert_eq!(
@@ -965,9 +1035,17 @@ async fn a_retried_send_returns_the_original_and_writes_nothing() {
     assert!(!theirs.duplicate);
     assert_eq!(theirs.message.position, 2);
     // Sending marks the sender's own read and delivered positions.
-    let bm = store.get_membership(&chat.chat_id, &b).await.unwrap().unwrap();
+    let bm = store
+        .get_membership(&chat.chat_id, &b)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((bm.read_position, bm.delivered_position), (2, 2));
-    let am = store.get_membership(&chat.chat_id, &a).await.unwrap().unwrap();
+    let am = store
+        .get_membership(&chat.chat_id, &a)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(am.read_position, 1);
     assert_eq!(
         store.get_message(&chat.chat_id, 2).await.unwrap(),
@@ -982,9 +1060,18 @@ async fn only_members_send_and_only_to_existing_chats() {
     let a = UserId::generate();
     let b = UserId::generate();
     let outsider = UserId::generate();
-    let (chat, _) = store.get_or_create_direct(&a, &b, now_millis()).await.unwrap();
+    let (chat, _) = store
+        .get_or_create_direct(&a, &b, now_millis())
+        .await
+        .unwrap();
     let err = store
-        .append_text(&chat.chat_id, &outsider, &cid("x"), &text("let me in"), now_millis())
+        .append_text(
+            &chat.chat_id,
+            &outsider,
+            &cid("x"),
+            &text("let me in"),
+            now_millis(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotMember), "{err:?}");
@@ -997,7 +1084,13 @@ async fn only_members_send_and_only_to_existing_chats() {
         .is_none());
 
     let err = store
-        .append_text(&ChatId::new_group(), &a, &cid("y"), &text("hello?"), now_millis())
+        .append_text(
+            &ChatId::new_group(),
+            &a,
+            &cid("y"),
+            &text("hello?"),
+            now_millis(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound("chat")), "{err:?}");
@@ -1012,7 +1105,10 @@ async fn history_pages_forwards_and_backwards_without_gap_or_repeat() {
     let store = store_for_test().await;
     let a = UserId::generate();
     let b = UserId::generate();
-    let (chat, _) = store.get_or_create_direct(&a, &b, now_millis()).await.unwrap();
+    let (chat, _) = store
+        .get_or_create_direct(&a, &b, now_millis())
+        .await
+        .unwrap();
     for i in 1..=250u64 {
         let sender = if i % 3 == 0 { &b } else { &a };
         let sent = store
@@ -1031,7 +1127,10 @@ async fn history_pages_forwards_and_backwards_without_gap_or_repeat() {
     let mut forward = Vec::new();
     let mut after = 0;
     loop {
-        let page = store.messages_after(&chat.chat_id, after, 40).await.unwrap();
+        let page = store
+            .messages_after(&chat.chat_id, after, 40)
+            .await
+            .unwrap();
         assert!(page.messages.len() <= 40);
         for w in page.messages.windows(2) {
             assert_eq!(w[1].position, w[0].position + 1);
@@ -1099,7 +1198,10 @@ async fn the_longest_message_fits_one_item() {
     let store = store_for_test().await;
     let a = UserId::generate();
     let b = UserId::generate();
-    let (chat, _) = store.get_or_create_direct(&a, &b, now_millis()).await.unwrap();
+    let (chat, _) = store
+        .get_or_create_direct(&a, &b, now_millis())
+        .await
+        .unwrap();
     // 100,000 characters of 4 bytes each: 400,000 bytes of UTF-8.
     let long: String = "\u{1F600}".repeat(chat_core::input::MAX_MESSAGE_CHARS);
     assert_eq!(long.len(), 400_000);
@@ -1122,7 +1224,10 @@ async fn receipts_never_move_back() {
     let store = store_for_test().await;
     let a = UserId::generate();
     let b = UserId::generate();
-    let (chat, _) = store.get_or_create_direct(&a, &b, now_millis()).await.unwrap();
+    let (chat, _) = store
+        .get_or_create_direct(&a, &b, now_millis())
+        .await
+        .unwrap();
     let id = &chat.chat_id;
     assert!(store.advance_delivered(id, &b, 3).await.unwrap());
     assert!(!store.advance_delivered(id, &b, 2).await.unwrap());
@@ -1187,10 +1292,17 @@ async fn presence_follows_connections() {
     let item = raw_item(
         &store,
         &store.tables().connections,
-        &[("connectionId", AttributeValue::S(c1.connection_id.to_string()))],
+        &[(
+            "connectionId",
+            AttributeValue::S(c1.connection_id.to_string()),
+        )],
     )
     .await;
-    assert_eq!(num(&item, "ttl"), c1.expires_at / 1000, "TTL in epoch seconds");
+    assert_eq!(
+        num(&item, "ttl"),
+        c1.expires_at / 1000,
+        "TTL in epoch seconds"
+    );
 
     let p = store
         .presence_of(&[u.clone(), stranger.clone()], now + 10)
@@ -1226,10 +1338,17 @@ async fn presence_follows_connections() {
         None,
         "already gone"
     );
-    let p = store.presence_of(std::slice::from_ref(&u), now + 50).await.unwrap();
+    let p = store
+        .presence_of(std::slice::from_ref(&u), now + 50)
+        .await
+        .unwrap();
     assert!(!p[&u].presence().online);
     assert_eq!(p[&u].last_seen_at, Some(now + 30));
-    assert!(store.get_connection(&c1.connection_id).await.unwrap().is_none());
+    assert!(store
+        .get_connection(&c1.connection_id)
+        .await
+        .unwrap()
+        .is_none());
 
     // A user without a presence record (no registration in this table) comes online.
     let c3 = connection("conn3CCC=", &stranger, now, now + hour);
@@ -1252,7 +1371,10 @@ async fn stale_and_expired_connections_do_not_count() {
     // A connection whose $disconnect was lost: its entry expires.
     let old = connection("old111==", &u, now - 10_000, now - 1);
     store.put_connection(&old).await.unwrap();
-    let p = store.presence_of(std::slice::from_ref(&u), now).await.unwrap();
+    let p = store
+        .presence_of(std::slice::from_ref(&u), now)
+        .await
+        .unwrap();
     assert!(!p[&u].presence().online, "an expired entry is not presence");
     let fresh = connection("new222==", &u, now, now + 60_000);
     assert!(
@@ -1270,7 +1392,10 @@ async fn stale_and_expired_connections_do_not_count() {
         .await
         .unwrap()
         .is_none());
-    let p = store.presence_of(std::slice::from_ref(&u), now + 2).await.unwrap();
+    let p = store
+        .presence_of(std::slice::from_ref(&u), now + 2)
+        .await
+        .unwrap();
     assert!(p[&u].connections.is_empty());
     assert_eq!(p[&u].last_seen_at, Some(now + 1));
 }
@@ -1284,7 +1409,11 @@ async fn rate_counter_counts_per_window() {
     store.put_connection(&c).await.unwrap();
     let id = &c.connection_id;
     for expected in 1..=3 {
-        let w = store.count_request(id, 7, now + expected as i64).await.unwrap().unwrap();
+        let w = store
+            .count_request(id, 7, now + expected as i64)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(w.count, expected);
         assert_eq!(w.connection.user_id, u);
     }
@@ -1298,7 +1427,11 @@ async fn rate_counter_counts_per_window() {
         .unwrap()
         .is_none());
     assert!(
-        store.count_request(id, 9, now + 60_001).await.unwrap().is_none(),
+        store
+            .count_request(id, 9, now + 60_001)
+            .await
+            .unwrap()
+            .is_none(),
         "expired connection"
     );
     assert!(
@@ -1389,7 +1522,10 @@ async fn concurrent_senders_get_gap_free_positions_and_readers_never_skip() {
     let store = store_for_test().await;
     let a = UserId::generate();
     let b = UserId::generate();
-    let (chat, _) = store.get_or_create_direct(&a, &b, now_millis()).await.unwrap();
+    let (chat, _) = store
+        .get_or_create_direct(&a, &b, now_millis())
+        .await
+        .unwrap();
     let chat_id = chat.chat_id;
 
     let reader = {
@@ -1454,7 +1590,11 @@ async fn concurrent_senders_get_gap_free_positions_and_readers_never_skip() {
         }
     }
     positions.sort_unstable();
-    assert_eq!(positions, (1..=TOTAL).collect::<Vec<_>>(), "acks: 1..=400, each once");
+    assert_eq!(
+        positions,
+        (1..=TOTAL).collect::<Vec<_>>(),
+        "acks: 1..=400, each once"
+    );
 
     let (seen, _reads) = reader.await.unwrap();
     assert_eq!(seen, TOTAL);
@@ -1478,7 +1618,11 @@ async fn concurrent_senders_get_gap_free_positions_and_readers_never_skip() {
         .iter()
         .map(|m| (m.sender_id.clone(), m.client_message_id.clone()))
         .collect();
-    assert_eq!(keys.len() as u64, TOTAL, "each (sender, client id) stored once");
+    assert_eq!(
+        keys.len() as u64,
+        TOTAL,
+        "each (sender, client id) stored once"
+    );
     for (client_id, message) in &acked {
         let stored = &all[(message.position - 1) as usize];
         assert_eq!(stored, message, "the ack names the stored message");
