@@ -1,4 +1,5 @@
-//! `http-devices`: push device registration over REST (see `docs/openapi-devices.yaml`).
+//! `http-devices`: push device registration over REST (see `docs/openapi-devices.yaml`
+//! and `docs/push.md`).
 //!
 //! - `POST /devices` `{"platform": "apns"|"fcm", "token": "..."}`: validates the token
 //!   ([`token`]), makes sure an enabled SNS platform endpoint exists for it under the
