@@ -15,14 +15,14 @@
 //!   unknown device or someone else's.
 
 pub mod endpoints;
-mod http;
 pub mod token;
 
-use crate::http::{authenticate, body, json, path_param, route_key};
-use chat_core::auth::tokens::TokenConfig;
+use chat_core::auth::bearer::authenticate;
+use chat_core::auth::TokenConfig;
 use chat_core::config::{Env, Tables};
 use chat_core::function::{BoxFuture, SharedFunction};
-use chat_core::ids::{DeviceId, UserId};
+use chat_core::http::{created, no_content, ok, parse_json, path_param, Router, SMALL_BODY};
+use chat_core::ids::DeviceId;
 use chat_core::input::InvalidInput;
 use chat_core::model::{as_rfc3339, now_millis, Device, Millis, PushPlatform};
 use chat_core::store::Store;
@@ -101,7 +101,7 @@ pub struct Devices {
 pub fn build(env: Env) -> BoxFuture<'static, Result<SharedFunction, Error>> {
     Box::pin(async move {
         let sdk = chat_core::aws::sdk_config(&env).await;
-        let devices = Arc::new(Devices {
+        let devices = Devices {
             store: Store::new(
                 chat_core::aws::dynamodb(&sdk, &env),
                 Tables::from_env(&env)?,
@@ -109,152 +109,113 @@ pub fn build(env: Env) -> BoxFuture<'static, Result<SharedFunction, Error>> {
             sns: chat_core::aws::sns(&sdk, &env),
             tokens: TokenConfig::from_env(&env)?,
             apps: PlatformApps::from_env(&env),
-        });
-        Ok(chat_core::function::http(move |req: Request| {
-            let devices = devices.clone();
-            async move { Ok::<_, Error>(devices.handle(req).await) }
-        }))
+        };
+        Ok(Router::new(devices)
+            .route("POST /devices", register)
+            .route("GET /devices", list)
+            .route("DELETE /devices/{deviceId}", delete)
+            .into_function())
     })
 }
 
-enum Route {
-    Register,
-    List,
-    Delete(Option<String>),
-}
-
-fn route(req: &Request) -> Option<Route> {
-    let key = route_key(req);
-    let (method, path) = key.split_once(' ')?;
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    // The route key is `METHOD /devices[/{deviceId}]`; a raw path may carry the stage.
-    match (method, segments.as_slice()) {
-        ("POST", [.., "devices"]) => Some(Route::Register),
-        ("GET", [.., "devices"]) => Some(Route::List),
-        ("DELETE", [.., "devices", id]) => {
-            Some(Route::Delete(path_param(req, "deviceId").or_else(|| {
-                (!id.starts_with('{')).then(|| (*id).to_owned())
-            })))
-        }
-        _ => None,
-    }
-}
-
-impl Devices {
-    pub async fn handle(&self, req: Request) -> Response<Body> {
-        match self.serve(&req).await {
-            Ok(r) => r,
-            Err(e) => http::error(&e),
+/// `POST /devices`.
+pub async fn register(s: Arc<Devices>, req: Request) -> Result<Response<Body>, ApiError> {
+    let user = authenticate(&req, &s.tokens, &s.store).await?.user_id;
+    let b: RegisterBody = parse_json(&req, SMALL_BODY)?;
+    let platform = PushPlatform::parse(&b.platform)
+        .ok_or_else(|| InvalidInput::new("platform", "must be \"apns\" or \"fcm\""))?;
+    let token = PushToken::parse(platform, &b.token)?;
+    let holders = s.store.devices_with_token(platform, token.as_str()).await?;
+    let mine = holders.iter().find(|d| d.user_id == user).cloned();
+    if mine.is_none() {
+        let count = s.store.list_devices(&user).await?.len();
+        if count >= MAX_DEVICES_PER_USER {
+            return Err(ApiError::conflict(
+                "too_many_devices",
+                format!("at most {MAX_DEVICES_PER_USER} devices; delete one first"),
+            ));
         }
     }
-
-    async fn serve(&self, req: &Request) -> Result<Response<Body>, ApiError> {
-        let Some(route) = route(req) else {
-            return Err(ApiError::not_found("route"));
-        };
-        let user = authenticate(req, &self.tokens, &self.store).await?;
-        match route {
-            Route::Register => self.register(req, &user).await,
-            Route::List => self.list(&user).await,
-            Route::Delete(id) => self.delete(id.as_deref(), &user).await,
+    let endpoint_arn = match s.apps.get(platform) {
+        Some(app) => Some(endpoints::ensure_endpoint(&s.sns, app, token.as_str(), &user).await?),
+        None => {
+            tracing::info!(
+                platform = platform.as_str(),
+                "no platform application configured; device stored without an endpoint"
+            );
+            None
         }
-    }
-
-    async fn register(&self, req: &Request, user: &UserId) -> Result<Response<Body>, ApiError> {
-        let b: RegisterBody = body(req)?;
-        let platform = PushPlatform::parse(&b.platform)
-            .ok_or_else(|| InvalidInput::new("platform", "must be \"apns\" or \"fcm\""))?;
-        let token = PushToken::parse(platform, &b.token)?;
-        let holders = self
-            .store
-            .devices_with_token(platform, token.as_str())
-            .await?;
-        let mine = holders.iter().find(|d| &d.user_id == user).cloned();
-        if mine.is_none() {
-            let count = self.store.list_devices(user).await?.len();
-            if count >= MAX_DEVICES_PER_USER {
-                return Err(ApiError::conflict(
-                    "too_many_devices",
-                    format!("at most {MAX_DEVICES_PER_USER} devices; delete one first"),
-                ));
-            }
-        }
-        let endpoint_arn = match self.apps.get(platform) {
-            Some(app) => {
-                Some(endpoints::ensure_endpoint(&self.sns, app, token.as_str(), user).await?)
-            }
-            None => {
-                tracing::info!(
-                    platform = platform.as_str(),
-                    "no platform application configured; device stored without an endpoint"
-                );
-                None
-            }
-        };
-        let device = Device {
-            device_id: mine
-                .as_ref()
-                .map(|d| d.device_id.clone())
-                .unwrap_or_else(DeviceId::generate),
-            user_id: user.clone(),
-            platform,
-            token: token.as_str().to_owned(),
-            endpoint_arn: endpoint_arn.clone(),
-            created_at: mine
-                .as_ref()
-                .map(|d| d.created_at)
-                .unwrap_or_else(now_millis),
-        };
-        self.store.put_device(&device).await?;
-        // Endpoints of earlier registrations under another application are orphans now.
-        if let Some(new) = &endpoint_arn {
-            for old in holders.iter().filter_map(|d| d.endpoint_arn.as_deref()) {
-                if old != new {
-                    if let Err(e) = endpoints::delete_endpoint(&self.sns, old).await {
-                        tracing::warn!(error = %e, "stale endpoint not deleted");
-                    }
+    };
+    let device = Device {
+        device_id: mine
+            .as_ref()
+            .map(|d| d.device_id.clone())
+            .unwrap_or_else(DeviceId::generate),
+        user_id: user.clone(),
+        platform,
+        token: token.as_str().to_owned(),
+        endpoint_arn: endpoint_arn.clone(),
+        created_at: mine
+            .as_ref()
+            .map(|d| d.created_at)
+            .unwrap_or_else(now_millis),
+    };
+    s.store.put_device(&device).await?;
+    // Endpoints of earlier registrations under another application are orphans now.
+    if let Some(new) = &endpoint_arn {
+        for old in holders.iter().filter_map(|d| d.endpoint_arn.as_deref()) {
+            if old != new {
+                if let Err(e) = endpoints::delete_endpoint(&s.sns, old).await {
+                    tracing::warn!(error = %e, "stale endpoint not deleted");
                 }
             }
         }
-        let moved = holders.iter().any(|d| &d.user_id != user);
-        tracing::info!(
-            device = %device.device_id,
-            platform = platform.as_str(),
-            existed = mine.is_some(),
-            moved,
-            push_enabled = device.endpoint_arn.is_some(),
-            "device registered"
-        );
-        let status = if mine.is_some() { 200 } else { 201 };
-        Ok(json(status, &DeviceView::from(&device)))
     }
+    tracing::info!(
+        device = %device.device_id,
+        platform = platform.as_str(),
+        existed = mine.is_some(),
+        moved = holders.iter().any(|d| d.user_id != user),
+        push_enabled = device.endpoint_arn.is_some(),
+        "device registered"
+    );
+    let view = DeviceView::from(&device);
+    Ok(if mine.is_some() {
+        ok(&view)
+    } else {
+        created(&view)
+    })
+}
 
-    async fn list(&self, user: &UserId) -> Result<Response<Body>, ApiError> {
-        let devices: Vec<DeviceView> = self
-            .store
-            .list_devices(user)
-            .await?
-            .iter()
-            .map(DeviceView::from)
-            .collect();
-        Ok(json(200, &serde_json::json!({ "devices": devices })))
-    }
+/// `GET /devices`.
+pub async fn list(s: Arc<Devices>, req: Request) -> Result<Response<Body>, ApiError> {
+    let user = authenticate(&req, &s.tokens, &s.store).await?.user_id;
+    let devices: Vec<DeviceView> = s
+        .store
+        .list_devices(&user)
+        .await?
+        .iter()
+        .map(DeviceView::from)
+        .collect();
+    Ok(ok(&serde_json::json!({ "devices": devices })))
+}
 
-    async fn delete(&self, id: Option<&str>, user: &UserId) -> Result<Response<Body>, ApiError> {
-        let id = DeviceId::parse(id.unwrap_or_default())?;
-        let device = self
-            .store
-            .list_devices(user)
-            .await?
-            .into_iter()
-            .find(|d| d.device_id == id)
-            .ok_or_else(|| ApiError::not_found("device"))?;
-        // Endpoint first: if SNS fails, the record stays and the client can retry.
-        if let Some(arn) = &device.endpoint_arn {
-            endpoints::delete_endpoint(&self.sns, arn).await?;
-        }
-        self.store.delete_device(user, &id).await?;
-        tracing::info!(device = %id, "device deleted");
-        Ok(http::empty(204))
+/// `DELETE /devices/{deviceId}`.
+pub async fn delete(s: Arc<Devices>, req: Request) -> Result<Response<Body>, ApiError> {
+    let user = authenticate(&req, &s.tokens, &s.store).await?.user_id;
+    let id = DeviceId::parse(&path_param(&req, "deviceId")?)?;
+    let device = s
+        .store
+        .list_devices(&user)
+        .await?
+        .into_iter()
+        .find(|d| d.device_id == id)
+        .ok_or_else(|| ApiError::not_found("device"))?;
+    // Endpoint first: if SNS fails, the record stays and the client can retry.
+    if let Some(arn) = &device.endpoint_arn {
+        endpoints::delete_endpoint(&s.sns, arn).await?;
     }
+    s.store.delete_device(&user, &id).await?;
+    tracing::info!(device = %id, "device deleted");
+    Ok(no_content())
 }

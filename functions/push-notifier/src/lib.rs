@@ -122,7 +122,7 @@ impl Notifier {
         let mut retry = 0;
         for record in &event.records {
             let sns_id = record.sns.message_id.as_str();
-            let ev = match OfflineEvent::parse(&record.sns.message) {
+            let ev = match event::parse(&record.sns.message) {
                 Ok(ev) => ev,
                 Err(e) => {
                     // The error's category and place only: its text may quote content.

@@ -48,7 +48,7 @@ pub struct Notification {
 
 impl Notification {
     pub fn for_event(e: &OfflineEvent, badge: Option<u64>) -> Self {
-        let sender = match e.sender_name.trim() {
+        let sender = match e.sender_display_name.trim() {
             "" => "Someone",
             name => name,
         };
@@ -164,8 +164,8 @@ mod tests {
 
     fn event(kind: ChatKind, preview: &str) -> OfflineEvent {
         OfflineEvent {
-            kind: None,
-            version: None,
+            kind: OfflineEvent::KIND.into(),
+            version: 1,
             recipient_id: UserId::generate(),
             chat_id: if kind == ChatKind::Group {
                 ChatId::new_group()
@@ -177,7 +177,7 @@ mod tests {
             message_id: MessageId::generate(),
             position: 42,
             sender_id: UserId::generate(),
-            sender_name: "Ada".into(),
+            sender_display_name: "Ada".into(),
             preview: preview.into(),
             sent_at: 0,
         }
