@@ -1,5 +1,5 @@
-//! `http-devices`: push device registration over REST (see `docs/openapi-devices.yaml`
-//! and `docs/push.md`).
+//! `http-devices`: push device registration over REST (see `docs/openapi.yaml`, tag
+//! `devices`, and `docs/protocol.md`, "Push notifications").
 //!
 //! - `POST /devices` `{"platform": "apns"|"fcm", "token": "..."}`: validates the token
 //!   ([`token`]), makes sure an enabled SNS platform endpoint exists for it under the

@@ -1,6 +1,6 @@
 //! `push-notifier`: subscribed to the offline-message topic; sends one push
 //! notification per registered device of each offline recipient (see
-//! `docs/push.md`, to become `docs/protocol.md`, "Push notifications").
+//! `docs/protocol.md`, "Push notifications").
 //!
 //! For each SNS record: parse the offline event (a malformed record is logged and
 //! skipped: redelivering it would never help), then skip the push when the recipient

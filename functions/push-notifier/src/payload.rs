@@ -1,5 +1,5 @@
 //! What a push notification says and how it is packed for each platform (see
-//! `docs/push.md`, to become `docs/protocol.md`, "Push notifications").
+//! `docs/protocol.md`, "Push notifications").
 //!
 //! - Title: the sender's display name in a direct chat; the group's name in a group.
 //! - Body: the text preview (direct) or `Sender: preview` (group). The preview is cut
