@@ -13,7 +13,6 @@ use chat_core::error::ApiError;
 use chat_core::http;
 use chat_core::ids::{ChatId, ClientMessageId};
 use chat_core::input::{self, MessageText};
-use chat_core::messaging::api_error;
 use chat_core::protocol::{KnownPosition, SyncChat};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -73,7 +72,7 @@ pub async fn mark_read(app: &App, me: &Authenticated, chat_id: &ChatId, body: Re
         .store()
         .get_membership(chat_id, &me.user_id)
         .await
-        .map_err(api_error)?
+        .map_err(ApiError::from)?
         .ok_or_else(|| ApiError::not_found("chat"))?;
     Ok(http::json(200, &MyMembership::from(m)))
 }
@@ -119,9 +118,9 @@ pub async fn sync(
         let memberships = store
             .list_user_memberships(&me.user_id)
             .await
-            .map_err(api_error)?;
+            .map_err(ApiError::from)?;
         let ids: Vec<ChatId> = memberships.iter().map(|m| m.chat_id.clone()).collect();
-        let chats = store.get_chats(&ids).await.map_err(api_error)?;
+        let chats = store.get_chats(&ids).await.map_err(ApiError::from)?;
         let known = chats
             .into_values()
             .filter(|c| c.last_position > 0 || c.kind == chat_core::model::ChatKind::Direct)
