@@ -285,9 +285,6 @@ async fn route(
         .invoke(&route.route.function, &key, event)
         .await;
     let out = match result {
-        Err(super::functions::InvokeError::Timeout(_)) => {
-            message(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
-        }
         Err(_) => message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
         Ok(v) => match events::http_response(&v) {
             Err(e) => {
