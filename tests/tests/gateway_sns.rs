@@ -17,8 +17,8 @@ async fn moto() -> Moto {
     if let Ok(url) = std::env::var("CHAT_MOTO_ENDPOINT") {
         return Moto { url, _child: None };
     }
-    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../.local/venv/bin/moto_server");
+    let bin =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.local/venv/bin/moto_server");
     assert!(
         bin.exists(),
         "no CHAT_MOTO_ENDPOINT and no {}: run scripts/install-local-deps.sh",
@@ -41,12 +41,7 @@ async fn moto() -> Moto {
     let http = reqwest::Client::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        if http
-            .get(format!("{url}/moto-api/"))
-            .send()
-            .await
-            .is_ok()
-        {
+        if http.get(format!("{url}/moto-api/")).send().await.is_ok() {
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "moto did not start");

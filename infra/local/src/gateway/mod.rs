@@ -17,6 +17,7 @@
 //!   API); [`websocket`], [`management`], [`http`]: the three APIs; [`sns`]: topic
 //!   subscriptions; [`faults`]: fault injection for the management API.
 
+pub mod commands;
 pub mod events;
 pub mod faults;
 pub mod functions;
