@@ -17,6 +17,7 @@ pub mod error;
 pub mod function;
 pub mod ids;
 pub mod input;
+pub mod metrics;
 pub mod model;
 pub mod store;
 pub mod telemetry;

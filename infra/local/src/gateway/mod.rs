@@ -25,6 +25,7 @@ pub mod http;
 pub mod management;
 pub mod process;
 pub mod sns;
+pub mod stack;
 pub mod websocket;
 
 use crate::template::{FunctionDef, HttpRoute, Template};
