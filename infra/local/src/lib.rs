@@ -10,9 +10,10 @@
 //! - [`gateway`]: the local API Gateway (WebSocket API, `@connections`, HTTP API, SNS
 //!   subscriptions) in front of the template's functions, in-process or as processes.
 //! - [`cli`]: the `chat-local` command (`up`, `backend`, `provision`, `invoke`,
-//!   `generate-event`).
+//!   `generate-event`); [`up`]: the `up` command.
 pub mod backend;
 pub mod cli;
 pub mod gateway;
 pub mod provision;
 pub mod template;
+pub mod up;
