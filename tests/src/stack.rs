@@ -88,6 +88,7 @@ pub struct TestStack {
     signing_key: String,
     sqs: aws_sdk_sqs::Client,
     observer_queue: String,
+    seen: tokio::sync::Mutex<Vec<OfflineMessage>>,
 }
 
 impl TestStack {
@@ -149,6 +150,7 @@ impl TestStack {
             signing_key,
             sqs,
             observer_queue,
+            seen: Default::default(),
         })
     }
 
@@ -194,50 +196,77 @@ impl TestStack {
         self.gateway.faults()
     }
 
-    /// Wait (up to `timeout`) until at least `n` messages were published to the
-    /// offline topic since the last call, and return them all.
+    /// Receive what the observer queue holds (waiting up to `wait_secs`), add it to
+    /// the log; returns how many arrived.
+    async fn receive_offline(&self, wait_secs: i32) -> usize {
+        let received = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.observer_queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(wait_secs)
+            .send()
+            .await;
+        let Ok(received) = received else { return 0 };
+        let mut count = 0;
+        for m in received.messages.unwrap_or_default() {
+            if let Some(body) = m.body.as_deref() {
+                if let Ok(n) = chat_local::gateway::events::sns_from_envelope(body) {
+                    self.seen.lock().await.push(OfflineMessage {
+                        subject: n.subject,
+                        json: serde_json::from_str(&n.message).unwrap_or(Value::Null),
+                        message: n.message,
+                        attributes: Value::Object(n.message_attributes),
+                    });
+                    count += 1;
+                }
+            }
+            if let Some(r) = m.receipt_handle {
+                let _ = self
+                    .sqs
+                    .delete_message()
+                    .queue_url(&self.observer_queue)
+                    .receipt_handle(r)
+                    .send()
+                    .await;
+            }
+        }
+        count
+    }
+
+    /// Every message published to the offline topic since the stack started, once
+    /// there are at least `n` (or `timeout` passed: then those seen so far).
     pub async fn offline_messages(&self, n: usize, timeout: Duration) -> Vec<OfflineMessage> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut out = Vec::new();
-        while out.len() < n {
+        loop {
+            if self.seen.lock().await.len() >= n {
+                break;
+            }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
                 break;
             }
-            // Below the SDK's 5 s attempt timeout.
-            let wait = left.as_secs().clamp(1, 4) as i32;
-            let received = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.observer_queue)
-                .max_number_of_messages(10)
-                .wait_time_seconds(wait)
-                .send()
+            // Long poll, below the SDK's 5 s attempt timeout.
+            self.receive_offline(left.as_secs().clamp(1, 4) as i32)
                 .await;
-            let Ok(received) = received else { continue };
-            for m in received.messages.unwrap_or_default() {
-                if let Some(body) = m.body.as_deref() {
-                    if let Ok(n) = chat_local::gateway::events::sns_from_envelope(body) {
-                        out.push(OfflineMessage {
-                            subject: n.subject,
-                            json: serde_json::from_str(&n.message).unwrap_or(Value::Null),
-                            message: n.message,
-                            attributes: Value::Object(n.message_attributes),
-                        });
-                    }
-                }
-                if let Some(r) = m.receipt_handle {
-                    let _ = self
-                        .sqs
-                        .delete_message()
-                        .queue_url(&self.observer_queue)
-                        .receipt_handle(r)
-                        .send()
-                        .await;
-                }
-            }
         }
-        out
+        self.seen.lock().await.clone()
+    }
+
+    /// Every message published to the offline topic so far (SNS delivers to the
+    /// observer queue synchronously with the publish, so nothing is in flight).
+    pub async fn offline_messages_so_far(&self) -> Vec<OfflineMessage> {
+        while self.receive_offline(0).await > 0 {}
+        self.seen.lock().await.clone()
+    }
+
+    /// Drop a connection without `$disconnect` (as if API Gateway lost it): the
+    /// socket closes abruptly, `@connections` answers 410, the store keeps its row.
+    pub async fn kill_connection(&self, connection_id: &str) {
+        assert!(
+            self.gateway.kill_connection(connection_id),
+            "connection {connection_id} is not open"
+        );
     }
 
     /// Every push notification moto recorded for this stack's platform endpoints.

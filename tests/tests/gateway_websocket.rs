@@ -487,3 +487,43 @@ async fn fault_injection_answers_410_500_for_a_connection() {
         .await
         .expect("faults cleared");
 }
+
+#[tokio::test]
+async fn kill_connection_drops_it_without_disconnect() {
+    let fg = FakeGateway::start().await;
+    let mgmt = fg.management().await;
+    let (mut ws, id) = connect(&fg, "").await;
+    let (_other, other_id) = connect(&fg, "").await;
+    assert!(fg.gateway.kill_connection(&id));
+    // The socket ends without a close frame.
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            Ok(Some(Ok(Message::Close(_)))) => panic!("a killed connection gets no close frame"),
+            Ok(Some(Ok(_))) => continue,
+            Ok(None | Some(Err(_))) => break,
+            Err(_) => panic!("socket still open"),
+        }
+    }
+    let err = mgmt
+        .post_to_connection()
+        .connection_id(&id)
+        .data(Blob::new("x"))
+        .send()
+        .await
+        .expect_err("gone");
+    assert!(err.into_service_error().is_gone_exception());
+    // Closing another connection fires its $disconnect; none came for the killed one.
+    mgmt.delete_connection()
+        .connection_id(&other_id)
+        .send()
+        .await
+        .unwrap();
+    fg.calls.disconnect_of(&other_id).await;
+    let rest = fg.calls.drain().await;
+    assert!(
+        !rest
+            .iter()
+            .any(|c| c.route_key() == "$disconnect" && c.connection_id() == id),
+        "no $disconnect for the killed connection"
+    );
+}

@@ -671,7 +671,12 @@ async fn add_members_holds_the_cap_under_ten_concurrent_adds() {
     assert_eq!(
         conflict(
             store
-                .add_members(&chat_id, &admin, &[member.clone()], now_millis())
+                .add_members(
+                    &chat_id,
+                    &admin,
+                    std::slice::from_ref(&member),
+                    now_millis()
+                )
                 .await
                 .unwrap_err()
         ),
@@ -857,7 +862,12 @@ async fn promotion_picks_the_longest_standing_member() {
     let chat_id = group(&store, &admin, &early).await;
     let late = UserId::generate();
     store
-        .add_members(&chat_id, &admin, &[late.clone()], now_millis() + 1000)
+        .add_members(
+            &chat_id,
+            &admin,
+            std::slice::from_ref(&late),
+            now_millis() + 1000,
+        )
         .await
         .unwrap();
     let change = store

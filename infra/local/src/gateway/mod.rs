@@ -620,6 +620,16 @@ impl Gateway {
     pub fn connections(&self) -> Vec<String> {
         self.shared.lock().keys().cloned().collect()
     }
+    /// Drop a connection without firing `$disconnect` (API Gateway losing it): the
+    /// socket closes abruptly and `@connections` answers 410 for it. `false` if the
+    /// connection is not open.
+    pub fn kill_connection(&self, id: &str) -> bool {
+        match self.shared.remove(id) {
+            Some(c) => c.tx.send(websocket::Out::Kill).is_ok(),
+            None => false,
+        }
+    }
+
     /// Invoke a function of the stack directly (as `invoke` does).
     pub async fn invoke(
         &self,

@@ -84,6 +84,8 @@ pub(crate) enum Out {
         reason: &'static str,
         event_reason: &'static str,
     },
+    /// Drop the connection without `$disconnect` (an API Gateway that lost it).
+    Kill,
 }
 
 /// One live connection.
@@ -234,6 +236,7 @@ async fn run(
             reason: reason.into(),
         }))
     };
+    let mut silent = false;
     let (code, reason): (u16, String) = loop {
         tokio::select! {
             msg = socket.recv() => match msg {
@@ -273,6 +276,10 @@ async fn run(
                         break (1006, "Client-side close frame status not set".into());
                     }
                 }
+                Some(Out::Kill) => {
+                    silent = true;
+                    break (1006, "killed".into());
+                }
                 Some(Out::Close { code, reason, event_reason }) => {
                     let _ = socket.send(close(code, reason)).await;
                     break (code, event_reason.into());
@@ -298,7 +305,9 @@ async fn run(
     drop(socket);
     // Messages already received are still handled (as in AWS, $disconnect may overtake them).
     let _ = worker.await;
-    disconnect(&shared, &conn, code, &reason).await;
+    if !silent {
+        disconnect(&shared, &conn, code, &reason).await;
+    }
 }
 
 /// Route one message and invoke its function.
