@@ -473,6 +473,13 @@ async fn login_refusals_look_the_same_and_lock_after_five_failures() {
     let user_id = UserId::parse(s["user"]["userId"].as_str().unwrap()).unwrap();
     let account = stack.store().get_account(&user_id).await.unwrap().unwrap();
     assert!(account.locked_until.is_some_and(|u| u > now_millis()));
+    // Failures while locked neither count nor extend the lock.
+    api.login(&name, "wrong password!")
+        .await
+        .expect_error(401, "invalid_credentials");
+    let still = stack.store().get_account(&user_id).await.unwrap().unwrap();
+    assert_eq!(still.locked_until, account.locked_until);
+    assert_eq!(still.failed_logins, 0);
     // ... so even the right password is refused, with the same answer.
     let r = api.login(&name, PASSWORD).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
@@ -727,5 +734,66 @@ async fn user_search_is_paginated_by_prefix() {
         let r = api.get(&path, t).await;
         r.expect_error(400, "validation_failed");
         assert_eq!(r.field(), field, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_with_one_token_let_exactly_one_win() {
+    let stack = TestStack::start().await;
+    let api = Api::new(&stack);
+    let s = api.register(&unique("race")).await;
+    let rt = refresh_token(&s).to_owned();
+    let (a, b) = tokio::join!(api.refresh(&rt), api.refresh(&rt));
+    let mut statuses = [a.status.as_u16(), b.status.as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [200, 401], "{} / {}", a.body, b.body);
+    let loser = if a.status == StatusCode::OK { &b } else { &a };
+    assert_eq!(loser.code(), "refresh_token_reused");
+    // Reuse ended the family: the winner's new token is dead too.
+    let winner = if a.status == StatusCode::OK { &a } else { &b };
+    api.refresh(winner.body["refreshToken"].as_str().unwrap())
+        .await
+        .expect_error(401, "invalid_refresh_token");
+}
+
+#[tokio::test]
+async fn logout_all_forgets_connections_the_gateway_already_lost() {
+    let stack = TestStack::start().await;
+    let api = Api::new(&stack);
+    let s = api.register(&unique("stale")).await;
+    let user = UserId::parse(s["user"]["userId"].as_str().unwrap()).unwrap();
+    let url = format!("{}?token={}", stack.ws_url(), access(&s));
+    let (_first, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let (_second, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let live = |store: chat_core::store::Store, user: UserId| async move {
+        store
+            .presence_of(std::slice::from_ref(&user), now_millis())
+            .await
+            .unwrap()
+            .remove(&user)
+            .unwrap_or_default()
+            .connections
+    };
+    let conns = live(stack.store().clone(), user.clone()).await;
+    assert_eq!(conns.len(), 2);
+    // One connection is lost without $disconnect: its presence entry stays behind and
+    // @connections answers 410 for it.
+    stack.kill_connection(conns[0].as_str()).await;
+
+    let token = access(&s).to_owned();
+    api.send(Method::POST, "/auth/logout-all", Some(&token), None)
+        .await
+        .expect(204);
+    // Both entries disappear: the lost one through the 410, the live one through its
+    // $disconnect after DeleteConnection.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut poll = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        poll.tick().await;
+        let left = live(stack.store().clone(), user.clone()).await;
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still present: {left:?}");
     }
 }
