@@ -480,6 +480,19 @@ function nameOf(userId) {
 
 // ------------------------------------------------------------------ chat list
 
+/** A round avatar with the chat's initial; direct chats get a presence dot on it. */
+function avatar(c, p) {
+  const initial = Array.from(chatName(c).trim())[0] || '?';
+  return el(
+    'span',
+    { class: `avatar${c.kind === 'group' ? ' group' : ''}`, 'aria-hidden': 'true' },
+    el('span', { class: 'initial', text: initial.toUpperCase() }),
+    c.kind === 'direct'
+      ? el('span', { class: `dot${p && p.online ? ' online' : ''}`, title: p ? lastSeenText(p) : undefined })
+      : null,
+  );
+}
+
 function renderChatList() {
   const list = $('chat-list');
   const sorted = [...chats.values()].sort((a, b) =>
@@ -508,11 +521,7 @@ function renderChatList() {
           'aria-current': c.chatId === current ? 'true' : undefined,
           onclick: () => openChat(c.chatId),
         },
-        el('span', {
-          class: `dot${p && p.online ? ' online' : ''}`,
-          hidden: c.kind !== 'direct',
-          title: p ? lastSeenText(p) : undefined,
-        }),
+        avatar(c, p),
         el(
           'span',
           { class: 'chat-item-main' },
@@ -1146,10 +1155,17 @@ function onReceipt(ev, kind) {
 
 // ------------------------------------------------------------------ incoming messages
 
-/** Update the chat list entry for a message we now hold. */
+/** Update the chat list entry (and receipts) for a message we now hold. */
 function noteMessage(m) {
   const c = chats.get(m.chatId);
   if (!c) return;
+  if (m.senderId && m.senderId !== me()) {
+    // Sending marks the chat read for the sender up to their message (server rule),
+    // without a separate `read` receipt.
+    const r = receiptsOf(m.chatId);
+    const prev = r.get(m.senderId) || { delivered: 0, read: 0 };
+    r.set(m.senderId, { delivered: Math.max(prev.delivered, m.position), read: Math.max(prev.read, m.position) });
+  }
   if (m.position >= (c.lastPosition || 0)) {
     c.lastPosition = m.position;
     c.lastMessage = {
@@ -1214,6 +1230,7 @@ function onSyncResult(res) {
         if (m.clientMessageId && m.senderId === me()) s.pending.delete(m.clientMessageId);
       }
     }
+    for (const m of sc.messages || []) noteMessage({ ...m, chatId: sc.chatId });
     for (const ref of sc.refs || []) if (s.loaded) onMessageRef(ref);
     const c = chats.get(sc.chatId);
     ack(sc.chatId, c.lastPosition || 0);
@@ -1320,6 +1337,9 @@ function setConn(state, detail = '') {
   badge.textContent =
     state === 'online' ? 'Online' : state === 'connecting' ? 'Connecting…' : state === 'reconnecting' ? `Reconnecting…${detail}` : 'Offline';
   document.body.dataset.conn = state;
+  const strip = $('conn-strip');
+  strip.hidden = state !== 'reconnecting';
+  strip.textContent = state === 'reconnecting' ? `Connection lost. Reconnecting…${detail} Messages you send now go out once it is back.` : '';
 }
 
 function wsSend(frame) {
@@ -1333,6 +1353,11 @@ function wsSend(frame) {
 async function connect() {
   clearTimeout(conn.timer);
   if (!session) return;
+  if (testHold) {
+    // The end-to-end test keeps us disconnected for a moment (see window.__chat).
+    scheduleReconnect();
+    return;
+  }
   setConn(conn.attempt === 0 && !conn.opened ? 'connecting' : 'reconnecting');
   try {
     // A refused handshake looks like any close to a browser: after a failed attempt,
@@ -1487,10 +1512,17 @@ async function start() {
   }
 }
 
-// For the end-to-end test and debugging: drop the socket as a network failure would.
+// For the end-to-end test and debugging: drop the socket as a network failure would,
+// optionally holding reconnects back until release() (a longer outage).
+let testHold = false;
 window.__chat = {
-  dropConnection() {
+  dropConnection({ hold = false } = {}) {
+    testHold = hold;
     if (conn.ws) conn.ws.close(4000, 'test drop');
+  },
+  release() {
+    testHold = false;
+    if (session && !conn.ws) connect();
   },
   state: () => ({ conn: conn.state, current, chats: chats.size }),
 };
