@@ -819,15 +819,12 @@ function renderHeader() {
   const c = current && chats.get(current);
   if (!c) return;
   $('conv-name').textContent = chatName(c);
-  const dot = $('conv-dot');
+  const p = c.peer && presence.get(c.peer.userId);
+  $('conv-avatar').replaceChildren(avatar(c, p));
   if (c.kind === 'direct') {
-    const p = c.peer && presence.get(c.peer.userId);
-    dot.hidden = false;
-    dot.className = `dot${p && p.online ? ' online' : ''}`;
     $('conv-sub').textContent = c.peer ? `@${c.peer.userName}${p ? ` · ${lastSeenText(p)}` : ''}` : '';
     $('add-members').hidden = true;
   } else {
-    dot.hidden = true;
     const ids = c.memberIds || [];
     const names = ids.filter((id) => id !== me()).map(nameOf);
     const list = names.length > 4 ? `${names.slice(0, 4).join(', ')} and ${names.length - 4} more` : names.join(', ');
@@ -1054,7 +1051,7 @@ function onComposerInput() {
     if (typingOut.chatId && typingOut.chatId !== current) sendTypingStopped();
     typingOut.chatId = current;
     typingOut.lastStarted = now;
-    wsSend({ action: 'typing', chatId: current, state: 'started' });
+    wsSend({ action: 'typing', chatId: current, state: 'started' }, { low: true });
   }
   clearTimeout(typingOut.idle);
   typingOut.idle = setTimeout(sendTypingStopped, TYPING_IDLE_MS);
@@ -1063,7 +1060,7 @@ function onComposerInput() {
 function sendTypingStopped() {
   clearTimeout(typingOut.idle);
   if (typingOut.chatId) {
-    wsSend({ action: 'typing', chatId: typingOut.chatId, state: 'stopped' });
+    wsSend({ action: 'typing', chatId: typingOut.chatId, state: 'stopped' }, { low: true });
     typingOut.chatId = null;
     typingOut.lastStarted = 0;
   }
@@ -1109,17 +1106,49 @@ function renderTypingEverywhere() {
 
 // ------------------------------------------------------------------ receipts
 
+const acksDue = new Map(); // chatId -> position, sent together shortly after
+let acksTimer = null;
+
+/** Tell the server everything up to `position` reached this device (batched). */
 function ack(chatId, position) {
   const c = chats.get(chatId);
   if (!c || position <= (c.deliveredPosition || 0)) return;
-  if (wsSend({ action: 'ack', chatId, position })) c.deliveredPosition = position;
+  acksDue.set(chatId, Math.max(acksDue.get(chatId) || 0, position));
+  if (!acksTimer) acksTimer = setTimeout(flushAcks, 200);
+}
+
+function flushAcks() {
+  acksTimer = null;
+  for (const [chatId, position] of acksDue) {
+    const c = chats.get(chatId);
+    if (!c || position <= (c.deliveredPosition || 0)) {
+      acksDue.delete(chatId);
+      continue;
+    }
+    if (!wsSend({ action: 'ack', chatId, position }, { low: true })) break;
+    c.deliveredPosition = position;
+    acksDue.delete(chatId);
+  }
+  // Whatever did not fit goes when the window has room (or after the next connect).
+  if (acksDue.size && conn.ws) acksTimer = setTimeout(flushAcks, 1000);
 }
 
 function isVisible(chatId) {
   return current === chatId && document.visibilityState === 'visible' && !$('app').hidden;
 }
 
+let readTimer = null;
+
+/** Mark the open chat read up to its last message (at most one frame per 300 ms). */
 function markRead(chatId) {
+  if (readTimer) return;
+  readTimer = setTimeout(() => {
+    readTimer = null;
+    markReadNow(current || chatId);
+  }, 300);
+}
+
+function markReadNow(chatId) {
   const c = chats.get(chatId);
   if (!c || !isVisible(chatId)) return;
   const position = c.lastPosition || 0;
@@ -1289,6 +1318,21 @@ function onServerError(ev) {
     return;
   }
   if (ev.action === 'typing' || ev.action === 'ack' || ev.action === 'ping') return;
+  if (ev.code === 'rate_limited' || ev.code === 'unavailable') {
+    // Nothing was done: redo it a little later (REST for reads, another sync).
+    if (ev.action === 'read') {
+      const c = current && chats.get(current);
+      if (c) {
+        const position = c.readPosition;
+        setTimeout(() => api('POST', `/chats/${encodeURIComponent(c.chatId)}/read`, { position }).catch(() => {}), 1000);
+      }
+      return;
+    }
+    if (ev.action === 'sync') {
+      setTimeout(() => conn.ws && requestSync(), 3000);
+      return;
+    }
+  }
   banner(words(ev));
 }
 
@@ -1339,15 +1383,28 @@ function setConn(state, detail = '') {
   document.body.dataset.conn = state;
   const strip = $('conn-strip');
   strip.hidden = state !== 'reconnecting';
-  strip.textContent = state === 'reconnecting' ? `Connection lost. Reconnecting…${detail} Messages you send now go out once it is back.` : '';
+  strip.textContent = state === 'reconnecting' ? `Connection lost, reconnecting${detail}. Messages you send now go out once it is back.` : '';
 }
 
-function wsSend(frame) {
-  if (conn.ws && conn.ws.readyState === WebSocket.OPEN) {
-    conn.ws.send(JSON.stringify(frame));
-    return true;
-  }
-  return false;
+// The server allows 30 frames per connection per 10-second window. Frames that can
+// wait (acks, typing) use at most LOW_BUDGET of the last 10 s, so sends, reads and
+// syncs keep room.
+const WINDOW_MS = 10000;
+const LOW_BUDGET = 18;
+const sentTimes = [];
+
+function framesInWindow() {
+  const now = Date.now();
+  while (sentTimes.length && now - sentTimes[0] > WINDOW_MS) sentTimes.shift();
+  return sentTimes.length;
+}
+
+function wsSend(frame, { low = false } = {}) {
+  if (!conn.ws || conn.ws.readyState !== WebSocket.OPEN) return false;
+  if (low && framesInWindow() >= LOW_BUDGET) return false;
+  conn.ws.send(JSON.stringify(frame));
+  sentTimes.push(Date.now());
+  return true;
 }
 
 async function connect() {
@@ -1389,12 +1446,7 @@ async function connect() {
     clearInterval(conn.ping);
     conn.ping = setInterval(() => wsSend({ action: 'ping' }), PING_EVERY_MS);
     // Catch up on whatever happened while we were away, then resend our outbox.
-    const known = [...chats.values()].map((c) => {
-      const s = stores.get(c.chatId);
-      const position = s && s.loaded && s.byPos.size ? Math.min(contiguousTop(s), c.lastPosition || 0) : c.lastPosition || 0;
-      return { chatId: c.chatId, position };
-    });
-    wsSend({ action: 'sync', chats: known.slice(0, 1000), limit: 100 });
+    requestSync();
     flushOutbox();
     for (const c of chats.values()) ack(c.chatId, c.lastPosition || 0);
     if (current) markRead(current);
@@ -1414,6 +1466,16 @@ async function connect() {
     clearInterval(conn.ping);
     if (session) scheduleReconnect();
   };
+}
+
+/** `sync` from the positions we hold (chats we only know from the list: their last). */
+function requestSync() {
+  const known = [...chats.values()].map((c) => {
+    const s = stores.get(c.chatId);
+    const position = s && s.loaded && s.byPos.size ? Math.min(contiguousTop(s), c.lastPosition || 0) : c.lastPosition || 0;
+    return { chatId: c.chatId, position };
+  });
+  wsSend({ action: 'sync', chats: known.slice(0, 1000), limit: 100 });
 }
 
 function scheduleReconnect() {
