@@ -402,6 +402,16 @@ describe('web client in a real browser', { timeout: 10 * 60 * 1000 }, () => {
     await shot(a, 'alice-phone-chat-list');
   });
 
+  it('when Bob closes every page, Alice sees him offline with a last-seen time', async () => {
+    const a = pages.alice;
+    await a.locator('#chat-list .chat-item').filter({ has: a.locator('.chat-item-name', { hasText: bob.displayName }) }).click();
+    await a.waitForFunction(() => document.getElementById('conv-sub').textContent.endsWith('online'));
+    for (const name of ['bob', 'bob-phone']) await pages[name].context().close();
+    await a.waitForFunction(() => /last seen just now$/.test(document.getElementById('conv-sub').textContent));
+    assert.doesNotMatch(await a.getAttribute('#conv-avatar .dot', 'class'), /online/);
+    await shot(a, 'alice-phone-bob-offline');
+  });
+
   it('no page errors and no dialogs', () => {
     assert.deepEqual(pageErrors, []);
     assert.deepEqual(dialogs, []);
