@@ -906,14 +906,36 @@ function renderMessages({ toBottom = false } = {}) {
   if (toBottom || atBottom) box.scrollTop = box.scrollHeight;
 }
 
+/** A system message in words, with member names (the server's text as fallback). */
+function systemText(m) {
+  const e = m.system;
+  if (!e) return m.text;
+  const list = (ids) => (ids || []).map(nameOf).join(', ');
+  switch (e.event) {
+    case 'chatCreated':
+      return e.name ? `${nameOf(e.by)} created the group “${e.name}”` : `${nameOf(e.by)} started the chat`;
+    case 'membersAdded':
+      return `${nameOf(e.by)} added ${list(e.members)}`;
+    case 'memberRemoved':
+      return `${nameOf(e.by)} removed ${nameOf(e.member)}`;
+    case 'memberLeft':
+      return `${nameOf(e.member)} left${e.promoted ? `; ${nameOf(e.promoted)} is now an admin` : ''}`;
+    case 'renamed':
+      return `${nameOf(e.by)} renamed the group to “${e.name}”`;
+    default:
+      return m.text;
+  }
+}
+
 function messageNode(chatId, c, m, key, prevSender) {
   let node = msgNodes.get(key);
   const own = m.senderId === me();
-  const sig = JSON.stringify([m.position, m.text, m.failed, own ? ownState(chatId, m) : 0, prevSender === m.senderId]);
+  const sys = m.kind === 'system' ? systemText(m) : '';
+  const sig = JSON.stringify([m.position, m.text, sys, m.failed, own ? ownState(chatId, m) : 0, prevSender === m.senderId]);
   if (node && node.dataset.sig === sig) return node;
   let fresh;
   if (m.kind === 'system') {
-    fresh = el('li', { class: 'msg system', 'data-position': m.position }, el('span', { class: 'text', text: m.text }));
+    fresh = el('li', { class: 'msg system', 'data-position': m.position }, el('span', { class: 'text', text: sys }));
   } else {
     const st = own ? ownState(chatId, m) : null;
     const showName = !own && c && c.kind === 'group' && prevSender !== m.senderId;
@@ -1294,7 +1316,7 @@ function onMembership(ev) {
   // Member list and receipts changed: reload the detail.
   storeOf(ev.chatId).detailLoaded = false;
   loadDetail(ev.chatId).then(() => {
-    if (current === ev.chatId) renderHeader();
+    if (current === ev.chatId) renderConversation();
   });
   renderChatList();
 }

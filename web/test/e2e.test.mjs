@@ -376,6 +376,15 @@ describe('web client in a real browser', { timeout: 10 * 60 * 1000 }, () => {
     await waitMessage(b, 'first group message');
     await waitOwnState(a, 'first group message', 'read');
     assert.equal(await a.textContent('#message-list li.msg.own .status-label'), 'Read by everyone');
+    // The admin adds Carol: the header counts 3 members, a system message records it,
+    // and the earlier message is no longer read by everyone.
+    await a.click('#add-members');
+    await a.fill('#group-search', carol.userName);
+    await a.click(`#group-results button[data-user-name="${carol.userName}"]`);
+    await a.click('#group-submit');
+    await a.waitForFunction(() => document.getElementById('conv-sub').textContent.startsWith('3 members'));
+    await a.waitForFunction(() => [...document.querySelectorAll('#message-list li.msg.system')].map((n) => n.textContent).join('|') === 'You created the group “Climbing <i>team</i>”|You added Carol');
+    await a.waitForFunction(() => document.querySelector('#message-list li.msg.own .status-label')?.textContent === 'Read by 1');
     await shot(a, 'alice-desktop-group');
   });
 
