@@ -4,7 +4,14 @@
 //!
 //! - [`backend`]: per-test isolated tables and a [`chat_core::store::Store`] on them
 //!   ([`store_for_test`]).
+//! - [`stack`]: [`TestStack`], a whole freshly provisioned stack behind the local
+//!   gateway with the real functions.
+//! - [`fakes`]: a local gateway with recording fake functions, for testing the gateway
+//!   itself without the real functions or a database.
 
 pub mod backend;
+pub mod fakes;
+pub mod stack;
 
 pub use backend::{store_for_test, unique_prefix};
+pub use stack::{TestStack, TestStackOptions};

@@ -37,7 +37,11 @@ mod stack {
 
     /// The offline-topic messages published so far (bodies, parsed).
     pub async fn offline_events(s: &TestStack) -> Vec<serde_json::Value> {
-        s.offline_messages().await
+        s.offline_messages_so_far()
+            .await
+            .into_iter()
+            .map(|m| m.json)
+            .collect()
     }
 
     /// Make the gateway answer 410 Gone for `connection` without running `$disconnect`
@@ -57,7 +61,7 @@ struct Stack {
 impl Stack {
     async fn start() -> Self {
         let s = stack::start().await;
-        let tokens = TokenConfig::from_env(&s.env()).expect("JWT config in the stack env");
+        let tokens = TokenConfig::from_env(s.env()).expect("JWT config in the stack env");
         Stack { s, tokens }
     }
 

@@ -1,6 +1,8 @@
-//! The `chat-local` command line: `backend` starts DynamoDB Local and moto (and
-//! provisions stacks on them), `provision` creates a stack on a running backend. The
-//! binary's `main` only parses arguments and calls [`run`].
+//! The `chat-local` command line: `up` runs the whole chat locally (backend, stack
+//! `dev`, gateway with the real functions, web client); `backend` starts DynamoDB
+//! Local and moto (and provisions stacks on them), `provision` creates a stack on a
+//! running backend; `invoke` and `generate-event` work like their `sam local`
+//! namesakes. The binary's `main` only parses arguments and calls [`run`].
 
 use crate::backend::{write_file_atomically, Backend, BackendConfig, BackendEndpoints, Mode};
 use crate::provision::{provision, ProvisionedStack};
@@ -28,6 +30,41 @@ pub enum Command {
     /// Create a stack's tables, topics, queues and platform applications on a running
     /// backend (idempotent).
     Provision(ProvisionArgs),
+    /// The whole chat: backend, stack `dev`, the local API Gateway with the real
+    /// functions, and the web client (`web/`) if present. Ctrl-C stops everything.
+    Up(crate::up::UpArgs),
+    /// Invoke one function of the template once with an event file and print its
+    /// response (like `sam local invoke`).
+    Invoke(InvokeCmd),
+    /// Print an event as API Gateway or SNS would send it.
+    GenerateEvent(crate::gateway::commands::GenerateEventArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InvokeCmd {
+    #[command(flatten)]
+    pub invoke: crate::gateway::commands::InvokeArgs,
+    /// Resolve the function's environment for this local stack (provisioned if
+    /// needed on the backend below); without it only `--env` values are set.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    #[arg(
+        long,
+        env = "CHAT_DYNAMODB_ENDPOINT",
+        default_value = "http://127.0.0.1:8000"
+    )]
+    pub dynamodb_endpoint: String,
+    #[arg(
+        long,
+        env = "CHAT_MOTO_ENDPOINT",
+        default_value = "http://127.0.0.1:5000"
+    )]
+    pub moto_endpoint: String,
+    /// Directory of the persisted JWT signing key of the stack (as `up` keeps it).
+    #[arg(long, default_value_os_t = BackendConfig::repo_root().join(".local/data"))]
+    pub data_dir: PathBuf,
+    #[arg(long, default_value_os_t = Template::default_path())]
+    pub template: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -96,7 +133,59 @@ pub async fn run(cli: Cli) -> Result<()> {
             print_stack(&stack);
             Ok(())
         }
+        Command::Up(args) => crate::up::up(args).await,
+        Command::Invoke(args) => invoke(args).await,
+        Command::GenerateEvent(args) => {
+            let template = Template::load(&Template::default_path())?;
+            let event = crate::gateway::commands::generate_event(&template, &args)?;
+            println!("{}", serde_json::to_string_pretty(&event)?);
+            Ok(())
+        }
     }
+}
+
+async fn invoke(args: InvokeCmd) -> Result<()> {
+    let template = Template::load(&args.template)?;
+    let env = match &args.prefix {
+        None => chat_core::config::Env::default(),
+        Some(prefix) => {
+            let endpoints = BackendEndpoints {
+                dynamodb: args.dynamodb_endpoint.clone(),
+                moto: args.moto_endpoint.clone(),
+            };
+            let stack = provision(&template, &endpoints, prefix).await?;
+            let key = crate::up::signing_key(Some(&args.data_dir), prefix)?;
+            let stage = template
+                .parameters
+                .get("StageName")
+                .and_then(|p| p.default.clone())
+                .unwrap_or_else(|| "prod".into());
+            let gateway = crate::gateway::Endpoints {
+                ws_addr: ([127, 0, 0, 1], crate::up::DEFAULT_WS_PORT).into(),
+                http_addr: ([127, 0, 0, 1], crate::up::DEFAULT_HTTP_PORT).into(),
+                ws_url: format!("ws://127.0.0.1:{}/{stage}", crate::up::DEFAULT_WS_PORT),
+                management_endpoint: format!(
+                    "http://127.0.0.1:{}/{stage}",
+                    crate::up::DEFAULT_WS_PORT
+                ),
+                http_url: format!("http://127.0.0.1:{}/{stage}", crate::up::DEFAULT_HTTP_PORT),
+                stage,
+            };
+            let mut envs =
+                crate::gateway::stack::stack_envs(&template, &stack, &key, &endpoints, &gateway)?;
+            let def = template
+                .functions()?
+                .into_iter()
+                .find(|f| f.logical_id == args.invoke.function || f.binary == args.invoke.function)
+                .ok_or_else(|| {
+                    anyhow::anyhow!("the template has no function {}", args.invoke.function)
+                })?;
+            envs.remove(&def.logical_id).unwrap_or_default()
+        }
+    };
+    let response = crate::gateway::commands::invoke(&template, &args.invoke, env).await?;
+    println!("{}", serde_json::to_string_pretty(&response)?);
+    Ok(())
 }
 
 async fn backend(args: BackendArgs) -> Result<()> {

@@ -491,7 +491,8 @@ impl Resolver for LocalResolver {
     }
 
     fn secret(&self, reference: &str) -> Option<String> {
-        // `resolve:secretsmanager:{arn}:SecretString:key` (the text between `{{` and `}}`)
+        // `[resolve:]secretsmanager:{arn}:SecretString:key` (the template reader passes
+        // the reference with its `resolve:` prefix)
         let reference = reference.strip_prefix("resolve:").unwrap_or(reference);
         let rest = reference.strip_prefix("secretsmanager:")?;
         let arn = self.secret_arn(JWT_SECRET);
