@@ -422,9 +422,10 @@ impl Lifecycle {
                 return Ok(false);
             }
             let read_at = now_millis();
+            let room = (self.config.batch_messages - *blanked).min(100);
             let page = self
                 .store()
-                .messages_by_sender(user, 100, after.as_ref())
+                .messages_by_sender(user, room, after.as_ref())
                 .await?;
             let store = self.store().clone();
             let u = user.clone();
