@@ -467,3 +467,55 @@ impl Lifecycle {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purge_phases_run_in_order_and_round_trip() {
+        let mut p = PurgePhase::Connections;
+        let mut seen = vec![p];
+        while p != PurgePhase::Done {
+            let next = p.next();
+            assert!(next > p, "{next:?} after {p:?}");
+            p = next;
+            seen.push(p);
+        }
+        assert_eq!(seen.len(), 7);
+        assert_eq!(PurgePhase::Done.next(), PurgePhase::Done);
+        for p in seen {
+            assert_eq!(PurgePhase::parse(p.as_str()), Some(p));
+        }
+        assert_eq!(PurgePhase::parse("nope"), None);
+    }
+
+    #[test]
+    fn purge_job_wire_format() {
+        let user = UserId::generate();
+        let v = serde_json::to_value(PurgeJob::new(user.clone())).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"kind": "accountPurge", "userId": user.as_str()})
+        );
+        let back: PurgeJob = serde_json::from_value(v).unwrap();
+        assert_eq!(back.user_id, user);
+        assert!(
+            serde_json::from_str::<PurgeJob>(r#"{"kind":"accountPurge","userId":"x"}"#).is_err()
+        );
+    }
+
+    #[test]
+    fn config_defaults_and_overrides() {
+        let c = LifecycleConfig::from_env(&Env::default()).unwrap();
+        assert_eq!(c.name_release_delay_ms, 30 * 24 * 3600 * 1000);
+        assert_eq!(c.batch_messages, 2000);
+        let mut env = Env::default();
+        env.set("USER_NAME_RELEASE_DELAY_SECONDS", "2");
+        env.set("PURGE_BATCH_MESSAGES", "5");
+        let c = LifecycleConfig::from_env(&env).unwrap();
+        assert_eq!((c.name_release_delay_ms, c.batch_messages), (2000, 5));
+        env.set("PURGE_BATCH_MESSAGES", "many");
+        assert!(LifecycleConfig::from_env(&env).is_err());
+    }
+}

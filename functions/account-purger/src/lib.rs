@@ -95,3 +95,19 @@ pub async fn run(
     }
     Ok(outcome)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_leaves_the_safety_margin() {
+        let mut ctx = Context::default();
+        ctx.deadline = chat_core::model::now_millis() as u64 + 300_000;
+        let left = budget(&ctx) - Instant::now();
+        assert!(left <= Duration::from_secs(280) && left > Duration::from_secs(270));
+        ctx.deadline = 0;
+        let left = budget(&ctx) - Instant::now();
+        assert!(left <= DEFAULT_BUDGET && left > DEFAULT_BUDGET - Duration::from_secs(5));
+    }
+}
