@@ -293,7 +293,16 @@ async fn two_users_two_devices_each_get_every_message_once_in_order() {
     let mut b1 = st.connect(&bob, "b1").await;
     let mut b2 = st.connect(&bob, "b2").await;
 
+    // A conversation: each message reaches every device before the next is sent, so
+    // arrival order must equal position order. (Two sends at the same moment from
+    // different members are fanned out by different invocations and may arrive out
+    // of position order; clients order by position: docs/protocol.md, "Ordering".)
+    let mut a1_frames = Vec::new();
+    let mut a2_frames = Vec::new();
+    let mut b1_frames = Vec::new();
+    let mut b2_frames = Vec::new();
     for i in 1..=3u64 {
+        let n = i as usize;
         a1.send(send_frame(
             &chat,
             &format!("a-{i}"),
@@ -304,6 +313,9 @@ async fn two_users_two_devices_each_get_every_message_once_in_order() {
         assert_eq!(ack["position"], 2 * i - 1);
         assert_eq!(ack["clientMessageId"], format!("a-{i}"));
         assert_eq!(ack["duplicate"], false);
+        a2.collect_messages(&mut a2_frames, 2 * n - 1).await;
+        b1.collect_messages(&mut b1_frames, 2 * n - 1).await;
+        b2.collect_messages(&mut b2_frames, n).await;
         b2.send(send_frame(
             &chat,
             &format!("b-{i}"),
@@ -312,19 +324,12 @@ async fn two_users_two_devices_each_get_every_message_once_in_order() {
         .await;
         let ack = b2.next_of("messageAck").await;
         assert_eq!(ack["position"], 2 * i);
+        a2.collect_messages(&mut a2_frames, 2 * n).await;
+        b1.collect_messages(&mut b1_frames, 2 * n).await;
+        a1.collect_messages(&mut a1_frames, n).await;
     }
-    // Collect every frame each device receives: first until it holds the messages it
-    // should get (the origin connection gets acks, not its own messages; every other
-    // device gets all six), then up to a barrier taken after both senders' barriers
-    // (their fan-outs are finished then), so a duplicate or stray delivery shows up.
-    let mut a1_frames = Vec::new();
-    let mut a2_frames = Vec::new();
-    let mut b1_frames = Vec::new();
-    let mut b2_frames = Vec::new();
-    a1.collect_messages(&mut a1_frames, 3).await;
-    b2.collect_messages(&mut b2_frames, 3).await;
-    a2.collect_messages(&mut a2_frames, 6).await;
-    b1.collect_messages(&mut b1_frames, 6).await;
+    // Then everything up to a barrier taken after both senders' barriers (their
+    // fan-outs are finished then), so a duplicate or stray delivery shows up.
     a1_frames.extend(a1.barrier().await);
     b2_frames.extend(b2.barrier().await);
     a1_frames.extend(a1.barrier().await);
