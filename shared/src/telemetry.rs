@@ -1,9 +1,25 @@
 //! Logging: JSON lines through `tracing` (CloudWatch reads them as structured logs),
 //! level from `LOG_LEVEL` (default `info`; any `tracing` filter works, e.g.
-//! `info,chat_core=debug`), or human-readable lines with `LOG_FORMAT=pretty` for local
+//! `info,chat_core=debug`, or `info,aws_smithy_runtime=debug` to see every AWS SDK
+//! call as a span), or human-readable lines with `LOG_FORMAT=pretty` for local
 //! development. Never log tokens, passwords or message text.
+//!
+//! Every invocation runs inside one `invocation` span (opened by
+//! [`crate::function`]) with the fields `request_id`, `function`, `route`, `trace_id`
+//! (X-Ray, when active), and the fields handlers fill in as they learn them:
+//! `action` (WebSocket frames), `user_id`, `chat_id` ([`record_user`],
+//! [`record_chat`], [`record_action`]). JSON lines carry the span's fields
+//! (`span.*`), so every line of a request can be found by `span.request_id`. The
+//! invocation ends with one `invocation done` line with `outcome` and `duration_ms`.
+//!
+//! The AWS SDK opens a `tracing` span per operation (e.g. `DynamoDB.TransactWriteItems`
+//! under `invoke`); with the filter at `debug` for `aws_smithy_runtime` those spans
+//! appear on the lines they enclose. X-Ray's own view of the SDK calls comes from
+//! Lambda active tracing (see `docs/operations.md`, "Traces").
 
 use crate::config::Env;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
 /// Install the global subscriber once; later calls are no-ops (several functions may
@@ -14,7 +30,7 @@ pub fn init(env: &Env) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false);
-    let result = if env.get("LOG_FORMAT") == Some("pretty") {
+    let result = if is_pretty(env) {
         builder.with_ansi(true).try_init()
     } else {
         builder
@@ -26,4 +42,54 @@ pub fn init(env: &Env) {
             .try_init()
     };
     let _ = result;
+}
+
+/// Whether `LOG_FORMAT=pretty` (human-readable lines, for local runs).
+pub fn is_pretty(env: &Env) -> bool {
+    env.get("LOG_FORMAT") == Some("pretty")
+}
+
+/// Record the user this request is for on the invocation span (`user_id`).
+pub fn record_user(user: &crate::ids::UserId) {
+    tracing::Span::current().record("user_id", tracing::field::display(user));
+}
+
+/// Record the chat this request is about on the invocation span (`chat_id`).
+pub fn record_chat(chat: &crate::ids::ChatId) {
+    tracing::Span::current().record("chat_id", tracing::field::display(chat));
+}
+
+/// Record the WebSocket action of the frame on the invocation span (`action`).
+pub fn record_action(action: &str) {
+    tracing::Span::current().record("action", action);
+}
+
+tokio::task_local! {
+    static STATUS: Arc<AtomicU16>;
+}
+
+/// Run `fut` with a fresh per-invocation status note; returns the worst status noted
+/// ([`note_status`]) alongside the output (0 when none).
+pub(crate) async fn with_status_note<F: std::future::Future>(fut: F) -> (F::Output, u16) {
+    let cell = Arc::new(AtomicU16::new(0));
+    let out = STATUS.scope(cell.clone(), fut).await;
+    (out, cell.load(Ordering::Relaxed))
+}
+
+/// Note that the request failed with `status` although the function's response may
+/// say 200 (WebSocket frames answer errors as events). The completion line's
+/// `outcome` takes the worst status noted. No-op outside an invocation.
+pub fn note_status(status: u16) {
+    let _ = STATUS.try_with(|s| {
+        s.fetch_max(status, Ordering::Relaxed);
+    });
+}
+
+/// `ok` below 400, `client_error` for 4xx, `server_error` for 5xx.
+pub fn outcome(status: u16) -> &'static str {
+    match status {
+        500.. => "server_error",
+        400..=499 => "client_error",
+        _ => "ok",
+    }
 }

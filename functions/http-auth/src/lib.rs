@@ -129,9 +129,7 @@ fn invalid_credentials() -> ApiError {
 
 /// Count one security event (CloudWatch EMF; alarms can watch these).
 fn metric(name: &str) {
-    let mut m = chat_core::metrics::Metrics::new("http-auth");
-    m.count(name, 1);
-    m.flush();
+    chat_core::metrics::count(name, 1);
 }
 
 /// `POST /auth/register`.
