@@ -129,6 +129,9 @@ pub async fn observe<F>(ctx: Context, route: String, fut: F) -> Result<Value, Er
 where
     F: Future<Output = Result<Value, Error>> + Send,
 {
+    // Boxed: handler futures are large, and each wrapper below would otherwise copy
+    // them on the stack (debug builds overflow a 2 MB worker stack).
+    let fut = Box::pin(fut);
     let function = function_name(&ctx);
     let span = tracing::info_span!(
         "invocation",
@@ -171,7 +174,7 @@ where
         }
         result
     };
-    crate::metrics::scope(metrics, work.instrument(inner)).await
+    crate::metrics::scope(metrics, Box::pin(work.instrument(inner))).await
 }
 
 /// The whole of a function's `main`: logging, init from the process environment,

@@ -25,10 +25,19 @@ use tracing_subscriber::EnvFilter;
 /// Install the global subscriber once; later calls are no-ops (several functions may
 /// share one process locally).
 pub fn init(env: &Env) {
+    init_with_writer(env, std::io::stdout);
+}
+
+/// [`init`] writing somewhere else than stdout (tests capture the lines).
+pub fn init_with_writer<W>(env: &Env, writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_new(env.get("LOG_LEVEL").unwrap_or("info"))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_writer(writer)
         .with_target(false);
     let result = if is_pretty(env) {
         builder.with_ansi(true).try_init()
