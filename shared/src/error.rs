@@ -155,6 +155,12 @@ impl ApiError {
                 crate::metrics::count("RateLimited", 1);
                 tracing::info!(code = self.code(), message = %self, "request refused")
             }
+            // A parser's message may quote what the client sent (a password, a
+            // message's text): only the code.
+            ApiError::InvalidJson(_) => tracing::info!(code = self.code(), "request refused"),
+            ApiError::Validation(e) => {
+                tracing::info!(code = self.code(), field = e.field, message = %self, "request refused")
+            }
             _ => tracing::info!(code = self.code(), message = %self, "request refused"),
         }
     }

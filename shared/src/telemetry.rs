@@ -1,6 +1,6 @@
 //! Logging: JSON lines through `tracing` (CloudWatch reads them as structured logs),
 //! level from `LOG_LEVEL` (default `info`; any `tracing` filter works, e.g.
-//! `info,chat_core=debug`, or `info,aws_smithy_runtime=debug` to see every AWS SDK
+//! `info,chat_core=debug`, or `info,aws_sdk_dynamodb=debug` to see every DynamoDB
 //! call as a span), or human-readable lines with `LOG_FORMAT=pretty` for local
 //! development. Never log tokens, passwords or message text.
 //!
@@ -12,9 +12,10 @@
 //! (`span.*`), so every line of a request can be found by `span.request_id`. The
 //! invocation ends with one `invocation done` line with `outcome` and `duration_ms`.
 //!
-//! The AWS SDK opens a `tracing` span per operation (e.g. `DynamoDB.TransactWriteItems`
-//! under `invoke`); with the filter at `debug` for `aws_smithy_runtime` those spans
-//! appear on the lines they enclose. X-Ray's own view of the SDK calls comes from
+//! The AWS SDK opens a `debug` span per operation (`DynamoDB.TransactWriteItems`,
+//! `SNS.PublishBatch`, `ApiGatewayManagement.PostToConnection`, with `rpc.service`
+//! and `rpc.method`); with the filter at `debug` for `aws_sdk_*` each one logs a
+//! closing line with its duration, under the invocation span. X-Ray's own view of the SDK calls comes from
 //! Lambda active tracing (see `docs/operations.md`, "Traces").
 
 use crate::config::Env;
@@ -33,12 +34,22 @@ pub fn init_with_writer<W>(env: &Env, writer: W)
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_new(env.get("LOG_LEVEL").unwrap_or("info"))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let level = env.get("LOG_LEVEL").unwrap_or("info");
+    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // At debug (e.g. `info,aws_sdk_dynamodb=debug`) the SDK's per-operation spans are
+    // enabled: print a line when each span closes (its name, e.g. `DynamoDB.PutItem`,
+    // and `time.busy`), and every line lists all its spans so the invocation's fields
+    // stay on lines inside an SDK call.
+    let span_detail = level.contains("debug") || level.contains("trace");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
-        .with_target(false);
+        .with_target(false)
+        .with_span_events(if span_detail {
+            tracing_subscriber::fmt::format::FmtSpan::CLOSE
+        } else {
+            tracing_subscriber::fmt::format::FmtSpan::NONE
+        });
     let result = if is_pretty(env) {
         builder.with_ansi(true).try_init()
     } else {
@@ -46,7 +57,7 @@ where
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .with_span_list(false)
+            .with_span_list(span_detail)
             .without_time()
             .try_init()
     };

@@ -297,6 +297,7 @@ async fn close_connections(s: &AuthState, user: &UserId) -> usize {
     let presence = match s.store.presence_of(std::slice::from_ref(user), now).await {
         Ok(p) => p,
         Err(e) => {
+            chat_core::metrics::store_error(&e);
             tracing::error!(error = %e, "could not list connections to close");
             return 0;
         }
