@@ -309,7 +309,9 @@ mod tests {
         let lines = Arc::new(Mutex::new(Vec::<String>::new()));
         let l2 = lines.clone();
         // Only this test sets the sink in the unit-test binary.
-        set_sink(Some(Box::new(move |s| l2.lock().unwrap().push(s.to_owned()))));
+        set_sink(Some(Box::new(move |s| {
+            l2.lock().unwrap().push(s.to_owned())
+        })));
         count("Outside", 1); // no invocation: ignored
         scope(Metrics::new("unit-scope"), async {
             count("MessagesSent", 1);

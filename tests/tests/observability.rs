@@ -106,7 +106,10 @@ type Ws =
 
 async fn connect(s: &TestStack, token: &str, device: &str) -> Ws {
     let url = format!("{}?token={token}&device={device}", s.ws_url());
-    tokio_tungstenite::connect_async(url).await.expect("connect").0
+    tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connect")
+        .0
 }
 
 /// The next text frame of type `ty` (others are skipped).
@@ -207,11 +210,21 @@ async fn a_send_logs_and_counts_what_happened() {
         assert_eq!(def["Unit"], unit, "{name}");
         assert_eq!(record[name], value, "{name}");
     }
-    for absent in ["DeliveriesFailed", "DeliveriesGone", "OfflineEvents", "StoreErrors"] {
+    for absent in [
+        "DeliveriesFailed",
+        "DeliveriesGone",
+        "OfflineEvents",
+        "StoreErrors",
+    ] {
         assert!(record.get(absent).is_none(), "{absent} in {record}");
     }
-    assert_eq!(metric_def(&record, "AckLatency").unwrap()["Unit"], "Milliseconds");
-    let ack_ms = record["AckLatency"].as_f64().expect("one AckLatency sample");
+    assert_eq!(
+        metric_def(&record, "AckLatency").unwrap()["Unit"],
+        "Milliseconds"
+    );
+    let ack_ms = record["AckLatency"]
+        .as_f64()
+        .expect("one AckLatency sample");
     assert!((0.0..15_000.0).contains(&ack_ms), "{ack_ms}");
     let request_id = record["requestId"].as_str().expect("requestId property");
 
@@ -227,9 +240,9 @@ async fn a_send_logs_and_counts_what_happened() {
     // The completion line of the same invocation, with the span's fields.
     let done = cap
         .until("the ws-message completion line", |c| {
-            c.logs_json()
-                .into_iter()
-                .find(|l| l["message"] == "invocation done" && l["span"]["request_id"] == request_id)
+            c.logs_json().into_iter().find(|l| {
+                l["message"] == "invocation done" && l["span"]["request_id"] == request_id
+            })
         })
         .await;
     let span = &done["span"];
@@ -244,9 +257,10 @@ async fn a_send_logs_and_counts_what_happened() {
     assert!(done["duration_ms"].as_f64().is_some(), "{done}");
     assert_eq!(done["level"], "INFO");
     // The fan-out line is in the same request.
-    assert!(cap.logs_json().iter().any(|l| {
-        l["message"] == "fan-out done" && l["span"]["request_id"] == request_id
-    }));
+    assert!(cap
+        .logs_json()
+        .iter()
+        .any(|l| { l["message"] == "fan-out done" && l["span"]["request_id"] == request_id }));
     // $connect completions carry the user.
     assert!(cap.logs_json().iter().any(|l| {
         l["message"] == "invocation done"

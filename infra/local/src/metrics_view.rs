@@ -22,9 +22,7 @@ fn totals() -> &'static Mutex<Summary> {
 /// Add one summary into another.
 pub fn merge(into: &mut Summary, more: Summary) {
     for (name, (unit, n, sum, max)) in more {
-        let e = into
-            .entry(name)
-            .or_insert_with(|| (unit, 0, 0.0, f64::MIN));
+        let e = into.entry(name).or_insert_with(|| (unit, 0, 0.0, f64::MIN));
         e.1 += n;
         e.2 += sum;
         e.3 = e.3.max(max);
@@ -71,7 +69,10 @@ pub fn totals_so_far() -> Summary {
 
 /// Sum the EMF records of a log's text.
 pub fn summarize_text(text: &str) -> Summary {
-    summarize(text.lines().filter_map(|l| l.find('{').map(|i| l[i..].trim_end())))
+    summarize(
+        text.lines()
+            .filter_map(|l| l.find('{').map(|i| l[i..].trim_end())),
+    )
 }
 
 /// A table: metric, unit, samples, sum, average, max.
