@@ -146,7 +146,6 @@ where
     let mut metrics = crate::metrics::Metrics::new(&function);
     metrics.property("requestId", ctx.request_id.clone());
     let start = Instant::now();
-    let inner = span.clone();
     let work = async move {
         let (result, noted) = crate::telemetry::with_status_note(fut).await;
         let status = match &result {
@@ -174,7 +173,7 @@ where
         }
         result
     };
-    crate::metrics::scope(metrics, Box::pin(work.instrument(inner))).await
+    crate::metrics::scope(metrics, Box::pin(work.instrument(span))).await
 }
 
 /// The whole of a function's `main`: logging, init from the process environment,
