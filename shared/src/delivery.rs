@@ -130,7 +130,23 @@ impl Poster {
     }
 
     /// Post `frame` to one connection, with the 410 and retry rules of the module doc.
+    /// Counts `DeliveriesAttempted` and one of `DeliveriesSucceeded`,
+    /// `DeliveriesGone`, `DeliveriesFailed` per call (not per retry).
     pub async fn post(&self, target: &Target, frame: &str) -> PostOutcome {
+        crate::metrics::count("DeliveriesAttempted", 1);
+        let outcome = self.post_once(target, frame).await;
+        crate::metrics::count(
+            match outcome {
+                PostOutcome::Delivered => "DeliveriesSucceeded",
+                PostOutcome::Gone => "DeliveriesGone",
+                PostOutcome::Failed => "DeliveriesFailed",
+            },
+            1,
+        );
+        outcome
+    }
+
+    async fn post_once(&self, target: &Target, frame: &str) -> PostOutcome {
         if frame.len() > MAX_FRAME_BYTES {
             tracing::error!(
                 bytes = frame.len(),
@@ -162,6 +178,7 @@ impl Poster {
                     .forget_stale_connection(&target.user, &target.connection, now_millis())
                     .await
                 {
+                    crate::metrics::store_error(&e);
                     tracing::warn!(error = %e, "could not forget a gone connection (its TTL will)");
                 }
                 tracing::info!(connection = %target.connection, "connection gone (410); forgotten");

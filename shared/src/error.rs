@@ -133,9 +133,15 @@ impl ApiError {
     }
 
     /// Log this error once, with its cause chain, at the edge that handles it.
+    /// Also notes the status for the invocation's `outcome` and counts store failures
+    /// (`StoreErrors`).
     pub fn log(&self) {
+        crate::telemetry::note_status(self.status());
         match self {
             ApiError::Internal(cause) | ApiError::Unavailable(cause) => {
+                if let Some(e) = cause.downcast_ref::<StoreError>() {
+                    crate::metrics::store_error(e);
+                }
                 let mut chain = cause.to_string();
                 let mut src = cause.source();
                 while let Some(s) = src {
@@ -144,6 +150,16 @@ impl ApiError {
                     src = s.source();
                 }
                 tracing::error!(code = self.code(), cause = %chain, "request failed");
+            }
+            ApiError::RateLimited(_) => {
+                crate::metrics::count("RateLimited", 1);
+                tracing::info!(code = self.code(), message = %self, "request refused")
+            }
+            // A parser's message may quote what the client sent (a password, a
+            // message's text): only the code.
+            ApiError::InvalidJson(_) => tracing::info!(code = self.code(), "request refused"),
+            ApiError::Validation(e) => {
+                tracing::info!(code = self.code(), field = e.field, message = %self, "request refused")
             }
             _ => tracing::info!(code = self.code(), message = %self, "request refused"),
         }

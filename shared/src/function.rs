@@ -12,6 +12,13 @@
 //! out) and wrapped by [`http`], which uses `lambda_http`'s own adapter for the
 //! payload-format-2.0 mapping. WebSocket and SNS functions take their typed event from
 //! `aws_lambda_events` through [`typed`].
+//!
+//! Both wrappers run every invocation through [`observe`]: one `invocation` span
+//! (`request_id`, `function`, `route`, `trace_id`; see [`crate::telemetry`]), one
+//! current EMF record ([`crate::metrics::scope`]) flushed at the end, and one
+//! `invocation done` line with `outcome` and `duration_ms`. The function's name is
+//! `Context::env_config.function_name` (`AWS_LAMBDA_FUNCTION_NAME` in AWS; the local
+//! gateway puts the binary name there).
 
 use crate::config::Env;
 use lambda_http::{Body, Request, Response, Service};
@@ -21,6 +28,8 @@ use serde_json::Value;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
+use tracing::Instrument;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -55,15 +64,16 @@ where
 {
     Arc::new(FnFunction(Box::new(
         move |event, ctx| -> BoxFuture<'static, Result<Value, Error>> {
+            let route = route_of(&event);
             match serde_json::from_value::<E>(event) {
-                Err(e) => {
-                    Box::pin(
-                        async move { Err(Error::from(format!("event does not deserialize: {e}"))) },
-                    )
-                }
+                Err(e) => Box::pin(observe(ctx, route, async move {
+                    Err(Error::from(format!("event does not deserialize: {e}")))
+                })),
                 Ok(ev) => {
-                    let fut = f(ev, ctx);
-                    Box::pin(async move { Ok(serde_json::to_value(fut.await?)?) })
+                    let fut = f(ev, ctx.clone());
+                    Box::pin(observe(ctx, route, async move {
+                        Ok(serde_json::to_value(fut.await?)?)
+                    }))
                 }
             }
         },
@@ -79,15 +89,91 @@ where
     Arc::new(FnFunction(Box::new(
         move |event, ctx| -> BoxFuture<'static, Result<Value, Error>> {
             let f = f.clone();
-            Box::pin(async move {
+            let route = route_of(&event);
+            Box::pin(observe(ctx.clone(), route, async move {
                 let payload: lambda_http::request::LambdaRequest = serde_json::from_value(event)
                     .map_err(|e| Error::from(format!("event does not deserialize: {e}")))?;
                 let mut adapter = lambda_http::Adapter::from(lambda_http::service_fn(f));
                 let response = adapter.call(LambdaEvent::new(payload, ctx)).await?;
                 Ok(serde_json::to_value(response)?)
-            })
+            }))
         },
     )))
+}
+
+/// The route of an event: `requestContext.routeKey` for API Gateway (HTTP and
+/// WebSocket), `sns` for SNS notifications, `unknown` otherwise.
+pub fn route_of(event: &Value) -> String {
+    if let Some(r) = event["requestContext"]["routeKey"].as_str() {
+        return r.to_owned();
+    }
+    let source = &event["Records"][0];
+    if source["EventSource"] == "aws:sns" || source["eventSource"] == "aws:sns" {
+        return "sns".to_owned();
+    }
+    "unknown".to_owned()
+}
+
+/// The function's name for logs and metrics: the Lambda configuration's, else
+/// `AWS_LAMBDA_FUNCTION_NAME`, else `unknown`.
+pub fn function_name(ctx: &Context) -> String {
+    let n = &ctx.env_config.function_name;
+    if !n.is_empty() {
+        return n.clone();
+    }
+    std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "unknown".to_owned())
+}
+
+/// Run one invocation observed: span, current metrics record, completion line.
+pub async fn observe<F>(ctx: Context, route: String, fut: F) -> Result<Value, Error>
+where
+    F: Future<Output = Result<Value, Error>> + Send,
+{
+    // Boxed: handler futures are large, and each wrapper below would otherwise copy
+    // them on the stack (debug builds overflow a 2 MB worker stack).
+    let fut = Box::pin(fut);
+    let function = function_name(&ctx);
+    let span = tracing::info_span!(
+        "invocation",
+        request_id = %ctx.request_id,
+        function = %function,
+        route = %route,
+        trace_id = ctx.xray_trace_id.as_deref().unwrap_or(""),
+        action = tracing::field::Empty,
+        user_id = tracing::field::Empty,
+        chat_id = tracing::field::Empty,
+    );
+    let mut metrics = crate::metrics::Metrics::new(&function);
+    metrics.property("requestId", ctx.request_id.clone());
+    let start = Instant::now();
+    let work = async move {
+        let (result, noted) = crate::telemetry::with_status_note(fut).await;
+        let status = match &result {
+            Ok(v) => v["statusCode"].as_u64().unwrap_or(200) as u16,
+            Err(_) => 500,
+        }
+        .max(noted);
+        let duration_ms = start.elapsed().as_secs_f64() * 1000.0;
+        let outcome = crate::telemetry::outcome(status);
+        match &result {
+            Ok(_) => tracing::info!(
+                outcome,
+                status,
+                duration_ms = (duration_ms * 100.0).round() / 100.0,
+                "invocation done"
+            ),
+            // The handler gave up (Lambda reports the error and may retry the event).
+            Err(e) => tracing::error!(
+                outcome,
+                status,
+                duration_ms = (duration_ms * 100.0).round() / 100.0,
+                error = %e,
+                "invocation failed"
+            ),
+        }
+        result
+    };
+    crate::metrics::scope(metrics, Box::pin(work.instrument(span))).await
 }
 
 /// The whole of a function's `main`: logging, init from the process environment,

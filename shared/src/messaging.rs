@@ -157,11 +157,15 @@ impl ChatServices {
         text: &MessageText,
         origin_connection: Option<ConnectionId>,
     ) -> Result<Sent, ApiError> {
+        crate::telemetry::record_chat(chat_id);
         let appended = self
             .store
             .append_text(chat_id, sender, client_message_id, text, now_millis())
             .await
             .map_err(ApiError::from)?;
+        if !appended.duplicate {
+            crate::metrics::count("MessagesSent", 1);
+        }
         Ok(Sent {
             message: appended.message,
             chat: appended.chat,
@@ -193,6 +197,11 @@ impl ChatServices {
             .await?;
         let event = ServerEvent::for_message(m);
         let as_ref = matches!(event, ServerEvent::MessageRef(_));
+        crate::metrics::sample(
+            "FanOutSize",
+            crate::metrics::Unit::Count,
+            targets.len() as f64,
+        );
         let delivery = self.poster.post_all(&targets, &event.to_json()).await;
 
         let offline: Vec<&Membership> = members
@@ -228,16 +237,15 @@ impl ChatServices {
                     sent_at: m.sent_at,
                 })
                 .collect();
-            if let Err(e) = self.offline.publish(&events).await {
-                tracing::error!(
-                    chat = %m.chat_id,
-                    position = m.position,
-                    failed = e.failed,
-                    total = e.total,
-                    reason = %e.reason,
-                    "offline events not published"
-                );
-                return Err(ApiError::Unavailable(Box::new(e)));
+            match self.offline.publish(&events).await {
+                Ok(n) => crate::metrics::count("OfflineEvents", n as u64),
+                Err(e) => {
+                    // Logged once, by the edge that handles the error (its message
+                    // says how many failed and why).
+                    crate::metrics::count("OfflineEvents", (e.total - e.failed) as u64);
+                    crate::metrics::count("OfflineEventsFailed", e.failed as u64);
+                    return Err(ApiError::Unavailable(Box::new(e)));
+                }
             }
         }
         let totals = delivery.totals();
@@ -269,6 +277,7 @@ impl ChatServices {
         chat_id: &ChatId,
         position: u64,
     ) -> Result<ReceiptOutcome, ApiError> {
+        crate::telemetry::record_chat(chat_id);
         self.check_position(user, chat_id, position).await?;
         let moved = self
             .store
@@ -276,6 +285,7 @@ impl ChatServices {
             .await
             .map_err(ApiError::from)?;
         if moved {
+            crate::metrics::count("ReceiptsDelivered", 1);
             let ev = ServerEvent::Delivered(Receipt {
                 chat_id: chat_id.clone(),
                 user_id: user.clone(),
@@ -297,6 +307,7 @@ impl ChatServices {
         position: u64,
         origin: Option<&ConnectionId>,
     ) -> Result<ReceiptOutcome, ApiError> {
+        crate::telemetry::record_chat(chat_id);
         self.check_position(user, chat_id, position).await?;
         let moved = self
             .store
@@ -304,6 +315,7 @@ impl ChatServices {
             .await
             .map_err(ApiError::from)?;
         if moved {
+            crate::metrics::count("ReceiptsRead", 1);
             let ev = ServerEvent::Read(Receipt {
                 chat_id: chat_id.clone(),
                 user_id: user.clone(),

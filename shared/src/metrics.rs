@@ -4,14 +4,24 @@
 //! of functions (never user or chat ids); ids that help an investigation go in as plain
 //! properties (searchable in Logs Insights, not dimensions).
 //!
-//! Use: `let mut m = Metrics::new("ws-message"); m.count("MessagesSent", 1);
+//! One record per invocation: [`crate::function`] opens a [`Metrics`] for the
+//! function, makes it current for the invocation ([`scope`]) and flushes it when the
+//! invocation ends. Code anywhere below (handlers, `ChatServices`, the `Poster`) adds
+//! to it with the free functions [`count`], [`sample`], [`milliseconds`] and
+//! [`store_error`]; outside an invocation (unit tests of services) they do nothing.
+//! The metric names and what they mean are listed in `docs/operations.md`.
+//!
+//! Direct use: `let mut m = Metrics::new("ws-message"); m.count("MessagesSent", 1);
 //! m.milliseconds("AckLatency", 3.2); m.flush();` (also flushed on drop). Locally,
 //! [`set_sink`] redirects the lines (the gateway's pretty mode, tests that assert on
 //! them); [`summarize`] sums a log of such lines.
 
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The dimension set of every record: one dimension, the function's name.
+pub const DIMENSIONS: &[&str] = &["Function"];
 
 /// The CloudWatch namespace of every metric of the project.
 pub const NAMESPACE: &str = "ServerlessChat";
@@ -93,6 +103,11 @@ impl Metrics {
         }
     }
 
+    /// Record one sample of a distribution (e.g. `FanOutSize`; samples are kept apart).
+    pub fn sample(&mut self, name: &str, unit: Unit, v: f64) {
+        self.put(name, unit, v);
+    }
+
     /// Record a duration sample (several samples per invocation are kept apart, so
     /// CloudWatch percentiles see each).
     pub fn milliseconds(&mut self, name: &str, ms: f64) {
@@ -125,7 +140,7 @@ impl Metrics {
                 "Timestamp": timestamp_ms,
                 "CloudWatchMetrics": [{
                     "Namespace": NAMESPACE,
-                    "Dimensions": [["Function"]],
+                    "Dimensions": [DIMENSIONS],
                     "Metrics": defs,
                 }],
             }),
@@ -158,6 +173,62 @@ impl Drop for Metrics {
     fn drop(&mut self) {
         self.flush();
     }
+}
+
+tokio::task_local! {
+    static CURRENT: Arc<Mutex<Metrics>>;
+}
+
+/// Run `fut` with `metrics` as the current invocation's record; flush it afterwards.
+pub async fn scope<F: std::future::Future>(metrics: Metrics, fut: F) -> F::Output {
+    let cell = Arc::new(Mutex::new(metrics));
+    let out = CURRENT.scope(cell.clone(), fut).await;
+    if let Ok(mut m) = cell.lock() {
+        m.flush();
+    }
+    out
+}
+
+/// Change the current invocation's record (no-op outside an invocation).
+pub fn with_current(f: impl FnOnce(&mut Metrics)) {
+    let _ = CURRENT.try_with(|cell| {
+        if let Ok(mut m) = cell.lock() {
+            f(&mut m);
+        }
+    });
+}
+
+/// Add to a counter of the current invocation.
+pub fn count(name: &str, n: u64) {
+    with_current(|m| m.count(name, n));
+}
+
+/// Add a sample to a distribution of the current invocation.
+pub fn sample(name: &str, unit: Unit, v: f64) {
+    with_current(|m| m.sample(name, unit, v));
+}
+
+/// Add a duration sample to the current invocation.
+pub fn milliseconds(name: &str, ms: f64) {
+    with_current(|m| m.milliseconds(name, ms));
+}
+
+/// Set a searchable property of the current invocation's record.
+pub fn property(key: &str, value: impl Into<Value>) {
+    let value = value.into();
+    with_current(|m| m.property(key, value));
+}
+
+/// Count a store failure: `StoreErrors` and `StoreErrors_<kind>` (kind from
+/// [`crate::store::StoreError::kind`], a handful of names). Domain outcomes
+/// (not found, not a member, conflict) are answers, not failures, and not counted.
+pub fn store_error(e: &crate::store::StoreError) {
+    let kind = e.kind();
+    if matches!(kind, "not_found" | "not_member" | "conflict") {
+        return;
+    }
+    count("StoreErrors", 1);
+    count(&format!("StoreErrors_{kind}"), 1);
 }
 
 /// Whether a log line is an EMF record.
@@ -231,6 +302,35 @@ mod tests {
         assert_eq!(sum["MessagesSent"].2, 6.0);
         assert_eq!(sum["AckLatency"].1, 4);
         assert_eq!(sum["AckLatency"].3, 4.5);
+    }
+
+    #[tokio::test]
+    async fn current_record_collects_and_flushes_once() {
+        let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+        let l2 = lines.clone();
+        // Only this test sets the sink in the unit-test binary.
+        set_sink(Some(Box::new(move |s| {
+            l2.lock().unwrap().push(s.to_owned())
+        })));
+        count("Outside", 1); // no invocation: ignored
+        scope(Metrics::new("unit-scope"), async {
+            count("MessagesSent", 1);
+            sample("FanOutSize", Unit::Count, 3.0);
+            store_error(&crate::store::StoreError::Contention);
+            store_error(&crate::store::StoreError::NotMember);
+        })
+        .await;
+        set_sink(None);
+        let lines = lines.lock().unwrap();
+        let mine: Vec<&String> = lines.iter().filter(|l| l.contains("unit-scope")).collect();
+        assert_eq!(mine.len(), 1);
+        let v: Value = serde_json::from_str(mine[0]).unwrap();
+        assert_eq!(v["MessagesSent"], 1.0);
+        assert_eq!(v["FanOutSize"], 3.0);
+        assert_eq!(v["StoreErrors"], 1.0);
+        assert_eq!(v["StoreErrors_contention"], 1.0);
+        assert!(v.get("StoreErrors_not_member").is_none());
+        assert!(v.get("Outside").is_none());
     }
 
     #[test]

@@ -129,9 +129,7 @@ fn invalid_credentials() -> ApiError {
 
 /// Count one security event (CloudWatch EMF; alarms can watch these).
 fn metric(name: &str) {
-    let mut m = chat_core::metrics::Metrics::new("http-auth");
-    m.count(name, 1);
-    m.flush();
+    chat_core::metrics::count(name, 1);
 }
 
 /// `POST /auth/register`.
@@ -299,6 +297,7 @@ async fn close_connections(s: &AuthState, user: &UserId) -> usize {
     let presence = match s.store.presence_of(std::slice::from_ref(user), now).await {
         Ok(p) => p,
         Err(e) => {
+            chat_core::metrics::store_error(&e);
             tracing::error!(error = %e, "could not list connections to close");
             return 0;
         }

@@ -118,7 +118,8 @@ impl Notifier {
             );
             return Ok(());
         }
-        let mut metrics = chat_core::metrics::Metrics::new("push-notifier");
+        // Counted into the invocation's EMF record (flushed by the function wrapper).
+        use chat_core::metrics;
         let mut retry = 0;
         for record in &event.records {
             let sns_id = record.sns.message_id.as_str();
@@ -133,7 +134,7 @@ impl Notifier {
                         column = e.column(),
                         "malformed offline event skipped"
                     );
-                    metrics.count("PushEventsMalformed", 1);
+                    metrics::count("PushEventsMalformed", 1);
                     continue;
                 }
             };
@@ -151,18 +152,17 @@ impl Notifier {
                 "offline event handled"
             );
             if outcome.skipped.is_some() {
-                metrics.count("PushEventsSkipped", 1);
+                metrics::count("PushEventsSkipped", 1);
             }
-            metrics.count("PushesSent", outcome.sent as u64);
-            metrics.count("PushesAlreadySent", outcome.already_sent as u64);
-            metrics.count("PushDevicesRemoved", outcome.removed as u64);
-            metrics.count("PushesFailed", outcome.failed as u64);
-            metrics.count("PushesRetried", outcome.retry as u64);
+            metrics::count("PushesSent", outcome.sent as u64);
+            metrics::count("PushesAlreadySent", outcome.already_sent as u64);
+            metrics::count("PushDevicesRemoved", outcome.removed as u64);
+            metrics::count("PushesFailed", outcome.failed as u64);
+            metrics::count("PushesRetried", outcome.retry as u64);
             if outcome.retry > 0 {
                 retry += 1;
             }
         }
-        metrics.flush();
         if retry > 0 {
             return Err(Error::from(format!(
                 "{retry} offline event(s) failed temporarily; redelivery will finish them"
@@ -419,10 +419,12 @@ fn store_step<T>(op: &'static str, r: Result<T, StoreError>) -> Result<Option<T>
     match r {
         Ok(v) => Ok(Some(v)),
         Err(e) if e.is_transient() => {
+            chat_core::metrics::store_error(&e);
             tracing::warn!(op, error = %e, "store unavailable; event will be retried");
             Err(Retry)
         }
         Err(e) => {
+            chat_core::metrics::store_error(&e);
             tracing::error!(op, error = %e, "store failed; event skipped");
             Ok(None)
         }

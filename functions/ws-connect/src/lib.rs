@@ -144,13 +144,15 @@ pub async fn handle(
         }
     };
     let (user_id, version): (UserId, u64) = user;
+    chat_core::telemetry::record_user(&user_id);
     match services.store().get_account(&user_id).await {
         Ok(Some(acct)) if !acct.deleted && acct.token_version == version => {}
         Ok(Some(_)) | Ok(None) => {
-            tracing::info!(user = %user_id, "handshake with a revoked token refused");
+            tracing::info!("handshake with a revoked token refused");
             return status(403, "the access token was revoked");
         }
         Err(e) => {
+            chat_core::metrics::store_error(&e);
             tracing::error!(error = %e, "account lookup failed");
             return status(503, "service temporarily unavailable");
         }
@@ -172,11 +174,13 @@ pub async fn handle(
     let came_online = match services.store().put_connection(&connection).await {
         Ok(b) => b,
         Err(e) => {
+            chat_core::metrics::store_error(&e);
             tracing::error!(error = %e, "could not store the connection");
             return status(503, "service temporarily unavailable");
         }
     };
-    tracing::info!(user = %user_id, connection = %connection_id, came_online, "connected");
+    chat_core::metrics::count("Connects", 1);
+    tracing::info!(connection = %connection_id, came_online, "connected");
     if came_online {
         if let Err(e) = services.announce_presence(&user_id, true, None).await {
             e.log();

@@ -43,7 +43,9 @@ pub async fn handle(
     let now = now_millis();
     match services.store().remove_connection(&id, now).await {
         Ok(Some((user, went_offline))) => {
-            tracing::info!(user = %user, connection = %id, went_offline, "disconnected");
+            chat_core::telemetry::record_user(&user);
+            chat_core::metrics::count("Disconnects", 1);
+            tracing::info!(connection = %id, went_offline, "disconnected");
             if went_offline {
                 if let Err(e) = services.announce_presence(&user, false, Some(now)).await {
                     e.log();
@@ -51,7 +53,10 @@ pub async fn handle(
             }
         }
         Ok(None) => tracing::info!(connection = %id, "disconnect of an unknown connection"),
-        Err(e) => tracing::error!(error = %e, connection = %id, "could not remove the connection"),
+        Err(e) => {
+            chat_core::metrics::store_error(&e);
+            tracing::error!(error = %e, connection = %id, "could not remove the connection")
+        }
     }
     ok
 }

@@ -6,7 +6,9 @@
 //! would not reach the client in AWS); the function itself always returns 200.
 //!
 //! `sendMessage` posts `messageAck` to the sender's connection as soon as the message
-//! is stored, then fans out within the same invocation.
+//! is stored, then fans out within the same invocation. `AckLatency` (EMF) is the time
+//! from API Gateway receiving the frame (`requestContext.requestTimeEpoch`) to the
+//! acknowledgement being posted.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use base64::Engine;
@@ -93,6 +95,11 @@ pub async fn handle(
         return unknown_connection();
     };
     let now = now_millis();
+    // When API Gateway received the frame (falls back to now if absent or skewed).
+    let received_at = match event.request_context.request_time_epoch {
+        t if t > 0 && t <= now => t,
+        _ => now,
+    };
     let window = match services
         .store()
         .count_request(&conn, now / WINDOW_MS, now)
@@ -101,6 +108,7 @@ pub async fn handle(
         Ok(Some(w)) => w,
         Ok(None) => return unknown_connection(),
         Err(e) => {
+            chat_core::metrics::store_error(&e);
             tracing::error!(error = %e, "rate counter failed");
             let mut r = ok();
             r.status_code = 503;
@@ -108,16 +116,20 @@ pub async fn handle(
         }
     };
     let user = window.connection.user_id.clone();
+    chat_core::telemetry::record_user(&user);
     let text = frame_text(&event).unwrap_or_else(|_| "\u{0}".to_owned());
     let action = match parse_frame(&text) {
         Ok(a) => a,
         Err(e) => {
+            chat_core::telemetry::note_status(400);
             tracing::info!(code = e.code(), bytes = text.len(), "frame refused");
             services.post_event(&user, &conn, &e.to_event()).await;
             return ok();
         }
     };
+    chat_core::telemetry::record_action(action.name());
     if matches!(action, ClientAction::Typing { .. }) && window.count > TYPING_PER_WINDOW {
+        chat_core::metrics::count("TypingDropped", 1);
         tracing::debug!("typing dropped by the rate limit");
         return ok();
     }
@@ -126,6 +138,7 @@ pub async fn handle(
             "at most {REQUESTS_PER_WINDOW} frames per {} seconds per connection",
             WINDOW_MS / 1000
         ));
+        e.log();
         let cmid = match &action {
             ClientAction::SendMessage {
                 client_message_id, ..
@@ -141,7 +154,7 @@ pub async fn handle(
             .await;
         return ok();
     }
-    dispatch(services, &user, &conn, action).await;
+    dispatch(services, &user, &conn, action, received_at).await;
     ok()
 }
 
@@ -150,6 +163,7 @@ async fn dispatch(
     user: &UserId,
     conn: &ConnectionId,
     action: ClientAction,
+    received_at: i64,
 ) {
     let name = action.name();
     let reply = |ev: ServerEvent| async move {
@@ -182,7 +196,15 @@ async fn dispatch(
                 .await
             {
                 Ok(sent) => {
-                    reply(ServerEvent::MessageAck(sent.ack())).await;
+                    let acked = services
+                        .post_event(user, conn, &ServerEvent::MessageAck(sent.ack()))
+                        .await;
+                    if acked == chat_core::delivery::PostOutcome::Delivered {
+                        chat_core::metrics::milliseconds(
+                            "AckLatency",
+                            (now_millis() - received_at) as f64,
+                        );
+                    }
                     if let Err(e) = services.fan_out(&sent).await {
                         // Already acknowledged: the sender must not retry; the
                         // failure (offline events not published) is logged.
@@ -209,6 +231,7 @@ async fn dispatch(
             }
         }
         ClientAction::Typing { chat_id, state } => {
+            chat_core::telemetry::record_chat(&chat_id);
             if let Err(e) = services.typing(user, &chat_id, state, Some(conn)).await {
                 fail(e, None).await;
             }

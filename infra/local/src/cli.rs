@@ -38,6 +38,12 @@ pub enum Command {
     Invoke(InvokeCmd),
     /// Print an event as API Gateway or SNS would send it.
     GenerateEvent(crate::gateway::commands::GenerateEventArgs),
+    /// Sum the CloudWatch EMF metrics in a log file (e.g. the output of a run with
+    /// LOG_FORMAT=json, or a CloudWatch Logs export).
+    MetricsSummary {
+        /// The log file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -121,6 +127,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         env.set("LOG_FORMAT", "pretty");
     }
     chat_core::telemetry::init(&env);
+    if chat_core::telemetry::is_pretty(&env) {
+        crate::metrics_view::install_pretty_sink();
+    }
     match cli.command {
         Command::Backend(args) => backend(args).await,
         Command::Provision(args) => {
@@ -135,6 +144,13 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Up(args) => crate::up::up(args).await,
         Command::Invoke(args) => invoke(args).await,
+        Command::MetricsSummary { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let summary = crate::metrics_view::summarize_text(&text);
+            print!("{}", crate::metrics_view::render(&summary));
+            Ok(())
+        }
         Command::GenerateEvent(args) => {
             let template = Template::load(&Template::default_path())?;
             let event = crate::gateway::commands::generate_event(&template, &args)?;

@@ -10,10 +10,12 @@
 //! - [`gateway`]: the local API Gateway (WebSocket API, `@connections`, HTTP API, SNS
 //!   subscriptions) in front of the template's functions, in-process or as processes.
 //! - [`cli`]: the `chat-local` command (`up`, `backend`, `provision`, `invoke`,
-//!   `generate-event`); [`up`]: the `up` command.
+//!   `generate-event`, `metrics-summary`); [`up`]: the `up` command.
+//! - [`metrics_view`]: EMF metrics printed readably and summed over a run.
 pub mod backend;
 pub mod cli;
 pub mod gateway;
+pub mod metrics_view;
 pub mod provision;
 pub mod template;
 pub mod up;

@@ -208,6 +208,13 @@ async fn run(args: &UpArgs, template: Template, backend: &mut Backend) -> Result
         let _ = std::fs::remove_file(file);
     }
     eprintln!("gateway stopped");
+    let totals = crate::metrics_view::totals_so_far();
+    if !totals.is_empty() {
+        eprint!(
+            "Metrics of this run (EMF, summed):\n{}",
+            crate::metrics_view::render(&totals)
+        );
+    }
     outcome
 }
 

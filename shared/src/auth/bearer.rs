@@ -88,6 +88,7 @@ pub async fn authenticate_headers(
     let session_id = claims.session_id().map_err(bad)?;
     match store.get_account(&user_id).await? {
         Some(account) if !account.deleted && account.token_version == claims.ver => {
+            crate::telemetry::record_user(&user_id);
             Ok(Authenticated {
                 user_id,
                 session_id,

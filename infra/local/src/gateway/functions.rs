@@ -140,6 +140,14 @@ pub fn context(def: &FunctionDef, request_id: &str) -> Context {
     ctx.request_id = request_id.to_owned();
     ctx.deadline = (super::events::now_ms() as u64) + def.timeout_secs * 1000;
     ctx.invoked_function_arn = function_arn(&def.logical_id);
+    // The name logs and metrics carry (`Function`): the binary, e.g. `ws-message`.
+    ctx.env_config = Arc::new(lambda_runtime::Config {
+        function_name: def.binary.clone(),
+        memory: def.memory_mb as i32,
+        version: "$LATEST".to_owned(),
+        log_stream: String::new(),
+        log_group: String::new(),
+    });
     ctx
 }
 
