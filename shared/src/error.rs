@@ -19,6 +19,10 @@ pub enum ApiError {
     /// No, or a bad, expired or revoked credential.
     #[error("{0}")]
     Unauthorized(String),
+    /// A credential was refused for a reason the client must tell apart (401 with its
+    /// own code: `invalid_credentials`, `refresh_token_reused`, ...).
+    #[error("{message}")]
+    AuthFailed { code: &'static str, message: String },
     /// Authenticated but not allowed (e.g. not an admin of the group).
     #[error("{0}")]
     Forbidden(String),
@@ -72,6 +76,14 @@ impl ApiError {
         }
     }
 
+    /// 401 with a specific code.
+    pub fn auth_failed(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::AuthFailed {
+            code,
+            message: message.into(),
+        }
+    }
+
     pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         ApiError::Internal(Box::new(e))
     }
@@ -82,6 +94,7 @@ impl ApiError {
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::Validation(_) => "validation_failed",
             ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::AuthFailed { code, .. } => code,
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict { code, .. } => code,
@@ -95,7 +108,7 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
             ApiError::InvalidJson(_) | ApiError::Validation(_) => 400,
-            ApiError::Unauthorized(_) => 401,
+            ApiError::Unauthorized(_) | ApiError::AuthFailed { .. } => 401,
             ApiError::Forbidden(_) => 403,
             ApiError::NotFound(_) => 404,
             ApiError::Conflict { .. } => 409,
@@ -138,12 +151,36 @@ impl ApiError {
 }
 
 impl From<StoreError> for ApiError {
+    /// Domain outcomes become precise client errors (a non-member is told the chat
+    /// does not exist, as for an unknown chat); dependency failures become 503 when a
+    /// retry may help and 500 otherwise.
     fn from(e: StoreError) -> Self {
-        if e.is_transient() {
-            ApiError::Unavailable(Box::new(e))
-        } else {
-            ApiError::Internal(Box::new(e))
+        match e {
+            StoreError::NotFound(what) => ApiError::not_found(what),
+            StoreError::NotMember => ApiError::not_found("chat"),
+            StoreError::Conflict("not_admin") => {
+                ApiError::Forbidden("only an admin of the group may do this".into())
+            }
+            StoreError::Conflict(code) => ApiError::conflict(code, conflict_message(code)),
+            e if e.is_transient() => ApiError::Unavailable(Box::new(e)),
+            e => ApiError::Internal(Box::new(e)),
         }
+    }
+}
+
+fn conflict_message(code: &str) -> String {
+    match code {
+        "user_name_taken" => "that user name is already taken".into(),
+        "group_full" => format!(
+            "a group has at most {} members",
+            crate::input::MAX_GROUP_MEMBERS
+        ),
+        "already_member" => "that user is already a member".into(),
+        "not_a_group" => {
+            "this is a direct chat; it has no group settings or membership changes".into()
+        }
+        "no_members" => "name at least one user to add".into(),
+        other => other.replace('_', " "),
     }
 }
 

@@ -3,21 +3,31 @@
 //! - [`ids`] and [`input`]: newtypes that parse what clients send, once, at the edge.
 //! - [`model`]: the domain (users, chats, memberships, messages, connections, devices).
 //! - [`store`]: the only code that knows DynamoDB item shapes (see docs/data-model.md).
-//! - [`auth`]: access tokens (JWT) and the rest of authentication.
+//! - [`auth`]: access tokens (JWT), passwords, refresh tokens and the bearer check.
 //! - [`config`] and [`aws`]: typed configuration from the environment and the AWS
 //!   clients built from it at init.
+//! - [`protocol`]: the WebSocket protocol (client actions, server events, the offline
+//!   event); [`messaging`]: the chat services both edges call (send, fan-out, receipts,
+//!   typing, presence, sync); [`delivery`]: posting to connections and publishing
+//!   offline events.
 //! - [`error`]: the errors clients see, shared by the REST and WebSocket edges.
 //! - [`function`]: how a Lambda is packaged, so one value runs in AWS and in-process
 //!   in the local gateway; [`telemetry`]: structured logs.
+//! - [`http`]: the REST edge (routing, JSON bodies, responses) every HTTP function uses.
 
 pub mod auth;
 pub mod aws;
 pub mod config;
+pub mod delivery;
 pub mod error;
 pub mod function;
+pub mod http;
 pub mod ids;
 pub mod input;
+pub mod messaging;
+pub mod metrics;
 pub mod model;
+pub mod protocol;
 pub mod store;
 pub mod telemetry;
 

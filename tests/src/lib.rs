@@ -1,1 +1,17 @@
-//! Test support (to be written).
+//! `chat-tests`: support for the integration and end-to-end tests in `tests/tests/`.
+//! They run against the local backend that `./dev test` starts (DynamoDB Local and
+//! moto on free ports, exported as `CHAT_DYNAMODB_ENDPOINT` / `CHAT_MOTO_ENDPOINT`).
+//!
+//! - [`backend`]: per-test isolated tables and a [`chat_core::store::Store`] on them
+//!   ([`store_for_test`]).
+//! - [`stack`]: [`TestStack`], a whole freshly provisioned stack behind the local
+//!   gateway with the real functions.
+//! - [`fakes`]: a local gateway with recording fake functions, for testing the gateway
+//!   itself without the real functions or a database.
+
+pub mod backend;
+pub mod fakes;
+pub mod stack;
+
+pub use backend::{store_for_test, unique_prefix};
+pub use stack::{TestStack, TestStackOptions};

@@ -1,16 +1,331 @@
-//! `http-auth`: placeholder until its issue lands; answers every event with an error.
+//! `http-auth`: accounts and sessions over REST.
+//!
+//! - `POST /auth/register` -> 201 `{user, tokens}`; `409 user_name_taken` when the name is
+//!   held in any letter case.
+//! - `POST /auth/login` -> 200 `{user, tokens}`; every refusal is the same `401
+//!   invalid_credentials`, with the same Argon2 work (a dummy hash for unknown users) and
+//!   a minimum response time, so unknown user, wrong password and locked account cannot
+//!   be told apart. [`LockoutRule`]: 5 failures in a row lock the account for 15
+//!   minutes.
+//! - `POST /auth/refresh` -> 200 token pair (rotation; reuse revokes the family).
+//! - `POST /auth/logout` -> 204 (revokes one refresh-token family).
+//! - `POST /auth/logout-all` (bearer) -> 204: bumps the token version (every refresh
+//!   and access token of the user dies) and closes the user's WebSocket connections
+//!   through the management API.
+//!
+//! See `docs/security.md` for the design and `docs/openapi.yaml` for the contract.
 
-use chat_core::config::Env;
+use chat_core::auth::{self, password, refresh, TokenConfig, TokenPair};
+use chat_core::config::{Env, Tables};
+use chat_core::error::ApiError;
 use chat_core::function::{BoxFuture, SharedFunction};
+use chat_core::http::{self as edge, Router, SMALL_BODY};
+use chat_core::ids::UserId;
+use chat_core::input::{DisplayName, InvalidInput, Password, UserName};
+use chat_core::model::{now_millis, Millis, Profile, UserAccount};
+use chat_core::store::{Store, StoreError};
+use lambda_http::{Body, Request, Response};
 use lambda_runtime::Error;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
 
-/// Build the function from its environment (at init).
-pub fn build(_env: Env) -> BoxFuture<'static, Result<SharedFunction, Error>> {
+/// When failed logins lock an account.
+#[derive(Debug, Clone, Copy)]
+pub struct LockoutRule {
+    /// Failures in a row that lock the account.
+    pub threshold: u32,
+    /// How long the lock lasts.
+    pub lock_ms: Millis,
+}
+
+impl Default for LockoutRule {
+    fn default() -> Self {
+        LockoutRule {
+            threshold: 5,
+            lock_ms: 15 * 60 * 1000,
+        }
+    }
+}
+
+/// What the handlers share, built once at init.
+pub struct AuthState {
+    pub store: Store,
+    pub tokens: TokenConfig,
+    pub management: aws_sdk_apigatewaymanagement::Client,
+    pub lockout: LockoutRule,
+    /// A refused login answers no sooner than this after it arrived.
+    pub failure_floor: Duration,
+}
+
+/// Build the function from its environment (at init). Besides the tables and the
+/// token settings: `LOGIN_LOCK_THRESHOLD` (5), `LOGIN_LOCK_SECONDS` (900),
+/// `LOGIN_FAILURE_MIN_MS` (300).
+pub fn build(env: Env) -> BoxFuture<'static, Result<SharedFunction, Error>> {
     Box::pin(async move {
-        Ok(chat_core::function::typed(
-            |_event: serde_json::Value, _ctx| async move {
-                Err::<serde_json::Value, Error>(Error::from("http-auth is not implemented yet"))
+        let sdk = chat_core::aws::sdk_config(&env).await;
+        let store = Store::new(
+            chat_core::aws::dynamodb(&sdk, &env),
+            Tables::from_env(&env)?,
+        );
+        let state = AuthState {
+            store,
+            tokens: TokenConfig::from_env(&env)?,
+            management: chat_core::aws::management(&sdk, &env)?,
+            lockout: LockoutRule {
+                threshold: env.parse_or("LOGIN_LOCK_THRESHOLD", 5)?,
+                lock_ms: env.parse_or::<i64>("LOGIN_LOCK_SECONDS", 900)? * 1000,
             },
-        ))
+            failure_floor: Duration::from_millis(env.parse_or("LOGIN_FAILURE_MIN_MS", 300)?),
+        };
+        Ok(router(state).into_function())
     })
+}
+
+/// The routes of this function.
+pub fn router(state: AuthState) -> Router<AuthState> {
+    Router::new(state)
+        .route("POST /auth/register", register)
+        .route("POST /auth/login", login)
+        .route("POST /auth/refresh", refresh_tokens)
+        .route("POST /auth/logout", logout)
+        .route("POST /auth/logout-all", logout_all)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RegisterBody {
+    user_name: String,
+    password: String,
+    display_name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct LoginBody {
+    user_name: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+/// Register and login answer with the user and a token pair.
+#[derive(Serialize)]
+pub struct Session<'a> {
+    pub user: &'a Profile,
+    pub tokens: &'a TokenPair,
+}
+
+fn invalid_credentials() -> ApiError {
+    ApiError::auth_failed(
+        "invalid_credentials",
+        "wrong user name or password (after 5 failures in a row an account is locked for 15 minutes)",
+    )
+}
+
+/// Count one security event (CloudWatch EMF; alarms can watch these).
+fn metric(name: &str) {
+    let mut m = chat_core::metrics::Metrics::new("http-auth");
+    m.count(name, 1);
+    m.flush();
+}
+
+/// `POST /auth/register`.
+pub async fn register(s: Arc<AuthState>, req: Request) -> Result<Response<Body>, ApiError> {
+    let body: RegisterBody = edge::parse_json(&req, SMALL_BODY)?;
+    let name = UserName::parse(&body.user_name)?;
+    let password = Password::parse(&body.password)?;
+    if body.password.to_lowercase().contains(&name.canonical()) {
+        return Err(InvalidInput::new("password", "must not contain the user name").into());
+    }
+    let display_name = DisplayName::parse(&body.display_name)?;
+    let hash = password::hash(password).await.map_err(ApiError::internal)?;
+    let now = now_millis();
+    let user_id = UserId::generate();
+    let profile = match s
+        .store
+        .create_user(&user_id, &name, &display_name, &hash, now)
+        .await
+    {
+        Ok(p) => p,
+        Err(StoreError::Conflict("user_name_taken")) => {
+            return Err(ApiError::conflict(
+                "user_name_taken",
+                "that user name is already taken (user names are unique regardless of case)",
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let tokens = refresh::start_session(
+        &s.store,
+        &s.tokens,
+        &user_id,
+        0,
+        &edge::user_agent(&req),
+        now,
+    )
+    .await?;
+    tracing::info!(user_id = %user_id, "registered");
+    Ok(edge::created(&Session {
+        user: &profile,
+        tokens: &tokens,
+    }))
+}
+
+/// `POST /auth/login`.
+pub async fn login(s: Arc<AuthState>, req: Request) -> Result<Response<Body>, ApiError> {
+    let started = tokio::time::Instant::now();
+    let body: LoginBody = edge::parse_json(&req, SMALL_BODY)?;
+    let password = Password::for_login(&body.password)?;
+    let now = now_millis();
+    match check_credentials(&s, &body.user_name, password, now).await? {
+        Some(account) => {
+            if account.failed_logins > 0 || account.locked_until.is_some() {
+                s.store.reset_failed_logins(&account.user_id).await?;
+            }
+            let tokens = refresh::start_session(
+                &s.store,
+                &s.tokens,
+                &account.user_id,
+                account.token_version,
+                &edge::user_agent(&req),
+                now,
+            )
+            .await?;
+            Ok(edge::ok(&Session {
+                user: &account.profile,
+                tokens: &tokens,
+            }))
+        }
+        None => {
+            metric("LoginFailures");
+            tokio::time::sleep_until(started + s.failure_floor).await;
+            Err(invalid_credentials())
+        }
+    }
+}
+
+/// The account if `password` is right for `user_name` and the account is not locked;
+/// `None` for any refusal. Every path runs one Argon2 verification.
+async fn check_credentials(
+    s: &AuthState,
+    user_name: &str,
+    password: Password,
+    now: Millis,
+) -> Result<Option<UserAccount>, ApiError> {
+    let user_id = match UserName::parse(user_name) {
+        Ok(name) => s.store.find_user_by_name(name.as_str()).await?,
+        Err(_) => None,
+    };
+    let account = match user_id {
+        Some(id) => s.store.get_account(&id).await?.filter(|a| !a.deleted),
+        None => None,
+    };
+    let locked = account
+        .as_ref()
+        .and_then(|a| a.locked_until)
+        .is_some_and(|until| until > now);
+    // A locked account is checked against the dummy hash: same work, always refused.
+    let stored = account
+        .as_ref()
+        .filter(|_| !locked)
+        .map(|a| a.password_hash.clone());
+    let matches = password::verify(password, stored)
+        .await
+        .map_err(ApiError::internal)?;
+    match account {
+        Some(a) if matches => Ok(Some(a)),
+        Some(a) if !locked => {
+            let rule = s.lockout;
+            if let Some(until) = s
+                .store
+                .record_failed_login(&a.user_id, now, rule.threshold, rule.lock_ms)
+                .await?
+            {
+                tracing::warn!(user_id = %a.user_id, locked_until = until, "account locked after failed logins");
+                metric("AccountsLocked");
+            }
+            Ok(None)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// `POST /auth/refresh`.
+pub async fn refresh_tokens(s: Arc<AuthState>, req: Request) -> Result<Response<Body>, ApiError> {
+    let body: RefreshBody = edge::parse_json(&req, SMALL_BODY)?;
+    match refresh::refresh(&s.store, &s.tokens, &body.refresh_token, now_millis()).await {
+        Ok(tokens) => Ok(edge::ok(&tokens)),
+        Err(e) => {
+            if e.code() == "refresh_token_reused" {
+                metric("RefreshTokenReuse");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// `POST /auth/logout`.
+pub async fn logout(s: Arc<AuthState>, req: Request) -> Result<Response<Body>, ApiError> {
+    let body: RefreshBody = edge::parse_json(&req, SMALL_BODY)?;
+    refresh::logout(&s.store, &body.refresh_token).await?;
+    Ok(edge::no_content())
+}
+
+/// `POST /auth/logout-all`.
+pub async fn logout_all(s: Arc<AuthState>, req: Request) -> Result<Response<Body>, ApiError> {
+    let me = auth::authenticate(&req, &s.tokens, &s.store).await?;
+    let version = match s.store.bump_token_version(&me.user_id).await {
+        Ok(v) => v,
+        Err(StoreError::NotFound(_)) => {
+            return Err(ApiError::Unauthorized(auth::bearer::REVOKED.into()))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let closed = close_connections(&s, &me.user_id).await;
+    tracing::info!(user_id = %me.user_id, token_version = version, closed, "logged out everywhere");
+    Ok(edge::no_content())
+}
+
+/// Close every live WebSocket connection of `user` (best effort: the token version is
+/// already bumped, so a connection missed here is refused at its next connect). A
+/// connection the API says is gone (410) is forgotten. Returns how many were closed.
+async fn close_connections(s: &AuthState, user: &UserId) -> usize {
+    let now = now_millis();
+    let presence = match s.store.presence_of(std::slice::from_ref(user), now).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "could not list connections to close");
+            return 0;
+        }
+    };
+    let conns = presence
+        .get(user)
+        .map(|p| p.connections.clone())
+        .unwrap_or_default();
+    let mut closed = 0;
+    for id in conns {
+        match s
+            .management
+            .delete_connection()
+            .connection_id(id.as_str())
+            .send()
+            .await
+        {
+            Ok(_) => closed += 1,
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_gone_exception()) => {
+                if let Err(e) = s.store.forget_stale_connection(user, &id, now).await {
+                    tracing::warn!(error = %e, connection_id = %id, "could not forget a stale connection");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %aws_sdk_apigatewaymanagement::error::DisplayErrorContext(&e), connection_id = %id, "could not close a connection")
+            }
+        }
+    }
+    closed
 }

@@ -1,16 +1,180 @@
-//! `http-users`: placeholder until its issue lands; answers every event with an error.
+//! `http-users`: profiles, presence and user search over REST. Every route is
+//! authenticated with the shared bearer check ([`chat_core::auth::authenticate`]).
+//!
+//! - `GET /me` -> 200 the caller's profile.
+//! - `PATCH /me` `{displayName?, statusText?, avatarUrl?}` -> 200 the new profile.
+//!   `statusText: null` clears the status, `avatarUrl: null` removes the avatar;
+//!   `displayName` cannot be removed.
+//! - `GET /users/{userId}` -> 200 public profile plus `presence: {online, lastSeenAt}`.
+//! - `GET /users?prefix=&limit=&cursor=` -> 200 `{users, nextCursor}`: users whose name
+//!   starts with `prefix` (2+ characters, any case), in name order, `limit` (1-50,
+//!   default 20) a page; `nextCursor` is opaque and `null` on the last page.
 
-use chat_core::config::Env;
+use chat_core::auth::{self, TokenConfig};
+use chat_core::config::{Env, Tables};
+use chat_core::error::ApiError;
 use chat_core::function::{BoxFuture, SharedFunction};
+use chat_core::http::{self as edge, Router, SMALL_BODY};
+use chat_core::ids::UserId;
+use chat_core::input::{
+    page_limit, AvatarUrl, DisplayName, InvalidInput, StatusText, UserNamePrefix,
+};
+use chat_core::model::{now_millis, Presence, Profile};
+use chat_core::store::{ProfileUpdate, Store, StoreError};
+use lambda_http::{Body, Request, Response};
 use lambda_runtime::Error;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Default and largest page of a user search.
+pub const SEARCH_DEFAULT_LIMIT: u32 = 20;
+pub const SEARCH_MAX_LIMIT: u32 = 50;
+
+/// What the handlers share, built once at init.
+pub struct UsersState {
+    pub store: Store,
+    pub tokens: TokenConfig,
+}
 
 /// Build the function from its environment (at init).
-pub fn build(_env: Env) -> BoxFuture<'static, Result<SharedFunction, Error>> {
+pub fn build(env: Env) -> BoxFuture<'static, Result<SharedFunction, Error>> {
     Box::pin(async move {
-        Ok(chat_core::function::typed(
-            |_event: serde_json::Value, _ctx| async move {
-                Err::<serde_json::Value, Error>(Error::from("http-users is not implemented yet"))
-            },
-        ))
+        let sdk = chat_core::aws::sdk_config(&env).await;
+        let state = UsersState {
+            store: Store::new(
+                chat_core::aws::dynamodb(&sdk, &env),
+                Tables::from_env(&env)?,
+            ),
+            tokens: TokenConfig::from_env(&env)?,
+        };
+        Ok(router(state).into_function())
     })
+}
+
+/// The routes of this function.
+pub fn router(state: UsersState) -> Router<UsersState> {
+    Router::new(state)
+        .route("GET /me", get_me)
+        .route("PATCH /me", patch_me)
+        .route("GET /users/{userId}", get_user)
+        .route("GET /users", search_users)
+}
+
+/// `GET /me`.
+pub async fn get_me(s: Arc<UsersState>, req: Request) -> Result<Response<Body>, ApiError> {
+    let me = auth::authenticate(&req, &s.tokens, &s.store).await?;
+    Ok(edge::ok(&me.profile))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PatchMeBody {
+    #[serde(default, deserialize_with = "edge::nullable")]
+    display_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "edge::nullable")]
+    status_text: Option<Option<String>>,
+    #[serde(default, deserialize_with = "edge::nullable")]
+    avatar_url: Option<Option<String>>,
+}
+
+impl PatchMeBody {
+    fn parse(self) -> Result<ProfileUpdate, ApiError> {
+        let display_name = match self.display_name {
+            None => None,
+            Some(None) => {
+                return Err(InvalidInput::new("displayName", "cannot be removed").into());
+            }
+            Some(Some(d)) => Some(DisplayName::parse(&d)?),
+        };
+        let status_text = match self.status_text {
+            None => None,
+            Some(s) => Some(StatusText::parse(s.as_deref().unwrap_or(""))?),
+        };
+        let avatar_url = match self.avatar_url {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(a)) => Some(Some(AvatarUrl::parse(&a)?)),
+        };
+        Ok(ProfileUpdate {
+            display_name,
+            status_text,
+            avatar_url,
+        })
+    }
+}
+
+/// `PATCH /me`.
+pub async fn patch_me(s: Arc<UsersState>, req: Request) -> Result<Response<Body>, ApiError> {
+    let me = auth::authenticate(&req, &s.tokens, &s.store).await?;
+    let change = edge::parse_json::<PatchMeBody>(&req, SMALL_BODY)?.parse()?;
+    match s.store.update_profile(&me.user_id, &change).await {
+        Ok(profile) => Ok(edge::ok(&profile)),
+        Err(StoreError::NotFound(_)) => Err(ApiError::Unauthorized(auth::bearer::REVOKED.into())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A public profile with presence.
+#[derive(Serialize)]
+pub struct UserView<'a> {
+    #[serde(flatten)]
+    pub profile: &'a Profile,
+    pub presence: Presence,
+}
+
+/// `GET /users/{userId}`.
+pub async fn get_user(s: Arc<UsersState>, req: Request) -> Result<Response<Body>, ApiError> {
+    auth::authenticate(&req, &s.tokens, &s.store).await?;
+    let id = UserId::parse(&edge::path_param(&req, "userId")?)?;
+    let profiles = s.store.get_profiles(std::slice::from_ref(&id)).await?;
+    let profile = profiles
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    let presence = s
+        .store
+        .presence_of(std::slice::from_ref(&id), now_millis())
+        .await?
+        .remove(&id)
+        .unwrap_or_default()
+        .presence();
+    Ok(edge::ok(&UserView { profile, presence }))
+}
+
+/// A page of search results.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchPage {
+    pub users: Vec<Profile>,
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /users?prefix=&limit=&cursor=`.
+pub async fn search_users(s: Arc<UsersState>, req: Request) -> Result<Response<Body>, ApiError> {
+    auth::authenticate(&req, &s.tokens, &s.store).await?;
+    let prefix = UserNamePrefix::parse(&edge::query_param(&req, "prefix").unwrap_or_default())?;
+    let limit = page_limit(
+        edge::query_param(&req, "limit").as_deref(),
+        SEARCH_DEFAULT_LIMIT,
+        SEARCH_MAX_LIMIT,
+    )?;
+    let after = match edge::query_param(&req, "cursor") {
+        None => None,
+        Some(raw) => {
+            let after: String = edge::decode_cursor(&raw, "cursor")?;
+            if !after.starts_with(prefix.as_str()) {
+                return Err(
+                    InvalidInput::new("cursor", "belongs to a search with another prefix").into(),
+                );
+            }
+            Some(after)
+        }
+    };
+    let (users, next) = s
+        .store
+        .search_users(&prefix, limit, after.as_deref())
+        .await?;
+    Ok(edge::ok(&SearchPage {
+        users,
+        next_cursor: next.map(|n| edge::encode_cursor(&n)),
+    }))
 }

@@ -1,16 +1,256 @@
-//! `ws-connect`: placeholder until its issue lands; answers every event with an error.
+//! `ws-connect`: the WebSocket `$connect` route. Authenticates the handshake with an
+//! access token (query `?token=` or the `Sec-WebSocket-Protocol` header, see
+//! docs/protocol.md, "Connect"), checks the token version against the account ("log
+//! out everywhere"), records the connection with its device label and expiry, and
+//! when the user just came online tells their online direct-chat partners. A bad
+//! token answers 401, a revoked one 403: API Gateway then refuses the handshake and
+//! nothing is stored.
 
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use chat_core::config::Env;
 use chat_core::function::{BoxFuture, SharedFunction};
+use chat_core::ids::{ConnectionId, UserId};
+use chat_core::messaging::ChatServices;
+use chat_core::model::{now_millis, Connection};
+use chat_core::protocol::SUBPROTOCOL;
+use http::{HeaderMap, HeaderValue};
 use lambda_runtime::Error;
+use std::sync::Arc;
+
+/// API Gateway closes a WebSocket after 2 hours; the record lives a little longer so a
+/// lost `$disconnect` is cleaned up by the TTL soon after.
+pub const CONNECTION_LIFETIME_MS: i64 = 2 * 3600 * 1000;
+pub const EXPIRY_MARGIN_MS: i64 = 10 * 60 * 1000;
+/// Longest device label kept.
+pub const MAX_DEVICE_LABEL: usize = 64;
 
 /// Build the function from its environment (at init).
-pub fn build(_env: Env) -> BoxFuture<'static, Result<SharedFunction, Error>> {
+pub fn build(env: Env) -> BoxFuture<'static, Result<SharedFunction, Error>> {
     Box::pin(async move {
+        let services = Arc::new(ChatServices::from_env(&env).await?);
         Ok(chat_core::function::typed(
-            |_event: serde_json::Value, _ctx| async move {
-                Err::<serde_json::Value, Error>(Error::from("ws-connect is not implemented yet"))
+            move |event: ApiGatewayWebsocketProxyRequest, _ctx| {
+                let services = services.clone();
+                async move { Ok::<_, Error>(handle(&services, event).await) }
             },
         ))
     })
+}
+
+/// Where the token came from, and the subprotocol to select in the answer.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Credentials {
+    pub token: String,
+    /// Set when the token came in `Sec-WebSocket-Protocol`: the answer must carry this
+    /// header (API Gateway fails the handshake otherwise).
+    pub subprotocol: Option<String>,
+}
+
+/// The token from `?token=`, else from `Sec-WebSocket-Protocol` (`chat.v1, <token>`).
+pub fn credentials(event: &ApiGatewayWebsocketProxyRequest) -> Option<Credentials> {
+    if let Some(t) = event.query_string_parameters.first("token") {
+        if !t.is_empty() {
+            return Some(Credentials {
+                token: t.to_owned(),
+                subprotocol: None,
+            });
+        }
+    }
+    let offered = header(&event.headers, "sec-websocket-protocol")?;
+    let parts: Vec<&str> = offered
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let token = parts.iter().find(|p| **p != SUBPROTOCOL)?;
+    let chosen = if parts.contains(&SUBPROTOCOL) {
+        SUBPROTOCOL
+    } else {
+        token
+    };
+    Some(Credentials {
+        token: (*token).to_owned(),
+        subprotocol: Some(chosen.to_owned()),
+    })
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The device label: `?device=`, else the User-Agent, cut to 64 printable characters.
+pub fn device_label(event: &ApiGatewayWebsocketProxyRequest) -> String {
+    let raw = event
+        .query_string_parameters
+        .first("device")
+        .or_else(|| header(&event.headers, "user-agent"))
+        .unwrap_or("unknown");
+    let label: String = raw
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_DEVICE_LABEL)
+        .collect();
+    if label.trim().is_empty() {
+        "unknown".to_owned()
+    } else {
+        label
+    }
+}
+
+fn status(code: i64, body: &str) -> ApiGatewayProxyResponse {
+    let mut r = ApiGatewayProxyResponse::default();
+    r.status_code = code;
+    r.headers
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    r.body = Some(aws_lambda_events::encodings::Body::Text(format!(
+        r#"{{"error":{{"code":"{}","message":"{}"}}}}"#,
+        match code {
+            401 => "unauthorized",
+            403 => "forbidden",
+            400 => "validation_failed",
+            _ => "unavailable",
+        },
+        body
+    )));
+    r
+}
+
+/// Handle one `$connect`.
+pub async fn handle(
+    services: &ChatServices,
+    event: ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
+    let Some(connection_id) = event
+        .request_context
+        .connection_id
+        .as_deref()
+        .and_then(|c| ConnectionId::parse(c).ok())
+    else {
+        return status(400, "no connection id");
+    };
+    let Some(creds) = credentials(&event) else {
+        tracing::info!("handshake without a token refused");
+        return status(401, "an access token is required");
+    };
+    let user = match services
+        .tokens()
+        .verify(&creds.token)
+        .and_then(|c| Ok((c.user_id()?, c.ver)))
+    {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::info!(error = %e, "handshake with a bad token refused");
+            return status(401, "the access token is not valid");
+        }
+    };
+    let (user_id, version): (UserId, u64) = user;
+    match services.store().get_account(&user_id).await {
+        Ok(Some(acct)) if !acct.deleted && acct.token_version == version => {}
+        Ok(Some(_)) | Ok(None) => {
+            tracing::info!(user = %user_id, "handshake with a revoked token refused");
+            return status(403, "the access token was revoked");
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "account lookup failed");
+            return status(503, "service temporarily unavailable");
+        }
+    }
+    let now = now_millis();
+    let connection = Connection {
+        connection_id: connection_id.clone(),
+        user_id: user_id.clone(),
+        device_label: device_label(&event),
+        connected_at: now,
+        expires_at: now + CONNECTION_LIFETIME_MS + EXPIRY_MARGIN_MS,
+        source_ip: event
+            .request_context
+            .identity
+            .source_ip
+            .clone()
+            .unwrap_or_default(),
+    };
+    let came_online = match services.store().put_connection(&connection).await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "could not store the connection");
+            return status(503, "service temporarily unavailable");
+        }
+    };
+    tracing::info!(user = %user_id, connection = %connection_id, came_online, "connected");
+    if came_online {
+        if let Err(e) = services.announce_presence(&user_id, true, None).await {
+            e.log();
+        }
+    }
+    let mut r = ApiGatewayProxyResponse::default();
+    r.status_code = 200;
+    if let Some(p) = creds.subprotocol {
+        if let Ok(v) = HeaderValue::from_str(&p) {
+            r.headers.insert("sec-websocket-protocol", v);
+        }
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(query: &[(&str, &str)], headers: &[(&str, &str)]) -> ApiGatewayWebsocketProxyRequest {
+        let mut v = serde_json::json!({
+            "requestContext": {"connectionId": "abc=", "routeKey": "$connect", "connectedAt": 0, "requestTimeEpoch": 0, "identity": {"sourceIp": "127.0.0.1"}},
+            "headers": {},
+            "queryStringParameters": {},
+            "isBase64Encoded": false
+        });
+        for (k, val) in query {
+            v["queryStringParameters"][*k] = (*val).into();
+        }
+        for (k, val) in headers {
+            v["headers"][*k] = (*val).into();
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn token_from_query_or_subprotocol() {
+        let e = event(&[("token", "a.b.c")], &[]);
+        assert_eq!(
+            credentials(&e),
+            Some(Credentials {
+                token: "a.b.c".into(),
+                subprotocol: None
+            })
+        );
+        let e = event(&[], &[("Sec-WebSocket-Protocol", "chat.v1, a.b.c")]);
+        assert_eq!(
+            credentials(&e),
+            Some(Credentials {
+                token: "a.b.c".into(),
+                subprotocol: Some("chat.v1".into())
+            })
+        );
+        let e = event(&[], &[("sec-websocket-protocol", "a.b.c")]);
+        assert_eq!(
+            credentials(&e).unwrap().subprotocol.as_deref(),
+            Some("a.b.c")
+        );
+        assert_eq!(credentials(&event(&[], &[])), None);
+        assert_eq!(
+            credentials(&event(&[], &[("sec-websocket-protocol", "chat.v1")])),
+            None
+        );
+    }
+
+    #[test]
+    fn device_labels() {
+        assert_eq!(device_label(&event(&[("device", "phone")], &[])), "phone");
+        assert_eq!(
+            device_label(&event(&[], &[("user-agent", "curl/8")])),
+            "curl/8"
+        );
+        assert_eq!(device_label(&event(&[], &[])), "unknown");
+        let long = "x".repeat(200);
+        assert_eq!(device_label(&event(&[("device", &long)], &[])).len(), 64);
+    }
 }

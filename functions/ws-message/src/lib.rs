@@ -1,16 +1,240 @@
-//! `ws-message`: placeholder until its issue lands; answers every event with an error.
+//! `ws-message`: every WebSocket action (`sendMessage`, `ack`, `read`, `typing`,
+//! `sync`, `ping`) and `$default`. Each frame is parsed by `chat_core::protocol`,
+//! counted against the connection's rate limit, and handed to the shared
+//! `ChatServices`. Answers (`messageAck`, `syncResult`, `pong`, `error`) are posted to
+//! the connection (the routes have no route responses, so a Lambda's return body
+//! would not reach the client in AWS); the function itself always returns 200.
+//!
+//! `sendMessage` posts `messageAck` to the sender's connection as soon as the message
+//! is stored, then fans out within the same invocation.
 
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use base64::Engine;
 use chat_core::config::Env;
+use chat_core::error::ApiError;
 use chat_core::function::{BoxFuture, SharedFunction};
+use chat_core::ids::{ConnectionId, UserId};
+use chat_core::messaging::{ChatServices, WS_SYNC_MAX_BYTES};
+use chat_core::model::now_millis;
+use chat_core::protocol::{
+    parse_frame, ClientAction, ErrorEvent, Pong, ServerEvent, MAX_FRAME_BYTES, PROTOCOL_VERSION,
+};
 use lambda_runtime::Error;
+use std::sync::Arc;
+
+/// The per-connection rate limit: at most this many frames per window...
+pub const REQUESTS_PER_WINDOW: u32 = 30;
+/// ...of this many milliseconds (fixed windows).
+pub const WINDOW_MS: i64 = 10_000;
+/// `typing` frames beyond this count in a window are dropped silently (no error), so
+/// typing never earns the connection an error and is cheap to shed.
+pub const TYPING_PER_WINDOW: u32 = 20;
 
 /// Build the function from its environment (at init).
-pub fn build(_env: Env) -> BoxFuture<'static, Result<SharedFunction, Error>> {
+pub fn build(env: Env) -> BoxFuture<'static, Result<SharedFunction, Error>> {
     Box::pin(async move {
+        let services = Arc::new(ChatServices::from_env(&env).await?);
         Ok(chat_core::function::typed(
-            |_event: serde_json::Value, _ctx| async move {
-                Err::<serde_json::Value, Error>(Error::from("ws-message is not implemented yet"))
+            move |event: ApiGatewayWebsocketProxyRequest, _ctx| {
+                let services = services.clone();
+                async move { Ok::<_, Error>(handle(&services, event).await) }
             },
         ))
     })
+}
+
+fn ok() -> ApiGatewayProxyResponse {
+    let mut r = ApiGatewayProxyResponse::default();
+    r.status_code = 200;
+    r
+}
+
+/// The answer when the frame cannot be tied to a live connection: no post is
+/// possible, so the error goes in the body.
+fn unknown_connection() -> ApiGatewayProxyResponse {
+    let mut r = ApiGatewayProxyResponse::default();
+    r.status_code = 403;
+    r.body = Some(aws_lambda_events::encodings::Body::Text(
+        ServerEvent::Error(ErrorEvent {
+            code: "unauthorized".into(),
+            message: "this connection is not registered or has expired; reconnect".into(),
+            field: None,
+            action: None,
+            client_message_id: None,
+        })
+        .to_json(),
+    ));
+    r
+}
+
+/// The frame text (binary frames arrive base64-encoded).
+fn frame_text(event: &ApiGatewayWebsocketProxyRequest) -> Result<String, ()> {
+    let body = event.body.clone().unwrap_or_default();
+    if !event.is_base64_encoded {
+        return Ok(body);
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(body.as_bytes())
+        .map_err(|_| ())?;
+    String::from_utf8(bytes).map_err(|_| ())
+}
+
+/// Handle one frame.
+pub async fn handle(
+    services: &ChatServices,
+    event: ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
+    let Some(conn) = event
+        .request_context
+        .connection_id
+        .as_deref()
+        .and_then(|c| ConnectionId::parse(c).ok())
+    else {
+        return unknown_connection();
+    };
+    let now = now_millis();
+    let window = match services
+        .store()
+        .count_request(&conn, now / WINDOW_MS, now)
+        .await
+    {
+        Ok(Some(w)) => w,
+        Ok(None) => return unknown_connection(),
+        Err(e) => {
+            tracing::error!(error = %e, "rate counter failed");
+            let mut r = ok();
+            r.status_code = 503;
+            return r;
+        }
+    };
+    let user = window.connection.user_id.clone();
+    let text = frame_text(&event).unwrap_or_else(|_| "\u{0}".to_owned());
+    let action = match parse_frame(&text) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::info!(code = e.code(), bytes = text.len(), "frame refused");
+            services.post_event(&user, &conn, &e.to_event()).await;
+            return ok();
+        }
+    };
+    if matches!(action, ClientAction::Typing { .. }) && window.count > TYPING_PER_WINDOW {
+        tracing::debug!("typing dropped by the rate limit");
+        return ok();
+    }
+    if window.count > REQUESTS_PER_WINDOW {
+        let e = ApiError::RateLimited(format!(
+            "at most {REQUESTS_PER_WINDOW} frames per {} seconds per connection",
+            WINDOW_MS / 1000
+        ));
+        let cmid = match &action {
+            ClientAction::SendMessage {
+                client_message_id, ..
+            } => Some(client_message_id),
+            _ => None,
+        };
+        services
+            .post_event(
+                &user,
+                &conn,
+                &ServerEvent::error(&e, Some(action.name()), cmid),
+            )
+            .await;
+        return ok();
+    }
+    dispatch(services, &user, &conn, action).await;
+    ok()
+}
+
+async fn dispatch(
+    services: &ChatServices,
+    user: &UserId,
+    conn: &ConnectionId,
+    action: ClientAction,
+) {
+    let name = action.name();
+    let reply = |ev: ServerEvent| async move {
+        services.post_event(user, conn, &ev).await;
+    };
+    let fail = |e: ApiError, cmid: Option<chat_core::ids::ClientMessageId>| async move {
+        e.log();
+        services
+            .post_event(
+                user,
+                conn,
+                &ServerEvent::error(&e, Some(name), cmid.as_ref()),
+            )
+            .await;
+    };
+    match action {
+        ClientAction::SendMessage {
+            chat_id,
+            client_message_id,
+            text,
+        } => {
+            match services
+                .send_message(
+                    user,
+                    &chat_id,
+                    &client_message_id,
+                    &text,
+                    Some(conn.clone()),
+                )
+                .await
+            {
+                Ok(sent) => {
+                    reply(ServerEvent::MessageAck(sent.ack())).await;
+                    if let Err(e) = services.fan_out(&sent).await {
+                        // Already acknowledged: the sender must not retry; the
+                        // failure (offline events not published) is logged.
+                        e.log();
+                    }
+                }
+                Err(e) => fail(e, Some(client_message_id)).await,
+            }
+        }
+        ClientAction::Ack { chat_id, position } => {
+            if let Err(e) = services
+                .acknowledge_delivered(user, &chat_id, position)
+                .await
+            {
+                fail(e, None).await;
+            }
+        }
+        ClientAction::Read { chat_id, position } => {
+            if let Err(e) = services
+                .mark_read(user, &chat_id, position, Some(conn))
+                .await
+            {
+                fail(e, None).await;
+            }
+        }
+        ClientAction::Typing { chat_id, state } => {
+            if let Err(e) = services.typing(user, &chat_id, state, Some(conn)).await {
+                fail(e, None).await;
+            }
+        }
+        ClientAction::Sync {
+            chats,
+            limit,
+            cursor,
+        } => match services
+            .sync(user, &chats, limit, cursor.as_deref(), WS_SYNC_MAX_BYTES)
+            .await
+        {
+            Ok(result) => {
+                let ev = ServerEvent::SyncResult(result);
+                debug_assert!(ev.to_json().len() <= MAX_FRAME_BYTES);
+                reply(ev).await;
+            }
+            Err(e) => fail(e, None).await,
+        },
+        ClientAction::Ping { id } => {
+            reply(ServerEvent::Pong(Pong {
+                id,
+                server_time: now_millis(),
+                protocol_version: PROTOCOL_VERSION,
+            }))
+            .await;
+        }
+    }
 }

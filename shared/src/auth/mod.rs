@@ -1,6 +1,13 @@
-//! Authentication primitives: access tokens ([`tokens`]). Password hashing, refresh
-//! tokens and the shared bearer check of REST routes live beside it.
+//! Authentication: access tokens ([`tokens`]), password hashing ([`password`]),
+//! refresh tokens and login sessions ([`refresh`]), and the one bearer-token check
+//! every authenticated REST route uses ([`bearer`]). The design and the threats it
+//! answers are in `docs/security.md`.
 
+pub mod bearer;
+pub mod password;
+pub mod refresh;
 pub mod tokens;
 
+pub use bearer::{authenticate, Authenticated};
+pub use refresh::{RefreshToken, TokenPair};
 pub use tokens::{AccessClaims, TokenConfig, TokenError};

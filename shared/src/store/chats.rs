@@ -149,7 +149,11 @@ impl Store {
     /// Several chats by id (BatchGetItem, 100 a call); unknown ids are left out.
     pub async fn get_chats(&self, ids: &[ChatId]) -> StoreResult<HashMap<ChatId, Chat>> {
         let mut out = HashMap::new();
-        for chunk in ids.chunks(100) {
+        // BatchGetItem refuses a request that names one key twice.
+        let mut unique: Vec<&ChatId> = ids.iter().collect();
+        unique.sort();
+        unique.dedup();
+        for chunk in unique.chunks(100) {
             let keys = chunk
                 .iter()
                 .map(|id| HashMap::from([("chatId".to_owned(), s(id.as_str()))]))
@@ -220,27 +224,31 @@ impl Store {
                 "attribute_not_exists(userId)",
             )?,
         ];
-        match self
-            .db
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok((chat, true)),
-            Err(e)
-                if super::codec::cancelled_conditions(&e).is_some()
-                    || super::codec::is_transaction_conflict(&e) =>
+        for attempt in 0..MAX_ATTEMPTS {
+            match self
+                .db
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await
             {
-                // Created concurrently by the other user: return theirs.
-                let chat = self
-                    .get_chat(&chat_id, true)
-                    .await?
-                    .ok_or(StoreError::Contention)?;
-                Ok((chat, false))
+                Ok(_) => return Ok((chat, true)),
+                Err(e)
+                    if super::codec::cancelled_conditions(&e).is_some()
+                        || super::codec::is_transaction_conflict(&e) =>
+                {
+                    // Created concurrently by the other user: return theirs. When both
+                    // transactions were cancelled for conflicting with each other (real
+                    // DynamoDB may cancel both), nothing exists yet: try again.
+                    if let Some(chat) = self.get_chat(&chat_id, true).await? {
+                        return Ok((chat, false));
+                    }
+                }
+                Err(e) => return Err(StoreError::sdk("TransactWriteItems", e)),
             }
-            Err(e) => Err(StoreError::sdk("TransactWriteItems", e)),
+            backoff(attempt + 1).await;
         }
+        Err(StoreError::Contention)
     }
 
     /// Create a group; the creator is its admin. See the module doc for the order of

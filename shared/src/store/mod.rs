@@ -24,6 +24,7 @@ mod users;
 
 pub use chats::{ChatPage, MembershipChange, NewGroup};
 pub use connections::RateWindow;
+pub use devices::{PushClaim, PushKey, PUSH_CLAIM_LEASE_MS, PUSH_MARKER_TTL_MS};
 pub use messages::{Appended, HistoryPage, NewMessage};
 pub use sessions::Rotation;
 pub use users::ProfileUpdate;

@@ -1,0 +1,405 @@
+//! The chat routes, one plain async function each: parse what the client sent into
+//! domain types, check that the caller is a member (non-members and removed members
+//! get the same 404 as for a chat that does not exist), call the store, shape the
+//! answer. No DynamoDB here: every access goes through `chat_core::store::Store`.
+
+use crate::cursor::{self, ChatListCursor};
+use crate::views::{ChatDetail, ChatList, ChatSummary, MemberRemoved, MessagePage, MyMembership};
+use crate::App;
+use chat_core::auth::Authenticated;
+use chat_core::error::ApiError;
+use chat_core::http;
+use chat_core::ids::{ChatId, UserId};
+use chat_core::input::{self, GroupName, InvalidInput, MAX_GROUP_MEMBERS};
+use chat_core::model::{now_millis, Chat, ChatKind, Membership};
+use chat_core::store::{MembershipChange, NewGroup, StoreError};
+use lambda_http::{Body, Response};
+use serde::Deserialize;
+
+pub type Reply = Result<Response<Body>, ApiError>;
+
+/// Page sizes of `GET /chats`.
+pub const CHATS_DEFAULT_LIMIT: u32 = 20;
+pub const CHATS_MAX_LIMIT: u32 = 100;
+/// Page sizes of `GET /chats/{chatId}/messages`.
+pub const MESSAGES_DEFAULT_LIMIT: u32 = 50;
+pub const MESSAGES_MAX_LIMIT: u32 = 100;
+/// Users one `POST /chats/{chatId}/members` may add (one DynamoDB transaction).
+pub const MAX_ADD_PER_REQUEST: usize = MAX_GROUP_MEMBERS - 3;
+
+/// How store outcomes read to a client. A missing chat and a missing membership are
+/// the same 404, so nobody learns that a chat they are not in exists.
+pub fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound("chat") | StoreError::NotMember => ApiError::not_found("chat"),
+        StoreError::NotFound(what) => ApiError::not_found(what),
+        StoreError::Conflict("not_admin") => {
+            ApiError::Forbidden("only an admin of the group may do this".into())
+        }
+        StoreError::Conflict("group_full") => ApiError::conflict(
+            "group_full",
+            format!("a group has at most {MAX_GROUP_MEMBERS} members"),
+        ),
+        StoreError::Conflict("already_member") => {
+            ApiError::conflict("already_member", "a user is already a member of this chat")
+        }
+        StoreError::Conflict("not_a_group") => ApiError::conflict(
+            "not_a_group",
+            "direct chats have no name and a fixed pair of members",
+        ),
+        StoreError::Conflict("no_members") => ApiError::Validation(InvalidInput::new(
+            "memberIds",
+            "must name at least one user",
+        )),
+        StoreError::Conflict(code) => ApiError::conflict(code, code.replace('_', " ")),
+        other => other.into(),
+    }
+}
+
+trait OrApi<T> {
+    fn api(self) -> Result<T, ApiError>;
+}
+
+impl<T> OrApi<T> for Result<T, StoreError> {
+    fn api(self) -> Result<T, ApiError> {
+        self.map_err(store_error)
+    }
+}
+
+pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> ApiError {
+    ApiError::Validation(InvalidInput::new(field, reason))
+}
+
+fn parse_user(raw: &str, field: &'static str) -> Result<UserId, ApiError> {
+    UserId::parse(raw).map_err(|e| invalid(field, e.to_string()))
+}
+
+/// A path's `chatId`.
+pub fn parse_chat_id(raw: Option<&str>) -> Result<ChatId, ApiError> {
+    ChatId::parse(raw.unwrap_or_default()).map_err(|e| invalid("chatId", e.to_string()))
+}
+
+/// Users named in a request, each an existing account; `field` names them in errors.
+async fn existing_users(app: &App, ids: &[UserId], field: &'static str) -> Result<(), ApiError> {
+    let found = app.store().get_profiles(ids).await.api()?;
+    match ids.iter().find(|u| !found.contains_key(*u)) {
+        Some(missing) => Err(invalid(field, format!("no such user: {missing}"))),
+        None => Ok(()),
+    }
+}
+
+/// The chat with every member and their profiles, as the caller sees it.
+async fn detail(app: &App, chat: &Chat, me: &Membership) -> Result<ChatDetail, ApiError> {
+    let members = app.store().list_members(&chat.chat_id).await.api()?;
+    let ids: Vec<UserId> = members.iter().map(|m| m.user_id.clone()).collect();
+    let profiles = app.store().get_profiles(&ids).await.api()?;
+    // The caller's own row is the freshest read of their membership.
+    let me = members
+        .iter()
+        .find(|m| m.user_id == me.user_id)
+        .cloned()
+        .unwrap_or_else(|| me.clone());
+    Ok(ChatDetail::new(chat, &me, members, profiles))
+}
+
+/// The chat and the caller's membership; 404 for anyone else.
+async fn member_of(
+    app: &App,
+    me: &Authenticated,
+    chat_id: &ChatId,
+) -> Result<(Chat, Membership), ApiError> {
+    app.store()
+        .chat_for_member(chat_id, &me.user_id)
+        .await
+        .api()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum CreateChat {
+    #[serde(rename_all = "camelCase")]
+    Direct { user_id: String },
+    #[serde(rename_all = "camelCase")]
+    Group {
+        name: String,
+        #[serde(default)]
+        member_ids: Vec<String>,
+    },
+}
+
+/// `POST /chats`: the direct chat with a user (200 when it already existed, 201 when
+/// this call created it), or a new group (201) with the caller as its admin.
+pub async fn create_chat(app: &App, me: &Authenticated, body: CreateChat) -> Reply {
+    let now = now_millis();
+    match body {
+        CreateChat::Direct { user_id } => {
+            let other = parse_user(&user_id, "userId")?;
+            if other == me.user_id {
+                return Err(invalid("userId", "a direct chat needs another user"));
+            }
+            existing_users(app, std::slice::from_ref(&other), "userId").await?;
+            let (chat, created) = app
+                .store()
+                .get_or_create_direct(&me.user_id, &other, now)
+                .await
+                .api()?;
+            let (chat, mine) = member_of(app, me, &chat.chat_id).await?;
+            let view = detail(app, &chat, &mine).await?;
+            Ok(http::json(if created { 201 } else { 200 }, &view))
+        }
+        CreateChat::Group { name, member_ids } => {
+            let name = GroupName::parse(&name)?;
+            let mut members = member_ids
+                .iter()
+                .map(|raw| parse_user(raw, "memberIds"))
+                .collect::<Result<Vec<_>, _>>()?;
+            members.retain(|u| *u != me.user_id);
+            members.sort();
+            members.dedup();
+            if members.is_empty() {
+                return Err(invalid("memberIds", "name at least one other user"));
+            }
+            if members.len() > MAX_GROUP_MEMBERS - 1 {
+                return Err(invalid(
+                    "memberIds",
+                    format!("at most {} other members", MAX_GROUP_MEMBERS - 1),
+                ));
+            }
+            existing_users(app, &members, "memberIds").await?;
+            let group = NewGroup {
+                creator: me.user_id.clone(),
+                name,
+                members,
+            };
+            let (chat, message) = app.store().create_group(&group, now).await.api()?;
+            let change = MembershipChange {
+                chat,
+                message,
+                promoted: None,
+            };
+            crate::announce::membership(app, &change, &[]).await;
+            let chat = change.chat;
+            let mine = app
+                .store()
+                .get_membership(&chat.chat_id, &me.user_id)
+                .await
+                .api()?
+                .ok_or_else(|| ApiError::not_found("chat"))?;
+            let view = detail(app, &chat, &mine).await?;
+            Ok(http::json(201, &view))
+        }
+    }
+}
+
+/// `GET /chats?limit=&cursor=`: the caller's chats, most recently active first.
+pub async fn list_chats(
+    app: &App,
+    me: &Authenticated,
+    limit: Option<&str>,
+    cursor: Option<&str>,
+) -> Reply {
+    let limit = input::page_limit(limit, CHATS_DEFAULT_LIMIT, CHATS_MAX_LIMIT)?;
+    let after = cursor
+        .map(cursor::decode::<ChatListCursor>)
+        .transpose()?
+        .map(|c| (c.at, c.id));
+    let page = app
+        .store()
+        .list_user_chats(&me.user_id, limit as usize, after.as_ref())
+        .await
+        .api()?;
+    // Direct chats show the other member: one small Query per direct chat on the
+    // page (in parallel), then one BatchGet for their profiles.
+    let peers = futures::future::try_join_all(
+        page.chats
+            .iter()
+            .filter(|(c, _)| c.kind == ChatKind::Direct)
+            .map(|(c, _)| async move {
+                let members = app.store().list_members(&c.chat_id).await?;
+                Ok::<_, StoreError>(
+                    members
+                        .into_iter()
+                        .find(|m| m.user_id != me.user_id)
+                        .map(|m| (c.chat_id.clone(), m.user_id)),
+                )
+            }),
+    )
+    .await
+    .api()?;
+    let peers: std::collections::HashMap<ChatId, UserId> = peers.into_iter().flatten().collect();
+    let peer_ids: Vec<UserId> = peers.values().cloned().collect();
+    let profiles = app.store().get_profiles(&peer_ids).await.api()?;
+    let chats = page
+        .chats
+        .iter()
+        .map(|(chat, m)| {
+            let peer = peers
+                .get(&chat.chat_id)
+                .and_then(|u| profiles.get(u).cloned());
+            ChatSummary::new(chat, m, peer)
+        })
+        .collect();
+    let next_cursor = page
+        .next
+        .map(|(at, id)| cursor::encode(&ChatListCursor { at, id }));
+    Ok(http::json(200, &ChatList { chats, next_cursor }))
+}
+
+/// `GET /chats/{chatId}`: the chat with its members, their roles and receipt positions.
+pub async fn get_chat(app: &App, me: &Authenticated, chat_id: &ChatId) -> Reply {
+    let (chat, mine) = member_of(app, me, chat_id).await?;
+    Ok(http::json(200, &detail(app, &chat, &mine).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Rename {
+    pub name: String,
+}
+
+/// `PATCH /chats/{chatId}`: rename a group (admins only).
+pub async fn rename_chat(app: &App, me: &Authenticated, chat_id: &ChatId, body: Rename) -> Reply {
+    let name = GroupName::parse(&body.name)?;
+    let (_, mine) = member_of(app, me, chat_id).await?;
+    let change = app
+        .store()
+        .rename_group(chat_id, &me.user_id, &name, now_millis())
+        .await
+        .api()?;
+    crate::announce::membership(app, &change, &[]).await;
+    Ok(http::json(200, &detail(app, &change.chat, &mine).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddMembers {
+    pub member_ids: Vec<String>,
+}
+
+/// `POST /chats/{chatId}/members`: admins add users (the 100-member cap holds under
+/// concurrent adds; the store checks it inside the transaction).
+pub async fn add_members(
+    app: &App,
+    me: &Authenticated,
+    chat_id: &ChatId,
+    body: AddMembers,
+) -> Reply {
+    let mut users = body
+        .member_ids
+        .iter()
+        .map(|raw| parse_user(raw, "memberIds"))
+        .collect::<Result<Vec<_>, _>>()?;
+    users.sort();
+    users.dedup();
+    if users.is_empty() {
+        return Err(invalid("memberIds", "name at least one user"));
+    }
+    if users.len() > MAX_ADD_PER_REQUEST {
+        return Err(invalid(
+            "memberIds",
+            format!("at most {MAX_ADD_PER_REQUEST} users per request"),
+        ));
+    }
+    let (_, mine) = member_of(app, me, chat_id).await?;
+    existing_users(app, &users, "memberIds").await?;
+    let change = app
+        .store()
+        .add_members(chat_id, &me.user_id, &users, now_millis())
+        .await
+        .api()?;
+    crate::announce::membership(app, &change, &[]).await;
+    Ok(http::json(200, &detail(app, &change.chat, &mine).await?))
+}
+
+/// `DELETE /chats/{chatId}/members/{userId}`: an admin removes a member, or anyone
+/// leaves (their own id, or `me`). When the last admin leaves, the longest-standing
+/// member becomes admin.
+pub async fn remove_member(
+    app: &App,
+    me: &Authenticated,
+    chat_id: &ChatId,
+    target: Option<&str>,
+) -> Reply {
+    let target = match target.unwrap_or_default() {
+        "me" => me.user_id.clone(),
+        raw => parse_user(raw, "userId")?,
+    };
+    member_of(app, me, chat_id).await?;
+    let change = app
+        .store()
+        .remove_member(chat_id, &me.user_id, &target, now_millis())
+        .await
+        .api()?;
+    crate::announce::membership(app, &change, std::slice::from_ref(&target)).await;
+    Ok(http::json(
+        200,
+        &MemberRemoved {
+            chat_id: chat_id.clone(),
+            left: target == me.user_id,
+            user_id: target,
+            promoted: change.promoted.clone(),
+            message: change.message,
+        },
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MuteBody {
+    pub muted: bool,
+}
+
+/// `PATCH /chats/{chatId}/members/me`: mute or unmute (no push while muted).
+pub async fn set_muted(app: &App, me: &Authenticated, chat_id: &ChatId, body: MuteBody) -> Reply {
+    let m = app
+        .store()
+        .set_muted(chat_id, &me.user_id, body.muted)
+        .await
+        .api()?;
+    Ok(http::json(200, &MyMembership::from(m)))
+}
+
+/// `GET /chats/{chatId}/messages?before=P|after=P&limit=N`: one page of history in
+/// ascending position order. Without `before`/`after`: the latest page.
+pub async fn list_messages(
+    app: &App,
+    me: &Authenticated,
+    chat_id: &ChatId,
+    before: Option<&str>,
+    after: Option<&str>,
+    limit: Option<&str>,
+) -> Reply {
+    let limit = input::page_limit(limit, MESSAGES_DEFAULT_LIMIT, MESSAGES_MAX_LIMIT)?;
+    let before = before.map(|b| input::position(b, "before")).transpose()?;
+    let after = after.map(|a| input::position(a, "after")).transpose()?;
+    if before.is_some() && after.is_some() {
+        return Err(invalid("before", "give either before or after, not both"));
+    }
+    let (chat, _) = member_of(app, me, chat_id).await?;
+    let page = match after {
+        Some(after) => {
+            let page = app
+                .store()
+                .messages_after(chat_id, after, limit)
+                .await
+                .api()?;
+            let last = page.messages.last().map_or(after, |m| m.position);
+            MessagePage {
+                has_more: last < chat.last_position,
+                messages: page.messages,
+            }
+        }
+        None => {
+            let before = before.unwrap_or(chat.last_position + 1);
+            let page = app
+                .store()
+                .messages_before(chat_id, before, limit)
+                .await
+                .api()?;
+            let first = page.messages.first().map_or(before, |m| m.position);
+            MessagePage {
+                has_more: first > 1 && !page.messages.is_empty(),
+                messages: page.messages,
+            }
+        }
+    };
+    Ok(http::json(200, &page))
+}

@@ -1,0 +1,192 @@
+//! The routes that share their implementation with the WebSocket: REST send, read
+//! markers and catch-up sync. Each is a thin edge over `chat_core::messaging::
+//! ChatServices` (the same validation, idempotency, ordering, fan-out, offline push,
+//! receipts and sync as `ws-message`); this module only parses the request and shapes
+//! the REST answer.
+
+use crate::cursor;
+use crate::handlers::{invalid, Reply};
+use crate::views::MyMembership;
+use crate::App;
+use chat_core::auth::Authenticated;
+use chat_core::error::ApiError;
+use chat_core::http;
+use chat_core::ids::{ChatId, ClientMessageId};
+use chat_core::input::{self, MessageText};
+use chat_core::protocol::{KnownPosition, SyncChat};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Messages per chat in one sync page: 1 to 100 (default 100).
+pub const SYNC_DEFAULT_LIMIT: u32 = 100;
+pub const SYNC_MAX_LIMIT: u32 = 100;
+/// Bytes of chats and messages in one REST sync page (Lambda answers may be 6 MB).
+pub const SYNC_MAX_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendBody {
+    pub client_message_id: String,
+    pub text: String,
+}
+
+/// `POST /chats/{chatId}/messages`: store, then deliver to every member's live
+/// connections and push to the offline ones, then answer: 201 with the message, or 200
+/// with the original when this `clientMessageId` was already stored (a retry; nothing
+/// is delivered twice).
+pub async fn send_message(
+    app: &App,
+    me: &Authenticated,
+    chat_id: &ChatId,
+    body: SendBody,
+) -> Reply {
+    let cid = ClientMessageId::parse(&body.client_message_id)
+        .map_err(|e| invalid("clientMessageId", e.to_string()))?;
+    let text = MessageText::parse(&body.text)?;
+    let sent = app
+        .services
+        .send_message(&me.user_id, chat_id, &cid, &text, None)
+        .await?;
+    // Lambda freezes after answering, so delivery happens before the answer. The
+    // message is stored either way: a failed offline publish is logged, not an error
+    // (a retry would be a duplicate and deliver nothing).
+    if let Err(e) = app.services.fan_out(&sent).await {
+        e.log();
+    }
+    let status = if sent.duplicate { 200 } else { 201 };
+    Ok(http::json(status, &sent.message))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReadBody {
+    pub position: u64,
+}
+
+/// `POST /chats/{chatId}/read`: everything up to `position` is read. The marker only
+/// moves forward; when it moves, members' live connections get a `read` receipt.
+pub async fn mark_read(app: &App, me: &Authenticated, chat_id: &ChatId, body: ReadBody) -> Reply {
+    app.services
+        .mark_read(&me.user_id, chat_id, body.position, None)
+        .await?;
+    let m = app
+        .store()
+        .get_membership(chat_id, &me.user_id)
+        .await
+        .map_err(ApiError::from)?
+        .ok_or_else(|| ApiError::not_found("chat"))?;
+    Ok(http::json(200, &MyMembership::from(m)))
+}
+
+/// The REST sync cursor: the positions the client has (after this page), and while a
+/// catch-up spans several pages, the shared sync's continuation.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SyncCursor {
+    v: u32,
+    /// chat id -> the last position the client has.
+    known: BTreeMap<ChatId, u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cont: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SyncPage {
+    /// Chats with something new: new chats (`known: false`), new messages (system
+    /// messages record membership changes and renames).
+    chats: Vec<SyncChat>,
+    /// Chats the client had that it may no longer see (left, removed).
+    removed: Vec<ChatId>,
+    /// Keep this; give it back on the next sync.
+    cursor: String,
+    /// Call again with `cursor` right away: this catch-up is not complete.
+    has_more: bool,
+}
+
+/// `GET /sync?cursor=&limit=`: what changed for the caller since `cursor`. Without a
+/// cursor: nothing but a cursor holding the current positions of all the caller's
+/// chats (fetch the chat list and history first, then sync from there).
+pub async fn sync(
+    app: &App,
+    me: &Authenticated,
+    cursor_raw: Option<&str>,
+    limit: Option<&str>,
+) -> Reply {
+    let limit = input::page_limit(limit, SYNC_DEFAULT_LIMIT, SYNC_MAX_LIMIT)?;
+    let Some(raw) = cursor_raw else {
+        let store = app.store();
+        let memberships = store
+            .list_user_memberships(&me.user_id)
+            .await
+            .map_err(ApiError::from)?;
+        let ids: Vec<ChatId> = memberships.iter().map(|m| m.chat_id.clone()).collect();
+        let chats = store.get_chats(&ids).await.map_err(ApiError::from)?;
+        let known = chats
+            .into_values()
+            .filter(|c| c.last_position > 0 || c.kind == chat_core::model::ChatKind::Direct)
+            .map(|c| (c.chat_id, c.last_position))
+            .collect();
+        let page = SyncPage {
+            chats: vec![],
+            removed: vec![],
+            cursor: cursor::encode(&SyncCursor {
+                v: 1,
+                known,
+                cont: None,
+            }),
+            has_more: false,
+        };
+        return Ok(http::json(200, &page));
+    };
+    let mut state: SyncCursor = cursor::decode(raw)?;
+    if state.v != 1 {
+        return Err(invalid("cursor", "not a cursor this API issued"));
+    }
+    let known: Vec<KnownPosition> = state
+        .known
+        .iter()
+        .map(|(c, p)| KnownPosition {
+            chat_id: c.clone(),
+            position: *p,
+        })
+        .collect();
+    let result = match &state.cont {
+        Some(cont) => {
+            app.services
+                .sync(&me.user_id, &[], limit, Some(cont), SYNC_MAX_BYTES)
+                .await?
+        }
+        None => {
+            app.services
+                .sync(&me.user_id, &known, limit, None, SYNC_MAX_BYTES)
+                .await?
+        }
+    };
+    for gone in &result.removed {
+        state.known.remove(gone);
+    }
+    for c in &result.chats {
+        let last_sent = c
+            .messages
+            .iter()
+            .map(|m| m.position)
+            .chain(c.refs.iter().map(|r| r.position))
+            .max();
+        let mut reached = state.known.get(&c.chat_id).copied().unwrap_or(0);
+        if let Some(p) = last_sent {
+            reached = reached.max(p);
+        }
+        if !c.has_more {
+            reached = reached.max(c.chat.last_position);
+        }
+        state.known.insert(c.chat_id.clone(), reached);
+    }
+    state.cont = result.cursor.clone();
+    let page = SyncPage {
+        has_more: state.cont.is_some(),
+        cursor: cursor::encode(&state),
+        chats: result.chats,
+        removed: result.removed,
+    };
+    Ok(http::json(200, &page))
+}

@@ -1,0 +1,203 @@
+//! `chat-local up`: the whole chat on this machine. Starts (or reuses) DynamoDB Local
+//! and moto, provisions the stack `dev`, starts the local API Gateway with the real
+//! functions (in-process, or as processes with `--process`), serves the web client
+//! (`web/`) if it exists, prints the URLs, and on Ctrl-C (or SIGTERM) closes every
+//! connection, stops the gateway and the backend it started.
+
+use crate::backend::{Backend, BackendConfig, Mode};
+use crate::gateway::functions::Registry;
+use crate::gateway::process::ProcessOptions;
+use crate::gateway::stack::config_for_stack;
+use crate::gateway::{target_dir, FunctionMode, Gateway};
+use crate::provision::{generate_signing_key, provision};
+use crate::template::Template;
+use anyhow::{Context, Result};
+use clap::Args;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_HTTP_PORT: u16 = 3000;
+pub const DEFAULT_WS_PORT: u16 = 3001;
+pub const DEFAULT_WEB_PORT: u16 = 8080;
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Stack name prefix.
+    #[arg(long, default_value = "dev")]
+    pub prefix: String,
+    /// Keep DynamoDB data in memory only.
+    #[arg(long)]
+    pub in_memory: bool,
+    /// Where DynamoDB data (and the stack's JWT signing key) are kept.
+    #[arg(long, default_value_os_t = BackendConfig::repo_root().join(".local/data"))]
+    pub data_dir: PathBuf,
+    #[arg(long, default_value_t = 8000, env = "CHAT_DYNAMODB_PORT")]
+    pub dynamodb_port: u16,
+    #[arg(long, default_value_t = 5000, env = "CHAT_MOTO_PORT")]
+    pub moto_port: u16,
+    /// HTTP API port.
+    #[arg(long, default_value_t = DEFAULT_HTTP_PORT)]
+    pub http_port: u16,
+    /// WebSocket API (and @connections) port.
+    #[arg(long, default_value_t = DEFAULT_WS_PORT)]
+    pub ws_port: u16,
+    /// Port of the web client (served from --web-dir if it exists).
+    #[arg(long, default_value_t = DEFAULT_WEB_PORT)]
+    pub web_port: u16,
+    #[arg(long, default_value_os_t = BackendConfig::repo_root().join("web"))]
+    pub web_dir: PathBuf,
+    /// CORS origins allowed by the HTTP API (repeatable); default: the web client's.
+    #[arg(long = "cors-origin")]
+    pub cors_origins: Vec<String>,
+    /// Run the functions' built binaries as processes (Lambda Runtime API).
+    #[arg(long)]
+    pub process: bool,
+    /// With --process: use target/release.
+    #[arg(long)]
+    pub release: bool,
+    #[arg(long, default_value_os_t = Template::default_path())]
+    pub template: PathBuf,
+}
+
+/// The stack's JWT signing key: kept in `{dir}/{prefix}.jwt-signing-key` so tokens
+/// survive restarts of a persistent stack; a fresh one without a directory.
+pub fn signing_key(dir: Option<&Path>, prefix: &str) -> Result<String> {
+    let Some(dir) = dir else {
+        return Ok(generate_signing_key());
+    };
+    let path = dir.join(format!("{prefix}.jwt-signing-key"));
+    if let Ok(k) = std::fs::read_to_string(&path) {
+        if k.trim().len() >= 32 {
+            return Ok(k.trim().to_owned());
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let key = generate_signing_key();
+    crate::backend::write_file_atomically(&path, &key)?;
+    Ok(key)
+}
+
+pub async fn up(args: UpArgs) -> Result<()> {
+    let template = Template::load(&args.template)?;
+    let mode = if args.in_memory {
+        Mode::InMemory
+    } else {
+        Mode::Persist(args.data_dir.clone())
+    };
+    let mut config = BackendConfig::new(mode);
+    config.dynamodb_port = args.dynamodb_port;
+    config.moto_port = args.moto_port;
+    let mut backend = Backend::start(&config).await?;
+    let result = run(&args, template, &mut backend).await;
+    backend.stop().await;
+    result
+}
+
+async fn run(args: &UpArgs, template: Template, backend: &mut Backend) -> Result<()> {
+    let endpoints = backend.endpoints().clone();
+    let stack = provision(&template, &endpoints, &args.prefix)
+        .await
+        .with_context(|| format!("provisioning stack {}", args.prefix))?;
+    let key = signing_key(
+        (!args.in_memory).then_some(args.data_dir.as_path()),
+        &args.prefix,
+    )?;
+    let mut cfg = config_for_stack(template, Registry::builtin(), &stack, &key, &endpoints);
+    if args.process {
+        cfg.functions = FunctionMode::Process(ProcessOptions::new(target_dir(args.release)));
+    }
+    cfg.ws_port = args.ws_port;
+    cfg.http_port = args.http_port;
+    let web = args.web_dir.is_dir();
+    cfg.cors_allow_origins = Some(if args.cors_origins.is_empty() {
+        vec![
+            format!("http://127.0.0.1:{}", args.web_port),
+            format!("http://localhost:{}", args.web_port),
+        ]
+    } else {
+        args.cors_origins.clone()
+    });
+    let gateway = Gateway::start(cfg).await?;
+    let web_server = if web {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.web_port))
+            .await
+            .with_context(|| format!("binding the web port {}", args.web_port))?;
+        let dir = args.web_dir.clone();
+        Some(tokio::spawn(async move {
+            let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+                let dir = dir.clone();
+                async move { static_file(&dir, uri.path()).await }
+            });
+            let _ = axum::serve(listener, app).await;
+        }))
+    } else {
+        None
+    };
+    eprintln!();
+    eprintln!("The chat runs locally (stack {}):", args.prefix);
+    eprintln!("  WebSocket API: {}?token=ACCESS_TOKEN", gateway.ws_url());
+    eprintln!("  HTTP API:      {}", gateway.http_url());
+    if web {
+        eprintln!("  Web client:    http://127.0.0.1:{}/", args.web_port);
+    } else {
+        eprintln!("  Web client:    (no {} yet)", args.web_dir.display());
+    }
+    eprintln!(
+        "  Functions:     {}",
+        if args.process {
+            "as processes (Lambda Runtime API)"
+        } else {
+            "in-process"
+        }
+    );
+    eprintln!(
+        "Stop with Ctrl-C (or SIGTERM to process {}).",
+        std::process::id()
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let outcome = tokio::select! {
+        _ = tokio::signal::ctrl_c() => { eprintln!("stopping (Ctrl-C)..."); Ok(()) }
+        _ = term.recv() => { eprintln!("stopping (SIGTERM)..."); Ok(()) }
+        why = backend.wait_for_exit() => Err(anyhow::anyhow!("{why}")),
+    };
+    gateway.shutdown().await;
+    if let Some(w) = web_server {
+        w.abort();
+    }
+    eprintln!("gateway stopped");
+    outcome
+}
+
+/// A file of the web client (`index.html` for `/`); 404 for anything outside `dir`.
+async fn static_file(dir: &Path, path: &str) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let rel = path.trim_start_matches('/');
+    let rel = if rel.is_empty() || rel.ends_with('/') {
+        format!("{rel}index.html")
+    } else {
+        rel.to_owned()
+    };
+    if rel
+        .split('/')
+        .any(|seg| seg == ".." || seg.starts_with('.'))
+    {
+        return axum::http::StatusCode::NOT_FOUND.into_response();
+    }
+    let file = dir.join(&rel);
+    match tokio::fs::read(&file).await {
+        Ok(bytes) => {
+            let ct = match file.extension().and_then(|e| e.to_str()) {
+                Some("html") => "text/html; charset=utf-8",
+                Some("js" | "mjs") => "text/javascript; charset=utf-8",
+                Some("css") => "text/css; charset=utf-8",
+                Some("json") => "application/json",
+                Some("svg") => "image/svg+xml",
+                Some("png") => "image/png",
+                Some("ico") => "image/x-icon",
+                Some("wasm") => "application/wasm",
+                _ => "application/octet-stream",
+            };
+            ([(axum::http::header::CONTENT_TYPE, ct)], bytes).into_response()
+        }
+        Err(_) => axum::http::StatusCode::NOT_FOUND.into_response(),
+    }
+}

@@ -1,0 +1,735 @@
+//! The chat services both edges call: one implementation of sending, fan-out,
+//! receipts, membership announcements, typing, presence and catch-up sync, whether the
+//! request came over the WebSocket (`ws-message`) or REST (`http-chats`).
+//!
+//! [`ChatServices`] is built once at init. Inputs are already-parsed newtypes (the
+//! edges parse); outputs are domain values and [`ApiError`]s with stable codes.
+//! Non-members get `not_found` exactly like unknown chats.
+//!
+//! Cost: every fan-out reads the chat's members (one Query) and their presence (one
+//! BatchGetItem per 100 members), then posts to those members' connections only. The
+//! number of connected users elsewhere in the system never matters.
+
+use crate::auth::tokens::TokenConfig;
+use crate::config::{ConfigError, Env, Tables};
+use crate::delivery::{DeliveryReport, OfflinePublisher, PostOutcome, Poster, Target};
+use crate::error::ApiError;
+use crate::ids::{ChatId, ClientMessageId, ConnectionId, UserId};
+use crate::input::{InvalidInput, MessageText};
+use crate::model::{now_millis, Chat, ChatKind, Membership, Message, Millis, PREVIEW_CHARS};
+use crate::protocol::{
+    KnownPosition, MembershipEvent, MessageAck, MessageRef, OfflineMessageEvent, PresenceEvent,
+    Receipt, ServerEvent, SyncChat, SyncResult, TypingEvent, TypingState, MAX_FRAME_BYTES,
+    PROTOCOL_VERSION,
+};
+use crate::store::{MembershipChange, Store, StoreError};
+use base64::Engine;
+use futures::stream::{self, StreamExt};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+
+/// Bytes of messages one WebSocket `syncResult` may carry: the 128 KB frame less room
+/// for the envelope.
+pub const WS_SYNC_MAX_BYTES: usize = MAX_FRAME_BYTES - 16 * 1024;
+
+/// A stored message, as `send_message` returns it (before fan-out).
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub message: Message,
+    /// The chat after the append (for a duplicate: as read).
+    pub chat: Chat,
+    /// The clientMessageId was already stored: `message` is the original, and
+    /// [`ChatServices::fan_out`] does nothing (it was delivered the first time).
+    pub duplicate: bool,
+    /// The sender's idempotency key.
+    pub client_message_id: ClientMessageId,
+    /// The connection the send came in on (gets `messageAck`, not `message`).
+    pub origin: Option<ConnectionId>,
+}
+
+impl Sent {
+    /// The acknowledgement for the sender.
+    pub fn ack(&self) -> MessageAck {
+        MessageAck {
+            chat_id: self.message.chat_id.clone(),
+            client_message_id: self.client_message_id.clone(),
+            message_id: self.message.message_id.clone(),
+            position: self.message.position,
+            sent_at: self.message.sent_at,
+            duplicate: self.duplicate,
+        }
+    }
+}
+
+/// What a fan-out did.
+#[derive(Debug, Clone, Default)]
+pub struct FanOutReport {
+    pub delivery: DeliveryReport,
+    /// Recipients with no connection that accepted the post, published to the offline
+    /// topic.
+    pub offline: Vec<UserId>,
+    /// True when the message went out as `messageRef` (too large for a frame).
+    pub as_ref: bool,
+}
+
+/// What a receipt did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiptOutcome {
+    /// The position moved forward (and the other members were told).
+    pub moved: bool,
+}
+
+/// The services, built once at init.
+#[derive(Debug, Clone)]
+pub struct ChatServices {
+    store: Store,
+    tokens: TokenConfig,
+    poster: Poster,
+    offline: OfflinePublisher,
+}
+
+impl ChatServices {
+    pub fn new(
+        store: Store,
+        tokens: TokenConfig,
+        management: aws_sdk_apigatewaymanagement::Client,
+        sns: aws_sdk_sns::Client,
+        offline_topic_arn: impl Into<String>,
+    ) -> Self {
+        ChatServices {
+            poster: Poster::new(management, store.clone()),
+            offline: OfflinePublisher::new(sns, offline_topic_arn),
+            store,
+            tokens,
+        }
+    }
+
+    /// Everything from the function's environment: tables, `JWT_*`,
+    /// `WEBSOCKET_MANAGEMENT_ENDPOINT`, `OFFLINE_TOPIC_ARN`, AWS endpoints.
+    pub async fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let sdk = crate::aws::sdk_config(env).await;
+        let store = Store::new(crate::aws::dynamodb(&sdk, env), Tables::from_env(env)?);
+        let tokens = TokenConfig::from_env(env)?;
+        let management = crate::aws::management(&sdk, env)?;
+        let sns = crate::aws::sns(&sdk, env);
+        let topic = env.require("OFFLINE_TOPIC_ARN")?.to_owned();
+        Ok(Self::new(store, tokens, management, sns, topic))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn tokens(&self) -> &TokenConfig {
+        &self.tokens
+    }
+
+    pub fn poster(&self) -> &Poster {
+        &self.poster
+    }
+
+    /// Post one event to one connection (acks, errors, pongs, sync results).
+    pub async fn post_event(
+        &self,
+        user: &UserId,
+        connection: &ConnectionId,
+        event: &ServerEvent,
+    ) -> PostOutcome {
+        let target = Target {
+            user: user.clone(),
+            connection: connection.clone(),
+        };
+        self.poster.post(&target, &event.to_json()).await
+    }
+
+    /// Store a text message from `sender` in `chat_id` (idempotent on
+    /// `client_message_id`, gap-free positions) and return it with what the sender's
+    /// acknowledgement needs. Does not deliver: call [`Self::fan_out`] next (after
+    /// acknowledging, so the acknowledgement never waits for delivery).
+    ///
+    /// Errors: `not_found` (unknown chat, or `sender` is not a member; nothing stored),
+    /// `unavailable` (DynamoDB throttling or down; retry with the same clientMessageId).
+    pub async fn send_message(
+        &self,
+        sender: &UserId,
+        chat_id: &ChatId,
+        client_message_id: &ClientMessageId,
+        text: &MessageText,
+        origin_connection: Option<ConnectionId>,
+    ) -> Result<Sent, ApiError> {
+        let appended = self
+            .store
+            .append_text(chat_id, sender, client_message_id, text, now_millis())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Sent {
+            message: appended.message,
+            chat: appended.chat,
+            duplicate: appended.duplicate,
+            client_message_id: client_message_id.clone(),
+            origin: origin_connection,
+        })
+    }
+
+    /// Deliver a sent message: `message` (or `messageRef` when over 128 KB) to every
+    /// connection of every member, the sender's other devices included, the origin
+    /// connection excluded; then one offline event per member (never the sender, not
+    /// muted members) that no connection accepted the post for. A duplicate does
+    /// nothing. An error means offline events could not be published (deliveries
+    /// already happened).
+    pub async fn fan_out(&self, sent: &Sent) -> Result<FanOutReport, ApiError> {
+        if sent.duplicate {
+            return Ok(FanOutReport::default());
+        }
+        let m = &sent.message;
+        let members = self
+            .store
+            .list_members(&m.chat_id)
+            .await
+            .map_err(ApiError::from)?;
+        let users: Vec<UserId> = members.iter().map(|m| m.user_id.clone()).collect();
+        let targets = self
+            .connections_of(&users, sent.origin.as_ref(), None)
+            .await?;
+        let event = ServerEvent::for_message(m);
+        let as_ref = matches!(event, ServerEvent::MessageRef(_));
+        let delivery = self.poster.post_all(&targets, &event.to_json()).await;
+
+        let offline: Vec<&Membership> = members
+            .iter()
+            .filter(|mb| Some(&mb.user_id) != m.sender_id.as_ref())
+            .filter(|mb| !mb.muted)
+            .filter(|mb| !delivery.reached(&mb.user_id))
+            .collect();
+        let offline_ids: Vec<UserId> = offline.iter().map(|mb| mb.user_id.clone()).collect();
+        if let (false, Some(sender)) = (offline.is_empty(), m.sender_id.as_ref()) {
+            let sender_name = self
+                .store
+                .get_profiles(std::slice::from_ref(sender))
+                .await
+                .map_err(ApiError::from)?
+                .remove(sender)
+                .map(|p| p.display_name)
+                .unwrap_or_default();
+            let events: Vec<OfflineMessageEvent> = offline
+                .iter()
+                .map(|mb| OfflineMessageEvent {
+                    kind: OfflineMessageEvent::KIND.to_owned(),
+                    version: PROTOCOL_VERSION,
+                    recipient_id: mb.user_id.clone(),
+                    chat_id: m.chat_id.clone(),
+                    chat_kind: sent.chat.kind,
+                    chat_name: sent.chat.name.clone(),
+                    message_id: m.message_id.clone(),
+                    position: m.position,
+                    sender_id: sender.clone(),
+                    sender_display_name: sender_name.clone(),
+                    preview: crate::input::preview(&m.text, PREVIEW_CHARS),
+                    sent_at: m.sent_at,
+                })
+                .collect();
+            if let Err(e) = self.offline.publish(&events).await {
+                tracing::error!(
+                    chat = %m.chat_id,
+                    position = m.position,
+                    failed = e.failed,
+                    total = e.total,
+                    reason = %e.reason,
+                    "offline events not published"
+                );
+                return Err(ApiError::Unavailable(Box::new(e)));
+            }
+        }
+        let totals = delivery.totals();
+        tracing::info!(
+            chat = %m.chat_id,
+            position = m.position,
+            members = members.len(),
+            attempted = totals.attempted,
+            delivered = totals.delivered,
+            gone = totals.gone,
+            failed = totals.failed,
+            offline = offline_ids.len(),
+            "fan-out done"
+        );
+        Ok(FanOutReport {
+            delivery,
+            offline: offline_ids,
+            as_ref,
+        })
+    }
+
+    /// `user` has everything up to `position` of `chat_id` on a device. Moves the
+    /// delivered position forward only; when it moved, the other members get a
+    /// `delivered` receipt. `validation_failed` (field `position`) beyond the chat's
+    /// last position; `not_found` for non-members.
+    pub async fn acknowledge_delivered(
+        &self,
+        user: &UserId,
+        chat_id: &ChatId,
+        position: u64,
+    ) -> Result<ReceiptOutcome, ApiError> {
+        self.check_position(user, chat_id, position).await?;
+        let moved = self
+            .store
+            .advance_delivered(chat_id, user, position)
+            .await
+            .map_err(ApiError::from)?;
+        if moved {
+            let ev = ServerEvent::Delivered(Receipt {
+                chat_id: chat_id.clone(),
+                user_id: user.clone(),
+                position,
+            });
+            self.to_members(chat_id, &ev, None, Some(user)).await?;
+        }
+        Ok(ReceiptOutcome { moved })
+    }
+
+    /// `user` read everything up to `position` of `chat_id`. Moves the read (and
+    /// delivered) position forward only; when it moved, every member's connections
+    /// get a `read` receipt (the user's own other devices too, to clear their unread
+    /// state; not `origin`). Errors as for [`Self::acknowledge_delivered`].
+    pub async fn mark_read(
+        &self,
+        user: &UserId,
+        chat_id: &ChatId,
+        position: u64,
+        origin: Option<&ConnectionId>,
+    ) -> Result<ReceiptOutcome, ApiError> {
+        self.check_position(user, chat_id, position).await?;
+        let moved = self
+            .store
+            .advance_read(chat_id, user, position)
+            .await
+            .map_err(ApiError::from)?;
+        if moved {
+            let ev = ServerEvent::Read(Receipt {
+                chat_id: chat_id.clone(),
+                user_id: user.clone(),
+                position,
+            });
+            self.to_members(chat_id, &ev, origin, None).await?;
+        }
+        Ok(ReceiptOutcome { moved })
+    }
+
+    async fn check_position(
+        &self,
+        user: &UserId,
+        chat_id: &ChatId,
+        position: u64,
+    ) -> Result<Chat, ApiError> {
+        let (chat, _) = self
+            .store
+            .chat_for_member(chat_id, user)
+            .await
+            .map_err(ApiError::from)?;
+        if position > chat.last_position {
+            return Err(ApiError::Validation(InvalidInput::new(
+                "position",
+                format!(
+                    "is beyond the chat's last position ({})",
+                    chat.last_position
+                ),
+            )));
+        }
+        Ok(chat)
+    }
+
+    /// Tell the chat about a membership change: its system message as a `message`
+    /// event, then a `membership` event, to every connection of every current member
+    /// and of `affected_users` (e.g. the member who was removed or left, who thereby
+    /// learns they lost access).
+    pub async fn announce_membership(
+        &self,
+        change: &MembershipChange,
+        affected_users: &[UserId],
+    ) -> Result<DeliveryReport, ApiError> {
+        let chat_id = &change.chat.chat_id;
+        let members = self
+            .store
+            .list_members(chat_id)
+            .await
+            .map_err(ApiError::from)?;
+        let mut users: Vec<UserId> = members.into_iter().map(|m| m.user_id).collect();
+        users.extend(affected_users.iter().cloned());
+        users.sort();
+        users.dedup();
+        let targets = self.connections_of(&users, None, None).await?;
+        let message = ServerEvent::for_message(&change.message);
+        self.poster.post_all(&targets, &message.to_json()).await;
+        let event = ServerEvent::Membership(MembershipEvent {
+            chat_id: chat_id.clone(),
+            position: change.message.position,
+            change: change.message.system.clone().ok_or_else(|| {
+                ApiError::Internal("membership change without a system event".into())
+            })?,
+            chat: change.chat.clone(),
+            promoted: change.promoted.clone(),
+        });
+        Ok(self.poster.post_all(&targets, &event.to_json()).await)
+    }
+
+    /// `user` started or stopped typing in `chat_id`: a `typing` event to the other
+    /// members' connections. Not stored. `not_found` for non-members.
+    pub async fn typing(
+        &self,
+        user: &UserId,
+        chat_id: &ChatId,
+        state: TypingState,
+        origin: Option<&ConnectionId>,
+    ) -> Result<DeliveryReport, ApiError> {
+        let members = self
+            .store
+            .list_members(chat_id)
+            .await
+            .map_err(ApiError::from)?;
+        if !members.iter().any(|m| &m.user_id == user) {
+            return Err(ApiError::not_found("chat"));
+        }
+        let users: Vec<UserId> = members
+            .into_iter()
+            .map(|m| m.user_id)
+            .filter(|u| u != user)
+            .collect();
+        let targets = self.connections_of(&users, origin, None).await?;
+        let ev = ServerEvent::Typing(TypingEvent {
+            chat_id: chat_id.clone(),
+            user_id: user.clone(),
+            state,
+        });
+        Ok(self.poster.post_all(&targets, &ev.to_json()).await)
+    }
+
+    /// `user` came online or went offline: a `presence` event to the connections of
+    /// their direct-chat partners who are online. Cost: one Query of the user's
+    /// memberships plus one small Query per direct chat, and one presence BatchGet.
+    pub async fn announce_presence(
+        &self,
+        user: &UserId,
+        online: bool,
+        last_seen_at: Option<Millis>,
+    ) -> Result<DeliveryReport, ApiError> {
+        let memberships = self
+            .store
+            .list_user_memberships(user)
+            .await
+            .map_err(ApiError::from)?;
+        let direct: Vec<ChatId> = memberships
+            .into_iter()
+            .map(|m| m.chat_id)
+            .filter(|c| !c.is_group())
+            .collect();
+        let store = self.store.clone();
+        let lists: Vec<Result<Vec<Membership>, StoreError>> = stream::iter(direct)
+            .map(move |chat_id| {
+                let store = store.clone();
+                async move { store.list_members(&chat_id).await }
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        let mut partners: Vec<UserId> = Vec::new();
+        for list in lists {
+            partners.extend(
+                list.map_err(ApiError::from)?
+                    .into_iter()
+                    .map(|m| m.user_id)
+                    .filter(|u| u != user),
+            );
+        }
+        if partners.is_empty() {
+            return Ok(DeliveryReport::default());
+        }
+        let targets = self.connections_of(&partners, None, None).await?;
+        let ev = ServerEvent::Presence(PresenceEvent {
+            user_id: user.clone(),
+            online,
+            last_seen_at,
+        });
+        Ok(self.poster.post_all(&targets, &ev.to_json()).await)
+    }
+
+    /// Send `event` to the connections of a chat's members, except `origin` and
+    /// `except_user`'s connections.
+    async fn to_members(
+        &self,
+        chat_id: &ChatId,
+        event: &ServerEvent,
+        origin: Option<&ConnectionId>,
+        except_user: Option<&UserId>,
+    ) -> Result<DeliveryReport, ApiError> {
+        let members = self
+            .store
+            .list_members(chat_id)
+            .await
+            .map_err(ApiError::from)?;
+        let users: Vec<UserId> = members.into_iter().map(|m| m.user_id).collect();
+        let targets = self.connections_of(&users, origin, except_user).await?;
+        Ok(self.poster.post_all(&targets, &event.to_json()).await)
+    }
+
+    /// The live connections of `users` (one presence BatchGet per 100 users).
+    async fn connections_of(
+        &self,
+        users: &[UserId],
+        origin: Option<&ConnectionId>,
+        except_user: Option<&UserId>,
+    ) -> Result<Vec<Target>, ApiError> {
+        let presence = self
+            .store
+            .presence_of(users, now_millis())
+            .await
+            .map_err(ApiError::from)?;
+        let mut targets = Vec::new();
+        for (user, p) in presence {
+            if Some(&user) == except_user {
+                continue;
+            }
+            for c in p.connections {
+                if Some(&c) != origin {
+                    targets.push(Target {
+                        user: user.clone(),
+                        connection: c,
+                    });
+                }
+            }
+        }
+        Ok(targets)
+    }
+
+    /// Catch-up after a reconnect. For each chat of `user`: the messages after the
+    /// position the client gave in `known` (ascending, gap-free, at most `limit` per
+    /// chat per page), and every chat the client did not list (`known: false`, from
+    /// position 0). Chats the client listed but may no longer see are in `removed`.
+    /// A page holds at most `max_bytes` of chats and messages ([`WS_SYNC_MAX_BYTES`]
+    /// over the WebSocket); a message too large for a page comes as a `MessageRef`.
+    /// When more is left, `cursor` is set: call again with it (and `known` ignored).
+    pub async fn sync(
+        &self,
+        user: &UserId,
+        known: &[KnownPosition],
+        limit: u32,
+        cursor: Option<&str>,
+        max_bytes: usize,
+    ) -> Result<SyncResult, ApiError> {
+        let memberships: HashMap<ChatId, Membership> = self
+            .store
+            .list_user_memberships(user)
+            .await
+            .map_err(ApiError::from)?
+            .into_iter()
+            .map(|m| (m.chat_id.clone(), m))
+            .collect();
+        let mut removed = Vec::new();
+        // (chat, position the client has, whether the client knows the chat)
+        let mut plan: Vec<(ChatId, u64, bool)> = match cursor {
+            Some(raw) => {
+                let c = SyncCursor::decode(raw)?;
+                c.pending
+                    .into_iter()
+                    .filter(|p| memberships.contains_key(&p.chat_id))
+                    .map(|p| (p.chat_id, p.position, p.known))
+                    .collect()
+            }
+            None => {
+                let given: HashMap<&ChatId, u64> =
+                    known.iter().map(|k| (&k.chat_id, k.position)).collect();
+                for k in known {
+                    if !memberships.contains_key(&k.chat_id) {
+                        removed.push(k.chat_id.clone());
+                    }
+                }
+                memberships
+                    .keys()
+                    .map(|c| match given.get(c) {
+                        Some(p) => (c.clone(), *p, true),
+                        None => (c.clone(), 0, false),
+                    })
+                    .collect()
+            }
+        };
+        removed.sort();
+        removed.dedup();
+        plan.sort_by(|a, b| a.0.cmp(&b.0));
+        let ids: Vec<ChatId> = plan.iter().map(|p| p.0.clone()).collect();
+        let chats = self.store.get_chats(&ids).await.map_err(ApiError::from)?;
+
+        let inline_max = max_bytes.saturating_sub(8 * 1024);
+        let mut remaining = max_bytes;
+        let mut out: Vec<SyncChat> = Vec::new();
+        let mut pending: Vec<PendingChat> = Vec::new();
+        let mut seen: HashSet<ChatId> = HashSet::new();
+        for (chat_id, position, was_known) in plan {
+            let Some(chat) = chats.get(&chat_id) else {
+                if was_known {
+                    removed.push(chat_id);
+                }
+                continue;
+            };
+            // A group whose creation has not committed yet is invisible.
+            if chat.kind == ChatKind::Group && chat.last_position == 0 {
+                continue;
+            }
+            if was_known && chat.last_position <= position {
+                continue;
+            }
+            if !seen.insert(chat_id.clone()) {
+                continue;
+            }
+            let Some(member) = memberships.get(&chat_id) else {
+                continue;
+            };
+            let mut entry = SyncChat {
+                chat_id: chat_id.clone(),
+                known: was_known,
+                chat: chat.clone(),
+                read_position: member.read_position,
+                delivered_position: member.delivered_position,
+                messages: Vec::new(),
+                refs: Vec::new(),
+                has_more: false,
+            };
+            let base = json_len(&entry);
+            if base > remaining && !out.is_empty() {
+                pending.push(PendingChat {
+                    chat_id,
+                    position,
+                    known: was_known,
+                });
+                continue;
+            }
+            remaining = remaining.saturating_sub(base);
+            let mut reached = position;
+            if chat.last_position > position {
+                let page = self
+                    .store
+                    .messages_after(&chat_id, position, limit)
+                    .await
+                    .map_err(ApiError::from)?;
+                for m in page.messages {
+                    let size = json_len(&m);
+                    let (size, as_ref) = if size <= inline_max {
+                        (size, false)
+                    } else {
+                        (json_len(&MessageRef::of(&m)), true)
+                    };
+                    let page_empty =
+                        out.is_empty() && entry.messages.is_empty() && entry.refs.is_empty();
+                    if size > remaining && !page_empty {
+                        break;
+                    }
+                    remaining = remaining.saturating_sub(size);
+                    reached = m.position;
+                    if as_ref {
+                        entry.refs.push(MessageRef::of(&m));
+                    } else {
+                        entry.messages.push(m);
+                    }
+                }
+            }
+            if chat.last_position > reached {
+                entry.has_more = true;
+                pending.push(PendingChat {
+                    chat_id,
+                    position: reached,
+                    known: true,
+                });
+            }
+            out.push(entry);
+        }
+        let cursor = if pending.is_empty() {
+            None
+        } else {
+            Some(SyncCursor { v: 1, pending }.encode())
+        };
+        Ok(SyncResult {
+            chats: out,
+            removed,
+            cursor,
+        })
+    }
+}
+
+fn json_len<T: Serialize>(v: &T) -> usize {
+    serde_json::to_vec(v)
+        .map(|b| b.len())
+        .unwrap_or(usize::MAX / 2)
+}
+
+/// The continuation of a sync: the chats still to send and from where. Opaque to
+/// clients (base64url of this JSON); membership is checked again on every page.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SyncCursor {
+    v: u32,
+    pending: Vec<PendingChat>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PendingChat {
+    #[serde(rename = "c")]
+    chat_id: ChatId,
+    #[serde(rename = "p")]
+    position: u64,
+    #[serde(rename = "k")]
+    known: bool,
+}
+
+impl SyncCursor {
+    fn encode(&self) -> String {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+    }
+
+    fn decode(raw: &str) -> Result<Self, ApiError> {
+        let bad =
+            || ApiError::Validation(InvalidInput::new("cursor", "is not a valid sync cursor"));
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(raw)
+            .map_err(|_| bad())?;
+        let c: SyncCursor = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+        if c.v != 1 {
+            return Err(bad());
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let c = SyncCursor {
+            v: 1,
+            pending: vec![PendingChat {
+                chat_id: ChatId::new_group(),
+                position: 9,
+                known: false,
+            }],
+        };
+        let back = SyncCursor::decode(&c.encode()).unwrap();
+        assert_eq!(back.pending[0].position, 9);
+        assert!(!back.pending[0].known);
+        for bad in ["", "!!!", "e30", "eyJ2IjoyLCJwZW5kaW5nIjpbXX0"] {
+            let e = SyncCursor::decode(bad).unwrap_err();
+            assert_eq!(e.code(), "validation_failed", "{bad}");
+        }
+    }
+
+    #[test]
+    fn store_errors_map_to_client_codes() {
+        assert_eq!(ApiError::from(StoreError::NotMember).code(), "not_found");
+        assert_eq!(
+            ApiError::from(StoreError::NotFound("chat")).code(),
+            "not_found"
+        );
+        assert_eq!(
+            ApiError::from(StoreError::Conflict("group_full")).code(),
+            "group_full"
+        );
+        assert_eq!(ApiError::from(StoreError::Contention).code(), "unavailable");
+    }
+}

@@ -1,0 +1,366 @@
+//! [`TestStack`]: the whole chat for one end-to-end test. It provisions a fresh,
+//! uniquely prefixed stack (tables, topics, queues, moto platform applications) on the
+//! backend `./dev test` started, subscribes an observer SQS queue to the offline topic,
+//! and starts the local gateway in-process on free ports with the real functions (or
+//! the registry given in [`TestStackOptions`]). Tests talk to [`TestStack::ws_url`] and
+//! [`TestStack::http_url`] like clients do and check side effects through
+//! [`TestStack::store`], [`TestStack::offline_messages`] and
+//! [`TestStack::push_messages`].
+
+use crate::backend::{endpoints, template, unique_prefix};
+use chat_core::config::Env;
+use chat_core::store::Store;
+use chat_local::backend::BackendEndpoints;
+use chat_local::gateway::faults::Faults;
+use chat_local::gateway::functions::Registry;
+use chat_local::gateway::stack::{config_for_stack, stack_envs};
+use chat_local::gateway::{Gateway, Limits};
+use chat_local::provision::{generate_signing_key, provision, ProvisionedStack};
+use serde_json::Value;
+use std::time::Duration;
+
+/// How to start a [`TestStack`].
+#[derive(Clone)]
+pub struct TestStackOptions {
+    /// Gateway limits (shorten `idle_timeout` / `max_duration` for timeout tests).
+    pub limits: Limits,
+    /// The functions; default: the real ones (`Registry::builtin()`).
+    pub registry: Registry,
+    /// CORS origins instead of the template's (default: the template's).
+    pub cors_allow_origins: Option<Vec<String>>,
+    /// Deliver the offline topic to the push notifier (default: true).
+    pub sns_delivery: bool,
+}
+
+impl Default for TestStackOptions {
+    fn default() -> Self {
+        TestStackOptions {
+            limits: Limits::default(),
+            registry: Registry::builtin(),
+            cors_allow_origins: None,
+            sns_delivery: true,
+        }
+    }
+}
+
+impl TestStackOptions {
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.limits.idle_timeout = d;
+        self
+    }
+    pub fn max_duration(mut self, d: Duration) -> Self {
+        self.limits.max_duration = d;
+        self
+    }
+}
+
+/// A message a function published to the offline topic.
+#[derive(Debug, Clone)]
+pub struct OfflineMessage {
+    pub subject: Option<String>,
+    /// The `Message` text.
+    pub message: String,
+    /// `Message` parsed as JSON (`Null` if it is not JSON).
+    pub json: Value,
+    /// `MessageAttributes` as SNS delivers them (`{name: {Type, Value}}`).
+    pub attributes: Value,
+}
+
+/// A push notification moto recorded for a platform endpoint of this stack.
+#[derive(Debug, Clone)]
+pub struct PushMessage {
+    pub endpoint_arn: String,
+    /// `APNS` or `GCM`.
+    pub platform: String,
+    pub token: String,
+    pub message_id: String,
+    /// What was published (for `MessageStructure=json`, the per-platform JSON).
+    pub message: String,
+}
+
+/// A running stack for one test (see the module documentation).
+pub struct TestStack {
+    gateway: Gateway,
+    stack: ProvisionedStack,
+    backend: BackendEndpoints,
+    store: Store,
+    env: Env,
+    signing_key: String,
+    sqs: aws_sdk_sqs::Client,
+    observer_queue: String,
+    seen: tokio::sync::Mutex<Vec<OfflineMessage>>,
+}
+
+impl TestStack {
+    /// A fresh stack with the real functions and API Gateway's limits.
+    pub async fn start() -> TestStack {
+        Self::start_with(TestStackOptions::default()).await
+    }
+
+    pub async fn start_with(opts: TestStackOptions) -> TestStack {
+        match Self::try_start(opts).await {
+            Ok(s) => s,
+            Err(e) => panic!("starting the test stack: {e:#}"),
+        }
+    }
+
+    pub async fn try_start(opts: TestStackOptions) -> anyhow::Result<TestStack> {
+        let backend = endpoints();
+        let template = template().clone();
+        let prefix = unique_prefix("ts");
+        let stack = provision(&template, &backend, &prefix).await?;
+        let signing_key = generate_signing_key();
+
+        let aws = backend.aws_env();
+        let sdk = chat_core::aws::sdk_config(&aws).await;
+        let sqs = chat_local::provision::sqs_client(&sdk, &backend);
+        let sns = chat_core::aws::sns(&sdk, &aws);
+        let observer_queue = observe_topic(&sqs, &sns, &stack, &prefix).await?;
+
+        let mut cfg = config_for_stack(
+            template.clone(),
+            opts.registry,
+            &stack,
+            &signing_key,
+            &backend,
+        );
+        cfg.limits = opts.limits;
+        cfg.cors_allow_origins = opts.cors_allow_origins;
+        if !opts.sns_delivery {
+            cfg.sns = None;
+        }
+        let gateway = Gateway::start(cfg).await?;
+        let env = stack_envs(
+            &template,
+            &stack,
+            &signing_key,
+            &backend,
+            gateway.endpoints(),
+        )?
+        .remove("WsMessageFunction")
+        .unwrap_or_default();
+        let db = chat_core::aws::dynamodb(&sdk, &aws);
+        let store = Store::new(db, stack.tables.clone());
+        Ok(TestStack {
+            gateway,
+            stack,
+            backend,
+            store,
+            env,
+            signing_key,
+            sqs,
+            observer_queue,
+            seen: Default::default(),
+        })
+    }
+
+    /// `ws://127.0.0.1:PORT/{stage}`: append `?token=...`.
+    pub fn ws_url(&self) -> &str {
+        self.gateway.ws_url()
+    }
+    /// `http://127.0.0.1:PORT/{stage}`: append `/auth/register` etc.
+    pub fn http_url(&self) -> &str {
+        self.gateway.http_url()
+    }
+    /// The management endpoint (`WEBSOCKET_MANAGEMENT_ENDPOINT`).
+    pub fn management_endpoint(&self) -> &str {
+        self.gateway.management_endpoint()
+    }
+    /// A store on this stack's tables.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+    /// The environment the functions get (template globals resolved for this stack,
+    /// AWS endpoints, credentials, the JWT key).
+    pub fn env(&self) -> &Env {
+        &self.env
+    }
+    /// The JWT signing key of this stack (to mint tokens in tests).
+    pub fn signing_key(&self) -> &str {
+        &self.signing_key
+    }
+    pub fn prefix(&self) -> &str {
+        &self.stack.prefix
+    }
+    pub fn stack(&self) -> &ProvisionedStack {
+        &self.stack
+    }
+    pub fn backend(&self) -> &BackendEndpoints {
+        &self.backend
+    }
+    pub fn gateway(&self) -> &Gateway {
+        &self.gateway
+    }
+    /// Fault injection for the management API (see `chat_local::gateway::faults`).
+    pub fn faults(&self) -> &Faults {
+        self.gateway.faults()
+    }
+
+    /// Receive what the observer queue holds (waiting up to `wait_secs`), add it to
+    /// the log; returns how many arrived.
+    async fn receive_offline(&self, wait_secs: i32) -> usize {
+        let received = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.observer_queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(wait_secs)
+            .send()
+            .await;
+        let Ok(received) = received else { return 0 };
+        let mut count = 0;
+        for m in received.messages.unwrap_or_default() {
+            if let Some(body) = m.body.as_deref() {
+                if let Ok(n) = chat_local::gateway::events::sns_from_envelope(body) {
+                    self.seen.lock().await.push(OfflineMessage {
+                        subject: n.subject,
+                        json: serde_json::from_str(&n.message).unwrap_or(Value::Null),
+                        message: n.message,
+                        attributes: Value::Object(n.message_attributes),
+                    });
+                    count += 1;
+                }
+            }
+            if let Some(r) = m.receipt_handle {
+                let _ = self
+                    .sqs
+                    .delete_message()
+                    .queue_url(&self.observer_queue)
+                    .receipt_handle(r)
+                    .send()
+                    .await;
+            }
+        }
+        count
+    }
+
+    /// Every message published to the offline topic since the stack started, once
+    /// there are at least `n` (or `timeout` passed: then those seen so far).
+    pub async fn offline_messages(&self, n: usize, timeout: Duration) -> Vec<OfflineMessage> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.seen.lock().await.len() >= n {
+                break;
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            // Long poll, below the SDK's 5 s attempt timeout.
+            self.receive_offline(left.as_secs().clamp(1, 4) as i32)
+                .await;
+        }
+        self.seen.lock().await.clone()
+    }
+
+    /// Every message published to the offline topic so far (SNS delivers to the
+    /// observer queue synchronously with the publish, so nothing is in flight).
+    pub async fn offline_messages_so_far(&self) -> Vec<OfflineMessage> {
+        while self.receive_offline(0).await > 0 {}
+        self.seen.lock().await.clone()
+    }
+
+    /// Drop a connection without `$disconnect` (as if API Gateway lost it): the
+    /// socket closes abruptly, `@connections` answers 410, the store keeps its row.
+    pub async fn kill_connection(&self, connection_id: &str) {
+        assert!(
+            self.gateway.kill_connection(connection_id),
+            "connection {connection_id} is not open"
+        );
+    }
+
+    /// Every push notification moto recorded for this stack's platform endpoints.
+    pub async fn push_messages(&self) -> Vec<PushMessage> {
+        let url = format!("{}/moto-api/data.json", self.backend.moto);
+        let data: Value = match reqwest::get(&url).await {
+            Ok(r) => r.json().await.unwrap_or(Value::Null),
+            Err(e) => panic!("reading {url}: {e}"),
+        };
+        let apps = [
+            (&self.stack.platform_applications.apns, "APNS"),
+            (&self.stack.platform_applications.fcm, "GCM"),
+        ];
+        let mut out = Vec::new();
+        for ep in data["sns"]["PlatformEndpoint"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let arn = ep["arn"].as_str().unwrap_or_default();
+            // Endpoint ARNs embed the application: .../endpoint/APNS/{app name}/{id}
+            let Some((_, platform)) = apps.iter().find(|(app, _)| {
+                let name = app.rsplit('/').next().unwrap_or_default();
+                arn.contains(&format!("/{name}/"))
+            }) else {
+                continue;
+            };
+            for (id, msg) in ep["messages"].as_object().into_iter().flatten() {
+                out.push(PushMessage {
+                    endpoint_arn: arn.to_owned(),
+                    platform: (*platform).to_owned(),
+                    token: ep["token"].as_str().unwrap_or_default().to_owned(),
+                    message_id: id.clone(),
+                    message: msg.as_str().unwrap_or_default().to_owned(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Wait (up to `timeout`) until moto recorded at least `n` push messages for this
+    /// stack; returns them (possibly fewer on timeout).
+    pub async fn wait_push_messages(&self, n: usize, timeout: Duration) -> Vec<PushMessage> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let msgs = self.push_messages().await;
+            if msgs.len() >= n || tokio::time::Instant::now() >= deadline {
+                return msgs;
+            }
+            // moto has no notification for recorded pushes: poll its state.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Close every connection (firing `$disconnect`) and stop the gateway.
+    pub async fn shutdown(self) {
+        self.gateway.shutdown().await;
+    }
+}
+
+/// An SQS queue subscribed to the offline topic, for assertions.
+async fn observe_topic(
+    sqs: &aws_sdk_sqs::Client,
+    sns: &aws_sdk_sns::Client,
+    stack: &ProvisionedStack,
+    prefix: &str,
+) -> anyhow::Result<String> {
+    let topic = stack
+        .topic_arn("OfflineMessageTopic")
+        .ok_or_else(|| anyhow::anyhow!("the stack has no OfflineMessageTopic"))?;
+    let url = sqs
+        .create_queue()
+        .queue_name(format!("{prefix}-offline-observer"))
+        .send()
+        .await?
+        .queue_url
+        .ok_or_else(|| anyhow::anyhow!("no queue URL"))?;
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await?
+        .attributes
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .cloned()
+        })
+        .ok_or_else(|| anyhow::anyhow!("no queue ARN"))?;
+    sns.subscribe()
+        .topic_arn(topic)
+        .protocol("sqs")
+        .endpoint(arn)
+        .send()
+        .await?;
+    Ok(url)
+}

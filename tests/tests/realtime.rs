@@ -1,0 +1,729 @@
+//! End-to-end tests of real-time messaging (issue 5) through the local gateway with
+//! the real `ws-*` functions, DynamoDB Local and moto: real WebSocket clients
+//! (tokio-tungstenite), waiting on frames with time-outs (no sleeps).
+//!
+//! Barriers: the gateway runs one invocation at a time per connection and posts to a
+//! connection in order, so (1) a `pong` on the sending connection means its previous
+//! frames were fully handled (fan-out included), and (2) a `pong` on a receiving
+//! connection after that means everything posted to it earlier has arrived. "Nothing
+//! else arrived" is asserted up to such a barrier.
+//!
+//! Everything that depends on the shape of `chat_tests::TestStack` is in the `stack`
+//! module below.
+
+#![cfg(feature = "realtime-e2e")]
+
+use chat_core::auth::tokens::TokenConfig;
+use chat_core::ids::{ChatId, ConnectionId, SessionId, UserId};
+use chat_core::input::{DisplayName, GroupName, UserName};
+use chat_core::model::now_millis;
+use chat_core::store::{NewGroup, Store};
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+/// Glue to the shared test harness.
+mod stack {
+    pub use chat_tests::TestStack;
+
+    pub async fn start() -> TestStack {
+        TestStack::start().await
+    }
+
+    /// The offline-topic messages published so far (bodies, parsed).
+    pub async fn offline_events(s: &TestStack) -> Vec<serde_json::Value> {
+        s.offline_messages_so_far()
+            .await
+            .into_iter()
+            .map(|m| m.json)
+            .collect()
+    }
+
+    /// Make the gateway answer 410 Gone for `connection` without running `$disconnect`
+    /// (a connection whose `$disconnect` API Gateway lost).
+    pub async fn kill_silently(s: &TestStack, connection: &str) {
+        s.kill_connection(connection).await
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Stack {
+    s: stack::TestStack,
+    tokens: TokenConfig,
+}
+
+impl Stack {
+    async fn start() -> Self {
+        let s = stack::start().await;
+        let tokens = TokenConfig::from_env(s.env()).expect("JWT config in the stack env");
+        Stack { s, tokens }
+    }
+
+    fn store(&self) -> Store {
+        self.s.store().clone()
+    }
+
+    async fn user(&self, name: &str) -> User {
+        let id = UserId::generate();
+        let unique = format!("{name}{}", &id.as_str()[20..]).to_ascii_lowercase();
+        self.store()
+            .create_user(
+                &id,
+                &UserName::parse(&unique).unwrap(),
+                &DisplayName::parse(name).unwrap(),
+                "not-a-real-hash",
+                now_millis(),
+            )
+            .await
+            .expect("create user");
+        let token = self
+            .tokens
+            .issue(&id, &SessionId::generate(), 0, now_millis());
+        User {
+            id,
+            token,
+            name: name.to_owned(),
+        }
+    }
+
+    async fn direct(&self, a: &User, b: &User) -> ChatId {
+        self.store()
+            .get_or_create_direct(&a.id, &b.id, now_millis())
+            .await
+            .expect("direct chat")
+            .0
+            .chat_id
+    }
+
+    async fn group(&self, creator: &User, others: &[&User]) -> ChatId {
+        let (chat, _) = self
+            .store()
+            .create_group(
+                &NewGroup {
+                    creator: creator.id.clone(),
+                    name: GroupName::parse("Team").unwrap(),
+                    members: others.iter().map(|u| u.id.clone()).collect(),
+                },
+                now_millis(),
+            )
+            .await
+            .expect("group");
+        chat.chat_id
+    }
+
+    async fn connect(&self, user: &User, device: &str) -> Client {
+        let url = format!("{}?token={}&device={device}", self.s.ws_url(), user.token);
+        Client::open(&url, None).await.expect("connect")
+    }
+
+    async fn connections(&self, user: &User) -> Vec<ConnectionId> {
+        self.store()
+            .presence_of(std::slice::from_ref(&user.id), now_millis())
+            .await
+            .unwrap()
+            .remove(&user.id)
+            .unwrap_or_default()
+            .connections
+    }
+
+    async fn positions(&self, chat: &ChatId) -> u64 {
+        self.store()
+            .get_chat(chat, true)
+            .await
+            .unwrap()
+            .map(|c| c.last_position)
+            .unwrap_or(0)
+    }
+}
+
+struct User {
+    id: UserId,
+    token: String,
+    #[allow(dead_code)]
+    name: String,
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Client {
+    ws: Ws,
+    /// Frames read while looking for another type.
+    buffered: VecDeque<Value>,
+    pings: u64,
+}
+
+impl Client {
+    async fn open(
+        url: &str,
+        subprotocol: Option<&str>,
+    ) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
+        let mut req = url.into_client_request()?;
+        if let Some(p) = subprotocol {
+            req.headers_mut()
+                .insert("sec-websocket-protocol", p.parse().unwrap());
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(req).await?;
+        Ok(Client {
+            ws,
+            buffered: VecDeque::new(),
+            pings: 0,
+        })
+    }
+
+    async fn send(&mut self, v: Value) {
+        self.send_text(&v.to_string()).await
+    }
+
+    /// Send text, fragmented into 30 KB frames as a browser would (API Gateway refuses
+    /// frames over 32 KB).
+    async fn send_text(&mut self, text: &str) {
+        let bytes = text.as_bytes();
+        if bytes.len() <= 30 * 1024 {
+            self.ws
+                .send(WsMessage::Text(text.to_owned().into()))
+                .await
+                .unwrap();
+            return;
+        }
+        let chunks: Vec<&[u8]> = bytes.chunks(30 * 1024).collect();
+        let last = chunks.len() - 1;
+        for (i, c) in chunks.into_iter().enumerate() {
+            let op = if i == 0 {
+                OpCode::Data(Data::Text)
+            } else {
+                OpCode::Data(Data::Continue)
+            };
+            self.ws
+                .send(WsMessage::Frame(Frame::message(c.to_vec(), op, i == last)))
+                .await
+                .unwrap();
+        }
+    }
+
+    /// The next frame (buffered first).
+    async fn next(&mut self) -> Value {
+        if let Some(v) = self.buffered.pop_front() {
+            return v;
+        }
+        self.read().await
+    }
+
+    async fn read(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("timed out waiting for a frame")
+                .expect("connection closed")
+                .expect("websocket error");
+            match msg {
+                WsMessage::Text(t) => return serde_json::from_str(&t).expect("JSON frame"),
+                WsMessage::Close(c) => panic!("closed by the server: {c:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next frame of type `ty`; others are kept for later.
+    async fn next_of(&mut self, ty: &str) -> Value {
+        if let Some(i) = self.buffered.iter().position(|v| v["type"] == ty) {
+            return self.buffered.remove(i).unwrap();
+        }
+        loop {
+            let v = self.read().await;
+            if v["type"] == ty {
+                return v;
+            }
+            self.buffered.push_back(v);
+        }
+    }
+
+    /// Ping and return every frame that arrived before the pong.
+    async fn barrier(&mut self) -> Vec<Value> {
+        self.pings += 1;
+        let id = format!("b{}", self.pings);
+        self.send(json!({"action": "ping", "id": id})).await;
+        let mut before: Vec<Value> = self.buffered.drain(..).collect();
+        loop {
+            let v = self.read().await;
+            if v["type"] == "pong" && v["id"] == id.as_str() {
+                return before;
+            }
+            before.push(v);
+        }
+    }
+
+    async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+        // Drain until the server's close arrives, so `$disconnect` has run.
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(WAIT, self.ws.next()).await {}
+    }
+}
+
+fn send_frame(chat: &ChatId, cmid: &str, text: &str) -> Value {
+    json!({"action": "sendMessage", "chatId": chat, "clientMessageId": cmid, "text": text})
+}
+
+fn of_type<'a>(frames: &'a [Value], ty: &str) -> Vec<&'a Value> {
+    frames.iter().filter(|v| v["type"] == ty).collect()
+}
+
+#[tokio::test]
+async fn two_users_two_devices_each_get_every_message_once_in_order() {
+    let st = Stack::start().await;
+    let alice = st.user("alice").await;
+    let bob = st.user("bob").await;
+    let chat = st.direct(&alice, &bob).await;
+    let mut a1 = st.connect(&alice, "a1").await;
+    let mut a2 = st.connect(&alice, "a2").await;
+    let mut b1 = st.connect(&bob, "b1").await;
+    let mut b2 = st.connect(&bob, "b2").await;
+
+    for i in 1..=3u64 {
+        a1.send(send_frame(
+            &chat,
+            &format!("a-{i}"),
+            &format!("from alice {i}"),
+        ))
+        .await;
+        let ack = a1.next_of("messageAck").await;
+        assert_eq!(ack["position"], 2 * i - 1);
+        assert_eq!(ack["clientMessageId"], format!("a-{i}"));
+        assert_eq!(ack["duplicate"], false);
+        b2.send(send_frame(
+            &chat,
+            &format!("b-{i}"),
+            &format!("from bob {i}"),
+        ))
+        .await;
+        let ack = b2.next_of("messageAck").await;
+        assert_eq!(ack["position"], 2 * i);
+    }
+    a1.barrier().await;
+    b2.barrier().await;
+    let expect_positions = |frames: &[Value], want: &[u64]| {
+        let got: Vec<u64> = of_type(frames, "message")
+            .iter()
+            .map(|m| m["position"].as_u64().unwrap())
+            .collect();
+        assert_eq!(got, want);
+    };
+    // The origin connection gets acks, not its own messages; everyone else gets all.
+    expect_positions(&a1.barrier().await, &[2, 4, 6]);
+    expect_positions(&b2.barrier().await, &[1, 3, 5]);
+    let a2_frames = a2.barrier().await;
+    expect_positions(&a2_frames, &[1, 2, 3, 4, 5, 6]);
+    expect_positions(&b1.barrier().await, &[1, 2, 3, 4, 5, 6]);
+    let first = of_type(&a2_frames, "message")[0];
+    assert_eq!(first["senderId"], alice.id.as_str());
+    assert_eq!(first["text"], "from alice 1");
+    assert_eq!(first["chatId"], chat.as_str());
+    assert!(first["messageId"].as_str().unwrap().starts_with("msg_"));
+    // Nobody was offline: no push events for this chat.
+    let offline = stack::offline_events(&st.s).await;
+    assert!(offline.iter().all(|e| e["chatId"] != chat.as_str()));
+}
+
+#[tokio::test]
+async fn group_of_100_online_members_receive_offline_ones_are_published_once() {
+    let st = Stack::start().await;
+    let creator = st.user("owner").await;
+    let mut others = Vec::new();
+    for i in 0..99 {
+        others.push(st.user(&format!("m{i}")).await);
+    }
+    let refs: Vec<&User> = others.iter().collect();
+    let chat = st.group(&creator, &refs).await;
+    // 40 members online (one device each), 59 offline.
+    let mut online = Vec::new();
+    for u in others.iter().take(40) {
+        online.push(st.connect(u, "d").await);
+    }
+    let mut sender = st.connect(&creator, "d").await;
+    sender.send(send_frame(&chat, "g-1", "hello group")).await;
+    let ack = sender.next_of("messageAck").await;
+    let pos = ack["position"].as_u64().unwrap();
+    sender.barrier().await;
+    for c in online.iter_mut() {
+        let frames = c.barrier().await;
+        let msgs = of_type(&frames, "message");
+        assert_eq!(msgs.len(), 1);
+        assert_eq!(msgs[0]["position"], pos);
+    }
+    let events = stack::offline_events(&st.s).await;
+    let mine: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["chatId"] == chat.as_str())
+        .collect();
+    assert_eq!(mine.len(), 59, "one offline event per offline member");
+    let mut recipients: Vec<&str> = mine
+        .iter()
+        .map(|e| e["recipientId"].as_str().unwrap())
+        .collect();
+    recipients.sort();
+    let mut want: Vec<&str> = others.iter().skip(40).map(|u| u.id.as_str()).collect();
+    want.sort();
+    assert_eq!(recipients, want);
+    let e = mine[0];
+    assert_eq!(e["kind"], "offlineMessage");
+    assert_eq!(e["chatKind"], "group");
+    assert_eq!(e["chatName"], "Team");
+    assert_eq!(e["senderId"], creator.id.as_str());
+    assert_eq!(e["senderDisplayName"], "owner");
+    assert_eq!(e["preview"], "hello group");
+    assert_eq!(e["position"], pos);
+    assert_eq!(e["messageId"], ack["messageId"]);
+}
+
+#[tokio::test]
+async fn a_retried_send_is_stored_and_delivered_once() {
+    let st = Stack::start().await;
+    let alice = st.user("alice").await;
+    let bob = st.user("bob").await;
+    let chat = st.direct(&alice, &bob).await;
+    let mut a = st.connect(&alice, "a").await;
+    let mut b = st.connect(&bob, "b").await;
+    a.send(send_frame(&chat, "same-id", "once")).await;
+    let first = a.next_of("messageAck").await;
+    a.send(send_frame(&chat, "same-id", "once")).await;
+    let second = a.next_of("messageAck").await;
+    assert_eq!(second["duplicate"], true);
+    assert_eq!(second["messageId"], first["messageId"]);
+    assert_eq!(second["position"], first["position"]);
+    assert_eq!(st.positions(&chat).await, 1, "one stored message");
+    a.barrier().await;
+    let frames = b.barrier().await;
+    assert_eq!(of_type(&frames, "message").len(), 1, "one delivery");
+}
+
+#[tokio::test]
+async fn a_gone_connection_is_removed_and_others_still_receive() {
+    let st = Stack::start().await;
+    let alice = st.user("alice").await;
+    let bob = st.user("bob").await;
+    let chat = st.direct(&alice, &bob).await;
+    let mut a = st.connect(&alice, "a").await;
+    let mut b1 = st.connect(&bob, "b1").await;
+    let before = st.connections(&bob).await;
+    let b2 = st.connect(&bob, "b2").await;
+    let after = st.connections(&bob).await;
+    assert_eq!(after.len(), 2);
+    let dead = after
+        .iter()
+        .find(|c| !before.contains(c))
+        .expect("b2's id")
+        .clone();
+    stack::kill_silently(&st.s, dead.as_str()).await;
+
+    a.send(send_frame(&chat, "x1", "are you there")).await;
+    a.next_of("messageAck").await;
+    a.barrier().await;
+    let frames = b1.barrier().await;
+    assert_eq!(of_type(&frames, "message").len(), 1);
+    let left = st.connections(&bob).await;
+    assert_eq!(left.len(), 1, "the gone connection was forgotten");
+    assert!(!left.contains(&dead));
+    assert!(st.store().get_connection(&dead).await.unwrap().is_none());
+    // Bob still had a live connection: no offline event.
+    let offline = stack::offline_events(&st.s).await;
+    assert!(offline.iter().all(|e| e["chatId"] != chat.as_str()));
+    drop(b2);
+}
+
+#[tokio::test]
+async fn sync_after_reconnect_returns_exactly_the_missed_messages() {
+    let st = Stack::start().await;
+    let alice = st.user("alice").await;
+    let bob = st.user("bob").await;
+    let carol = st.user("carol").await;
+    let chat = st.direct(&alice, &bob).await;
+    let mut a = st.connect(&alice, "a").await;
+    let mut b = st.connect(&bob, "b").await;
+    for i in 1..=2 {
+        a.send(send_frame(&chat, &format!("s{i}"), &format!("m{i}")))
+            .await;
+        a.next_of("messageAck").await;
+    }
+    a.barrier().await;
+    let seen = of_type(&b.barrier().await, "message").len();
+    assert_eq!(seen, 2);
+    b.close().await;
+    for i in 3..=7 {
+        a.send(send_frame(&chat, &format!("s{i}"), &format!("m{i}")))
+            .await;
+        a.next_of("messageAck").await;
+    }
+    // A group Bob was added to while away.
+    let group = st.group(&carol, &[&bob]).await;
+
+    let mut b = st.connect(&bob, "b").await;
+    b.send(json!({"action": "sync", "chats": [{"chatId": chat, "position": 2}], "limit": 3}))
+        .await;
+    let mut got: Vec<u64> = Vec::new();
+    let mut new_chats = Vec::new();
+    let mut page = b.next_of("syncResult").await;
+    loop {
+        for c in page["chats"].as_array().unwrap() {
+            if c["chatId"] == chat.as_str() {
+                assert_eq!(c["known"], true);
+                got.extend(
+                    c["messages"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|m| m["position"].as_u64().unwrap()),
+                );
+            } else {
+                assert_eq!(c["known"], false);
+                new_chats.push(c["chatId"].as_str().unwrap().to_owned());
+            }
+        }
+        match page["cursor"].as_str() {
+            Some(cursor) => {
+                b.send(json!({"action": "sync", "cursor": cursor})).await;
+                page = b.next_of("syncResult").await;
+            }
+            None => break,
+        }
+    }
+    assert_eq!(got, vec![3, 4, 5, 6, 7]);
+    assert_eq!(new_chats, vec![group.to_string()]);
+    // A bad cursor is a validation error.
+    b.send(json!({"action": "sync", "cursor": "nope"})).await;
+    let e = b.next_of("error").await;
+    assert_eq!(e["code"], "validation_failed");
+    assert_eq!(e["field"], "cursor");
+}
+
+#[tokio::test]
+async fn refused_frames_get_documented_errors_and_store_nothing() {
+    let st = Stack::start().await;
+    let alice = st.user("alice").await;
+    let bob = st.user("bob").await;
+    let eve = st.user("eve").await;
+    let chat = st.direct(&alice, &bob).await;
+    let mut e = st.connect(&eve, "e").await;
+    let mut a = st.connect(&alice, "a").await;
+    let mut b = st.connect(&bob, "b").await;
+
+    // Not a member: the same not_found as an unknown chat.
+    e.send(send_frame(&chat, "e1", "let me in")).await;
+    let err = e.next_of("error").await;
+    assert_eq!(err["code"], "not_found");
+    assert_eq!(err["action"], "sendMessage");
+    assert_eq!(err["clientMessageId"], "e1");
+    e.send(send_frame(&ChatId::new_group(), "e2", "hello?"))
+        .await;
+    let err2 = e.next_of("error").await;
+    assert_eq!(err2["code"], "not_found");
+    assert_eq!(err2["message"], err["message"]);
+
+    let cases: Vec<(String, &str, Option<&str>)> = vec![
+        (
+            send_frame(&chat, "t1", "").to_string(),
+            "validation_failed",
+            Some("text"),
+        ),
+        (
+            send_frame(&chat, "t2", &"x".repeat(100_001)).to_string(),
+            "validation_failed",
+            Some("text"),
+        ),
+        ("{not json".into(), "invalid_json", None),
+        (
+            json!({"action": "shout", "chatId": chat}).to_string(),
+            "unknown_action",
+            None,
+        ),
+        (
+            json!({"action": "sendMessage", "chatId": chat, "text": "hi"}).to_string(),
+            "validation_failed",
+            Some("clientMessageId"),
+        ),
+        (
+            json!({"action": "sendMessage", "clientMessageId": "t3", "text": "hi"}).to_string(),
+            "validation_failed",
+            Some("chatId"),
+        ),
+        (
+            json!({"action": "sendMessage", "chatId": chat, "clientMessageId": "t4"}).to_string(),
+            "validation_failed",
+            Some("text"),
+        ),
+        (
+            json!({"chatId": chat}).to_string(),
+            "validation_failed",
+            Some("action"),
+        ),
+    ];
+    for (frame, code, field) in cases {
+        a.send_text(&frame).await;
+        let err = a.next_of("error").await;
+        assert_eq!(err["code"], code, "{}", &frame[..frame.len().min(80)]);
+        if let Some(f) = field {
+            assert_eq!(err["field"], f);
+        }
+        assert!(err["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    // 100,000 characters are accepted.
+    a.send(send_frame(&chat, "big", &"y".repeat(100_000))).await;
+    assert_eq!(a.next_of("messageAck").await["position"], 1);
+    assert_eq!(
+        st.positions(&chat).await,
+        1,
+        "only the valid message was stored"
+    );
+    a.barrier().await;
+    e.barrier().await;
+    let frames = b.barrier().await;
+    let msgs = of_type(&frames, "message");
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0]["text"].as_str().unwrap().len(), 100_000);
+}
+
+#[tokio::test]
+async fn receipts_reach_the_other_member_and_only_move_forward() {
+    let st = Stack::start().await;
+    let alice = st.user("alice").await;
+    let bob = st.user("bob").await;
+    let chat = st.direct(&alice, &bob).await;
+    let mut a = st.connect(&alice, "a").await;
+    let mut b = st.connect(&bob, "b").await;
+    for i in 1..=3 {
+        a.send(send_frame(&chat, &format!("r{i}"), "hi")).await;
+        a.next_of("messageAck").await;
+    }
+    b.send(json!({"action": "ack", "chatId": chat, "position": 3}))
+        .await;
+    let d = a.next_of("delivered").await;
+    assert_eq!(d["userId"], bob.id.as_str());
+    assert_eq!(d["position"], 3);
+    b.send(json!({"action": "read", "chatId": chat, "position": 2}))
+        .await;
+    let r = a.next_of("read").await;
+    assert_eq!(r["userId"], bob.id.as_str());
+    assert_eq!(r["position"], 2);
+    // Backwards: nothing moves, nobody is told.
+    b.send(json!({"action": "read", "chatId": chat, "position": 1}))
+        .await;
+    // Beyond the end: validation error.
+    b.send(json!({"action": "read", "chatId": chat, "position": 9}))
+        .await;
+    let e = b.next_of("error").await;
+    assert_eq!(e["code"], "validation_failed");
+    assert_eq!(e["field"], "position");
+    b.barrier().await;
+    assert!(of_type(&a.barrier().await, "read").is_empty());
+    let m = st
+        .store()
+        .get_membership(&chat, &bob.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.read_position, 2);
+    assert_eq!(m.delivered_position, 3);
+}
+
+#[tokio::test]
+async fn typing_goes_to_the_other_members_only() {
+    let st = Stack::start().await;
+    let alice = st.user("alice").await;
+    let bob = st.user("bob").await;
+    let chat = st.direct(&alice, &bob).await;
+    let mut a1 = st.connect(&alice, "a1").await;
+    let mut a2 = st.connect(&alice, "a2").await;
+    let mut b = st.connect(&bob, "b").await;
+    a1.send(json!({"action": "typing", "chatId": chat, "state": "started"}))
+        .await;
+    let t = b.next_of("typing").await;
+    assert_eq!(t["userId"], alice.id.as_str());
+    assert_eq!(t["state"], "started");
+    a1.barrier().await;
+    assert!(of_type(&a2.barrier().await, "typing").is_empty());
+    b.send(json!({"action": "typing", "chatId": chat, "state": "bored"}))
+        .await;
+    assert_eq!(b.next_of("error").await["field"], "state");
+}
+
+#[tokio::test]
+async fn presence_goes_to_online_direct_partners() {
+    let st = Stack::start().await;
+    let alice = st.user("alice").await;
+    let bob = st.user("bob").await;
+    st.direct(&alice, &bob).await;
+    let mut a = st.connect(&alice, "a").await;
+    let b1 = st.connect(&bob, "b1").await;
+    let p = a.next_of("presence").await;
+    assert_eq!(p["userId"], bob.id.as_str());
+    assert_eq!(p["online"], true);
+    // A second device does not change presence; closing one of two does not either.
+    let b2 = st.connect(&bob, "b2").await;
+    b2.close().await;
+    assert!(of_type(&a.barrier().await, "presence").is_empty());
+    b1.close().await;
+    let p = a.next_of("presence").await;
+    assert_eq!(p["online"], false);
+    assert!(p["lastSeenAt"].as_str().is_some());
+}
+
+#[tokio::test]
+async fn the_rate_limit_answers_rate_limited() {
+    let st = Stack::start().await;
+    let alice = st.user("alice").await;
+    let mut a = st.connect(&alice, "a").await;
+    // 61 frames span at most two 10-second windows, so at most 60 pass.
+    for i in 0..61 {
+        a.send(json!({"action": "ping", "id": format!("p{i}")}))
+            .await;
+    }
+    let mut pongs = 0;
+    let mut limited = 0;
+    while pongs + limited < 61 {
+        let v = a.next().await;
+        match v["type"].as_str() {
+            Some("pong") => pongs += 1,
+            Some("error") => {
+                assert_eq!(v["code"], "rate_limited");
+                assert_eq!(v["action"], "ping");
+                limited += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(limited >= 1, "limited {limited}");
+    assert!((30..=60).contains(&pongs), "pongs {pongs}");
+}
+
+#[tokio::test]
+async fn handshakes_with_bad_or_revoked_tokens_are_refused() {
+    let st = Stack::start().await;
+    let alice = st.user("alice").await;
+    let url = st.s.ws_url().to_owned();
+    let status = |r: Result<Client, tokio_tungstenite::tungstenite::Error>| match r {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => 101,
+    };
+    assert_eq!(status(Client::open(&url, None).await), 401);
+    assert_eq!(
+        status(Client::open(&format!("{url}?token=abc.def.ghi"), None).await),
+        401
+    );
+    // Subprotocol form works and selects chat.v1.
+    let ok = Client::open(&url, Some(&format!("chat.v1, {}", alice.token))).await;
+    assert!(ok.is_ok());
+    assert_eq!(st.connections(&alice).await.len(), 1);
+    // Log out everywhere: the old token is revoked.
+    st.store().bump_token_version(&alice.id).await.unwrap();
+    assert_eq!(
+        status(Client::open(&format!("{url}?token={}", alice.token), None).await),
+        403
+    );
+    assert_eq!(st.connections(&alice).await.len(), 1, "nothing stored");
+}
