@@ -10,10 +10,16 @@
 //! - every function's `Policies` grant exactly what `functions/<crate>/permissions.yaml`
 //!   lists (explicit statements only, no wildcard actions, `*` only where the service
 //!   has no resource type), naming only tables, indexes and topics that exist;
-//! - the code needs no more than that list: the test reads `shared/src/store/`, works out
-//!   which DynamoDB actions on which tables each store method needs (following calls
-//!   between store methods), then finds the store methods and SDK operations each
-//!   function crate (and the chat-core modules it imports) calls.
+//! - the code needs no more than that list, and the list holds nothing the code does
+//!   not use: the test reads `shared/src/store/`, works out which DynamoDB actions on
+//!   which tables each store method needs (following calls between store methods),
+//!   then finds the store methods and SDK operations each function crate calls,
+//!   directly or through the chat-core functions it reaches by name.
+//!
+//! The code analysis follows a function crate into chat-core by name: a chat-core
+//! function counts as used when the code so far calls it (`name(`, `.name(` or
+//! `Owner::name`); a name defined more than once also needs its impl type or module
+//! mentioned. `TEMPLATE_TEST_TRACE=<crate>` prints what it reached for one crate.
 //!
 //! What it cannot prove: the code analysis is textual. It sees a call by its method name
 //! (`.append_text(`), not by type, so a same-named method of another type counts (an
@@ -547,17 +553,32 @@ fn policies_grant_exactly_the_permission_lists() {
 
 // ------------------------------------------------------------------ code analysis
 
-/// Source text without `//` comments and without whitespace, so that calls split over
-/// lines read as one token string (`self.db.get_item().table_name(&self.t.users)`).
+/// Source text without `//` comments and without whitespace except one space between
+/// two words, so that calls split over lines read as one token string
+/// (`self.db.get_item().table_name(&self.t.users)`) and `let pair` stays two words.
 fn compact(text: &str) -> String {
-    text.lines()
-        .map(|l| match l.find("//") {
+    let mut out = String::new();
+    let mut gap = false;
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    for l in text.lines() {
+        let l = match l.find("//") {
             // keep "https://..." inside strings
             Some(i) if !l[..i].ends_with(':') => &l[..i],
             _ => l,
-        })
-        .flat_map(|l| l.chars().filter(|c| !c.is_whitespace()))
-        .collect()
+        };
+        for c in l.chars().chain(std::iter::once('\n')) {
+            if c.is_whitespace() {
+                gap = true;
+                continue;
+            }
+            if gap && word(c) && out.chars().next_back().is_some_and(word) {
+                out.push(' ');
+            }
+            gap = false;
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// DynamoDB request markers in store code and the IAM action each needs.
@@ -771,8 +792,10 @@ impl StoreModel {
 
 /// SDK calls a function may make directly and the grant each needs
 /// (resource `?` = "any resource the list names for this action").
-const SDK_OPS: [(&str, &str, &str); 8] = [
+const SDK_OPS: [(&str, &str, &str); 9] = [
     (".publish()", "sns", "Publish"),
+    // PublishBatch is authorized by sns:Publish
+    (".publish_batch()", "sns", "Publish"),
     (
         ".create_platform_endpoint()",
         "sns",
@@ -818,65 +841,134 @@ fn rust_files(path: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Top-level chat-core modules a compact source imports (`chat_core::x`,
-/// `chat_core::{x, y::z}`, and `crate::x` inside chat-core).
-fn imported_modules(code: &str, prefix: &str, out: &mut BTreeSet<String>) {
-    for (i, _) in code.match_indices(prefix) {
-        let rest = &code[i + prefix.len()..];
-        if let Some(group) = rest.strip_prefix('{') {
-            let mut depth = 1;
-            let mut item = String::new();
-            let mut items = Vec::new();
-            for c in group.chars() {
-                match c {
-                    '{' => depth += 1,
-                    '}' => depth -= 1,
-                    ',' if depth == 1 => items.push(std::mem::take(&mut item)),
-                    _ => {}
-                }
-                if depth == 0 {
-                    break;
-                }
-                if depth >= 1 && !(c == ',' && depth == 1) {
-                    item.push(c);
-                }
+/// Identifiers of a compact source.
+fn identifiers(code: &str) -> BTreeSet<String> {
+    code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| {
+            w.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The `fn` items of chat-core outside the store: (module file, owner, name, compact
+/// body), the owner being the `impl` type of a method or the module of a free function.
+fn chat_core_functions() -> Vec<(PathBuf, String, String, String)> {
+    let mut files = Vec::new();
+    rust_files(&root().join("shared/src"), &mut files);
+    let store = root().join("shared/src/store");
+    let mut out = Vec::new();
+    for f in files.into_iter().filter(|f| !f.starts_with(&store)) {
+        let text = read(&f);
+        let stem = f
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        // owner of each fn header, in order
+        let mut owners = Vec::new();
+        let mut current_impl = String::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("impl") {
+                let rest = rest.trim_start();
+                let rest = if rest.starts_with('<') {
+                    rest.split_once('>').map(|(_, r)| r).unwrap_or(rest)
+                } else {
+                    rest
+                };
+                let ty = rest.split_once(" for ").map(|(_, t)| t).unwrap_or(rest);
+                current_impl = ident_at(ty.trim_start()).to_owned();
             }
-            items.push(item);
-            out.extend(items.iter().map(|s| ident_at(s).to_owned()));
-        } else {
-            out.insert(ident_at(rest).to_owned());
+            let l = line.trim_start();
+            let is_fn = [
+                "pub(crate) async fn ",
+                "pub async fn ",
+                "pub(crate) fn ",
+                "pub fn ",
+                "async fn ",
+                "fn ",
+            ]
+            .iter()
+            .any(|p| l.starts_with(p));
+            if is_fn {
+                owners.push(if line.starts_with(' ') {
+                    current_impl.clone()
+                } else {
+                    stem.clone()
+                });
+            }
+        }
+        for ((name, _, body), owner) in functions_of(&text).into_iter().zip(owners) {
+            out.push((f.clone(), owner, name, body));
         }
     }
+    out
 }
 
 impl FunctionCode {
+    /// The code of a function crate plus every chat-core function it can reach by name
+    /// (any mention of a function's name counts as a use, so functions passed as
+    /// values, e.g. route handlers, are followed too).
     fn load(binary: &str, store: &StoreModel) -> Self {
         let dir = crate_dir(binary);
         let mut files = Vec::new();
         rust_files(&dir.join("src"), &mut files);
-        // chat-core modules the crate imports, transitively (not the store: its
-        // methods are counted where they are called)
-        let shared = root().join("shared/src");
-        let mut modules = BTreeSet::new();
-        for f in &files {
-            imported_modules(&compact(&read(f)), "chat_core::", &mut modules);
+        let mut bodies: Vec<(PathBuf, String)> = files
+            .iter()
+            .map(|f| (f.clone(), compact(&read(f))))
+            .collect();
+        let mut names: BTreeSet<String> = BTreeSet::new();
+        for (_, b) in &bodies {
+            names.extend(identifiers(b));
         }
-        let mut done = BTreeSet::new();
-        while let Some(m) = modules.iter().find(|m| !done.contains(*m)).cloned() {
-            done.insert(m.clone());
-            if m == "store" || m.is_empty() {
-                continue;
+        let mut corpus: String = bodies.iter().map(|(_, b)| b.as_str()).collect();
+        let core = chat_core_functions();
+        // A name defined more than once in chat-core (`new`, `from_env`, `parse`) only
+        // counts as reached when its owner (impl type or module) is mentioned too.
+        let mut defined: BTreeMap<&str, usize> = BTreeMap::new();
+        for (_, _, name, _) in &core {
+            *defined.entry(name.as_str()).or_default() += 1;
+        }
+        let mut taken = vec![false; core.len()];
+        loop {
+            let mut grew = false;
+            for (i, (file, owner, name, body)) in core.iter().enumerate() {
+                // a method (owner is a type) needs a method call `.name(` or a path
+                // `Owner::name`; a free function a mention of its module
+                let is_method = owner.chars().next().is_some_and(|c| c.is_ascii_uppercase());
+                let called = if is_method {
+                    corpus.contains(&format!(".{name}("))
+                        || corpus.contains(&format!("{owner}::{name}"))
+                } else {
+                    corpus
+                        .match_indices(&format!("{name}("))
+                        .chain(corpus.match_indices(&format!("{name})")))
+                        .chain(corpus.match_indices(&format!("{name},")))
+                        .any(|(i, _)| {
+                            let before = corpus[..i].chars().next_back();
+                            !before
+                                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+                        })
+                };
+                let reached = names.contains(name)
+                    && called
+                    && (defined[name.as_str()] == 1 || names.contains(owner));
+                if !taken[i] && reached {
+                    taken[i] = true;
+                    grew = true;
+                    if std::env::var("TEMPLATE_TEST_TRACE").as_deref() == Ok(binary) {
+                        eprintln!("{binary} reaches {}: {owner}::{name}", rel(file));
+                    }
+                    names.extend(identifiers(body));
+                    corpus.push_str(body);
+                    bodies.push((file.clone(), body.clone()));
+                }
             }
-            let mut mod_files = Vec::new();
-            let single = shared.join(format!("{m}.rs"));
-            if single.exists() {
-                mod_files.push(single);
+            if !grew {
+                break;
             }
-            rust_files(&shared.join(&m), &mut mod_files);
-            for f in &mod_files {
-                imported_modules(&compact(&read(f)), "crate::", &mut modules);
-            }
-            files.extend(mod_files);
         }
         let mut code = FunctionCode {
             files: files.clone(),
@@ -886,8 +978,7 @@ impl FunctionCode {
             required_env: BTreeSet::new(),
             raw_dynamodb: Vec::new(),
         };
-        for f in &files {
-            let text = compact(&read(f));
+        for (f, text) in &bodies {
             for m in store.public_methods() {
                 let pat = format!(".{m}(");
                 if text
