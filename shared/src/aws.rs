@@ -35,9 +35,15 @@ pub async fn sdk_config(env: &Env) -> SdkConfig {
         );
         loader = loader.credentials_provider(creds);
     }
+    // One attempt may take 5 s by default (a function has 10 s); the local stack raises
+    // it because DynamoDB Local under load is far slower than DynamoDB.
+    let attempt_ms = env
+        .get("CHAT_AWS_ATTEMPT_TIMEOUT_MS")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(5_000);
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(std::time::Duration::from_secs(2))
-        .operation_attempt_timeout(std::time::Duration::from_secs(5))
+        .operation_attempt_timeout(std::time::Duration::from_millis(attempt_ms))
         .build();
     loader = loader.timeout_config(timeouts);
     loader.load().await

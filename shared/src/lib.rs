@@ -13,6 +13,7 @@
 //! - [`error`]: the errors clients see, shared by the REST and WebSocket edges.
 //! - [`function`]: how a Lambda is packaged, so one value runs in AWS and in-process
 //!   in the local gateway; [`telemetry`]: structured logs.
+//! - [`lifecycle`]: account deletion (the synchronous start and the resumable purge).
 //! - [`http`]: the REST edge (routing, JSON bodies, responses) every HTTP function uses.
 
 pub mod auth;
@@ -24,6 +25,7 @@ pub mod function;
 pub mod http;
 pub mod ids;
 pub mod input;
+pub mod lifecycle;
 pub mod messaging;
 pub mod metrics;
 pub mod model;

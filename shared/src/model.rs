@@ -252,7 +252,71 @@ pub struct Message {
     pub system: Option<SystemEvent>,
     #[serde(with = "as_rfc3339")]
     pub sent_at: Millis,
+    /// The sender deleted their account: `text` is empty, position, id, sender and
+    /// time are kept (see docs/security.md, "Retention and deletion").
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub deleted: bool,
 }
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// How far the purge of a deleted account got (docs/security.md, "Retention and
+/// deletion"). The phases run in this order; each is idempotent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PurgePhase {
+    Connections,
+    Sessions,
+    Devices,
+    Chats,
+    Messages,
+    Presence,
+    Done,
+}
+
+impl PurgePhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PurgePhase::Connections => "connections",
+            PurgePhase::Sessions => "sessions",
+            PurgePhase::Devices => "devices",
+            PurgePhase::Chats => "chats",
+            PurgePhase::Messages => "messages",
+            PurgePhase::Presence => "presence",
+            PurgePhase::Done => "done",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "connections" => PurgePhase::Connections,
+            "sessions" => PurgePhase::Sessions,
+            "devices" => PurgePhase::Devices,
+            "chats" => PurgePhase::Chats,
+            "messages" => PurgePhase::Messages,
+            "presence" => PurgePhase::Presence,
+            "done" => PurgePhase::Done,
+            _ => return None,
+        })
+    }
+
+    /// The phase after this one (`Done` stays `Done`).
+    pub fn next(self) -> Self {
+        match self {
+            PurgePhase::Connections => PurgePhase::Sessions,
+            PurgePhase::Sessions => PurgePhase::Devices,
+            PurgePhase::Devices => PurgePhase::Chats,
+            PurgePhase::Chats => PurgePhase::Messages,
+            PurgePhase::Messages => PurgePhase::Presence,
+            PurgePhase::Presence | PurgePhase::Done => PurgePhase::Done,
+        }
+    }
+}
+
+/// The display name a deleted account's tombstone carries.
+pub const DELETED_USER_DISPLAY_NAME: &str = "Deleted user";
 
 /// A live WebSocket connection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

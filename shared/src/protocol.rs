@@ -830,6 +830,7 @@ mod tests {
             text: "é".repeat(100_000),
             system: None,
             sent_at: 0,
+            deleted: false,
         };
         let ev = ServerEvent::for_message(&m);
         let json = ev.to_json();

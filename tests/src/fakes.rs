@@ -188,6 +188,7 @@ pub fn registry() -> (Registry, Arc<Recorder>) {
         "http-chats",
         "http-devices",
         "push-notifier",
+        "account-purger",
     ] {
         let tx = tx.clone();
         r.register(binary, move |env| recording(binary, tx.clone(), env));

@@ -6,9 +6,12 @@
 //!   ([`store_for_test`]).
 //! - [`stack`]: [`TestStack`], a whole freshly provisioned stack behind the local
 //!   gateway with the real functions.
+//! - [`api`]: a client of a stack's HTTP and WebSocket APIs (register users, JSON
+//!   requests with a bearer token, WebSocket connections).
 //! - [`fakes`]: a local gateway with recording fake functions, for testing the gateway
 //!   itself without the real functions or a database.
 
+pub mod api;
 pub mod backend;
 pub mod fakes;
 pub mod stack;

@@ -30,6 +30,9 @@ pub struct TestStackOptions {
     pub cors_allow_origins: Option<Vec<String>>,
     /// Deliver the offline topic to the push notifier (default: true).
     pub sns_delivery: bool,
+    /// A template instead of the repository's (e.g. with shorter delays in a
+    /// function's environment); default: `infra/template.yaml`.
+    pub template: Option<chat_local::template::Template>,
 }
 
 impl Default for TestStackOptions {
@@ -39,6 +42,7 @@ impl Default for TestStackOptions {
             registry: Registry::builtin(),
             cors_allow_origins: None,
             sns_delivery: true,
+            template: None,
         }
     }
 }
@@ -106,7 +110,7 @@ impl TestStack {
 
     pub async fn try_start(opts: TestStackOptions) -> anyhow::Result<TestStack> {
         let backend = endpoints();
-        let template = template().clone();
+        let template = opts.template.clone().unwrap_or_else(|| template().clone());
         let prefix = unique_prefix("ts");
         let stack = provision(&template, &backend, &prefix).await?;
         let signing_key = generate_signing_key();

@@ -4,19 +4,20 @@
 
 #[path = "support/openapi_check.rs"]
 mod openapi_check;
-// TEMPORARY until `chat_tests::TestStack` lands: the function in-process on DynamoDB
-// Local. Then: `use chat_tests::TestStack;` and requests over HTTP to `http_url()`.
-#[path = "support/inprocess.rs"]
-mod inprocess;
 
-use chat_core::auth::tokens::TokenConfig;
-use chat_core::ids::{ChatId, ClientMessageId, MessageId, SessionId, UserId};
-use chat_core::input::{DisplayName, MessageText, UserName};
+use chat_core::ids::{ChatId, ClientMessageId, MessageId, UserId};
+use chat_core::input::MessageText;
 use chat_core::model::now_millis;
-use inprocess::Stack as TestStack;
+use chat_tests::TestStack;
+use futures::{SinkExt, StreamExt};
 use openapi_check::OpenApi;
 use serde_json::{json, Value};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+/// How long a test waits for a WebSocket frame.
+const WAIT: Duration = Duration::from_secs(10);
 
 fn doc() -> &'static OpenApi {
     static DOC: OnceLock<OpenApi> = OnceLock::new();
@@ -64,43 +65,60 @@ impl Resp {
 
 struct Harness {
     stack: TestStack,
-    tokens: TokenConfig,
+    http: reqwest::Client,
 }
 
 impl Harness {
     async fn start() -> Arc<Self> {
         let stack = TestStack::start().await;
-        let tokens = TokenConfig::from_env(stack.env()).expect("token config");
-        Arc::new(Harness { stack, tokens })
+        Arc::new(Harness {
+            stack,
+            http: reqwest::Client::new(),
+        })
     }
 
-    /// A fresh user straight in the store, with an access token.
+    /// A fresh user, registered through `POST /auth/register`.
     async fn user(&self) -> User {
         let id = UserId::generate();
         let suffix = id.as_str()[4..].to_lowercase();
-        let name = UserName::parse(&format!("u{}", &suffix[suffix.len() - 20..])).unwrap();
-        self.stack
-            .store()
-            .create_user(
-                &id,
-                &name,
-                &DisplayName::parse("Test User").unwrap(),
-                "not-a-real-hash",
-                now_millis(),
+        let name = format!("u{}", &suffix[suffix.len() - 20..]);
+        let body = self
+            .raw(
+                None,
+                "POST",
+                "/auth/register",
+                Some(
+                    json!({
+                        "userName": name,
+                        "password": "correct horse battery staple",
+                        "displayName": "Test User",
+                    })
+                    .to_string(),
+                ),
             )
             .await
-            .expect("create user");
-        let token = self
-            .tokens
-            .issue(&id, &SessionId::generate(), 0, now_millis());
-        User { id, token }
+            .expect(201);
+        User {
+            id: UserId::parse(body["user"]["userId"].as_str().expect("userId")).expect("user id"),
+            token: body["tokens"]["accessToken"]
+                .as_str()
+                .expect("access token")
+                .to_owned(),
+        }
     }
 
+    /// `n` users, registered a few at a time (each registration hashes a password
+    /// with Argon2's 19 MiB).
     async fn users(&self, n: usize) -> Vec<User> {
-        futures::future::join_all((0..n).map(|_| self.user())).await
+        futures::stream::iter(0..n)
+            .map(|_| self.user())
+            .buffered(4)
+            .collect()
+            .await
     }
 
-    /// A request with the raw body `raw`; the response is checked against the document.
+    /// A request with the raw body `raw` through the gateway's HTTP API; the response
+    /// is checked against the document.
     async fn raw(
         &self,
         token: Option<&str>,
@@ -108,14 +126,28 @@ impl Harness {
         path: &str,
         raw: Option<String>,
     ) -> Resp {
-        let (status, text) = self.stack.request(method, path, token, raw).await;
+        let url = format!("{}{path}", self.stack.http_url());
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.http.request(method.clone(), &url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = raw {
+            req = req.header("content-type", "application/json").body(b);
+        }
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("response body");
         let body: Value = if text.is_empty() {
             Value::Null
         } else {
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
         };
         let path_only = path.split('?').next().unwrap_or(path);
-        if let Err(e) = doc().check_response(method, path_only, status, &body) {
+        if let Err(e) = doc().check_response(method.as_str(), path_only, status, &body) {
             panic!("{e}");
         }
         Resp { status, body }
@@ -132,6 +164,15 @@ impl Harness {
 
     async fn post(&self, user: &User, path: &str, body: Value) -> Resp {
         self.call(user, "POST", path, Some(body)).await
+    }
+
+    /// A WebSocket client of `user` on the gateway's WebSocket API.
+    async fn connect(&self, user: &User) -> Ws {
+        let url = format!("{}?token={}", self.stack.ws_url(), user.token);
+        tokio_tungstenite::connect_async(url)
+            .await
+            .expect("WebSocket connect")
+            .0
     }
 
     async fn group(&self, admin: &User, name: &str, members: &[&User]) -> String {
@@ -155,7 +196,8 @@ impl Harness {
         r.body["chatId"].as_str().unwrap().to_owned()
     }
 
-    /// Seed `n` messages from `from` straight through the store (fast history setup).
+    /// Seed `n` messages from `from` straight through the store (fast setup of long
+    /// histories; the REST send itself is tested below).
     async fn seed(&self, chat: &str, from: &User, n: usize) {
         let chat = ChatId::parse(chat).unwrap();
         for i in 0..n {
@@ -182,6 +224,61 @@ impl Harness {
             .iter()
             .find(|c| c["chatId"] == chat)
             .cloned()
+    }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next JSON frame on `ws` whose `type` is `ty` (others are skipped), waiting at
+/// most [`WAIT`] for each frame.
+async fn next_of(ws: &mut Ws, ty: &str) -> Value {
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for a {ty} frame"))
+            .expect("connection closed")
+            .expect("websocket error");
+        if let WsMessage::Text(t) = msg {
+            let v: Value = serde_json::from_str(&t).expect("JSON frame");
+            if v["type"] == ty {
+                return v;
+            }
+        }
+    }
+}
+
+/// Every frame on `ws` up to the `pong` answering a ping sent now. The gateway handles
+/// one frame of a connection at a time and posts to a connection in order, so what
+/// was posted to `ws` before the ping has arrived by then.
+async fn frames_until_pong(ws: &mut Ws) -> Vec<Value> {
+    ws.send(WsMessage::Text(
+        json!({"action": "ping", "id": "barrier"})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .expect("send ping");
+    let mut out = Vec::new();
+    loop {
+        let v = next_of_any(ws).await;
+        if v["type"] == "pong" && v["id"] == "barrier" {
+            return out;
+        }
+        out.push(v);
+    }
+}
+
+async fn next_of_any(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("timed out waiting for a frame")
+            .expect("connection closed")
+            .expect("websocket error");
+        if let WsMessage::Text(t) = msg {
+            return serde_json::from_str(&t).expect("JSON frame");
+        }
     }
 }
 
@@ -737,10 +834,12 @@ async fn unread_counts_follow_reads_and_never_count_own_messages() {
     assert_eq!(for_a["unreadCount"], 0, "own messages are read");
     assert_eq!(for_a["readPosition"], 5);
 
-    // b reads up to 3 (TEMPORARY: through the store until POST /chats/{id}/read, which
-    // calls the shared mark_read, lands).
-    let chat = ChatId::parse(&dm).unwrap();
-    h.stack.store().advance_read(&chat, &b.id, 3).await.unwrap();
+    // b reads up to 3.
+    let read = h
+        .post(&b, &format!("/chats/{dm}/read"), json!({"position": 3}))
+        .await
+        .expect(200);
+    assert_eq!(read["readPosition"], 3);
     let for_b = h.chat_in_list(&b, &dm).await.unwrap();
     assert_eq!(for_b["unreadCount"], 2);
     assert_eq!(for_b["readPosition"], 3);
@@ -863,4 +962,64 @@ async fn rest_send_is_idempotent_ordered_and_readable_and_sync_catches_up() {
     h.get(&b, "/sync?cursor=nonsense")
         .await
         .error(400, "validation_failed");
+}
+
+#[tokio::test]
+async fn rest_send_is_delivered_to_the_other_members_websocket_and_reads_send_receipts() {
+    let h = Harness::start().await;
+    let (a, b) = (h.user().await, h.user().await);
+    let dm = h.direct(&a, &b).await;
+    let mut b_ws = h.connect(&b).await;
+    let mut a_ws = h.connect(&a).await;
+
+    let sent = h
+        .post(
+            &a,
+            &format!("/chats/{dm}/messages"),
+            json!({"clientMessageId": "rest-1", "text": "over REST"}),
+        )
+        .await
+        .expect(201);
+    let m = next_of(&mut b_ws, "message").await;
+    assert_eq!(m["chatId"], dm.as_str());
+    assert_eq!(m["messageId"], sent["messageId"]);
+    assert_eq!(m["position"], sent["position"]);
+    assert_eq!(m["senderId"], a.id.as_str());
+    assert_eq!(m["text"], "over REST");
+
+    // A retried REST send is acknowledged again but not delivered again.
+    let retry = h
+        .post(
+            &a,
+            &format!("/chats/{dm}/messages"),
+            json!({"clientMessageId": "rest-1", "text": "over REST"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(retry["messageId"], sent["messageId"]);
+    let rest: Vec<Value> = frames_until_pong(&mut b_ws)
+        .await
+        .into_iter()
+        .filter(|v| v["type"] == "message")
+        .collect();
+    assert!(rest.is_empty(), "delivered twice: {rest:?}");
+    // The sender's own connection receives its REST message too (another device).
+    let own = next_of(&mut a_ws, "message").await;
+    assert_eq!(own["messageId"], sent["messageId"]);
+
+    // b reads over REST: a's connection gets the read receipt.
+    h.post(&b, &format!("/chats/{dm}/read"), json!({"position": 1}))
+        .await
+        .expect(200);
+    let r = next_of(&mut a_ws, "read").await;
+    assert_eq!(r["chatId"], dm.as_str());
+    assert_eq!(r["userId"], b.id.as_str());
+    assert_eq!(r["position"], 1);
+
+    // Both were online: nothing went to the offline topic.
+    let offline = h.stack.offline_messages_so_far().await;
+    assert!(
+        offline.iter().all(|e| e.json["chatId"] != dm.as_str()),
+        "{offline:?}"
+    );
 }

@@ -103,6 +103,7 @@ fn echo_template() -> Template {
         "http-chats",
         "http-devices",
         "push-notifier",
+        "account-purger",
     ] {
         text = text.replace(&format!("Binary: {b}\n"), "Binary: echo-function\n");
     }

@@ -67,11 +67,23 @@ async fn published_messages_reach_the_subscribed_function_as_sns_events() {
         .unwrap()
         .topic_arn
         .unwrap();
+    // The template subscribes the account purger too; the gateway needs every topic.
+    let purge_topic = sns
+        .create_topic()
+        .name(format!("{prefix}-AccountPurgeTopic"))
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
     let (registry, calls) = fakes::registry();
     let mut cfg = GatewayConfig::new(fakes::template(), registry);
     let mut opts = SnsOptions::new(
         &moto.url,
-        HashMap::from([("OfflineMessageTopic".to_owned(), topic.clone())]),
+        HashMap::from([
+            ("OfflineMessageTopic".to_owned(), topic.clone()),
+            ("AccountPurgeTopic".to_owned(), purge_topic),
+        ]),
         &prefix,
     );
     opts.retry_backoff = Duration::from_millis(10);

@@ -2,10 +2,14 @@
 //! APNS and GCM platform applications, whose recorded platform messages are read back
 //! from moto's `/moto-api/data.json`).
 //!
-//! The functions run in-process through their `build(env)` entry points, with the
-//! events API Gateway (HTTP API, payload 2.0) and SNS deliver.
-//! TODO(TestStack merge): move to `chat_tests::TestStack` and drive the offline path
-//! through the local gateway (WebSocket/REST send -> topic -> push-notifier).
+//! Two kinds of tests:
+//! - End to end through the local gateway (`e2e_*`, on `chat_tests::TestStack`): users
+//!   and devices registered over REST, messages sent over REST or WebSocket, the
+//!   offline event published to the topic, delivered by the gateway's SNS bridge to
+//!   the real push-notifier, and the pushes read back from moto.
+//! - Edge cases with the functions in-process through their `build(env)` entry points
+//!   (events as API Gateway and SNS deliver them), where a test needs to hand the
+//!   notifier a specific event (redelivery, malformed records, no configuration).
 //!
 //! Each test provisions its own stack (tables, topic, platform applications) under a
 //! unique prefix on the backend `./dev test` starts.
@@ -663,4 +667,284 @@ async fn malformed_events_are_skipped_not_retried() {
         r.is_ok(),
         "malformed records are dropped, not redelivered: {r:?}"
     );
+}
+
+// ---------------------------------------------------------------------------------
+// End to end through the local gateway.
+//
+// "No push" cannot be waited for, so those tests send a marker message afterwards and
+// wait for its push: the gateway's SNS bridge hands the topic's notifications to the
+// push-notifier one at a time, in the order the delivery queue returns them, and every
+// invocation (retries included) finishes before the next starts; so once the marker's
+// push is recorded, an earlier event has been handled.
+
+mod e2e {
+    use super::{apns_token, fcm_token};
+    use chat_tests::api::{Api, ApiUser, Ws};
+    use chat_tests::stack::PushMessage;
+    use chat_tests::TestStack;
+    use futures::{SinkExt, StreamExt};
+    use serde_json::{json, Value};
+    use std::collections::HashMap;
+    use std::time::Duration;
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+    const WAIT: Duration = Duration::from_secs(20);
+
+    /// `POST /devices`: the device id.
+    async fn register_device(api: &Api<'_>, user: &ApiUser, platform: &str, token: &str) -> String {
+        let (st, body) = api
+            .call(
+                user,
+                "POST",
+                "/devices",
+                Some(json!({"platform": platform, "token": token})),
+            )
+            .await;
+        assert_eq!(st, 201, "{body}");
+        assert_eq!(body["pushEnabled"], true);
+        body["deviceId"].as_str().expect("deviceId").to_owned()
+    }
+
+    async fn direct(api: &Api<'_>, a: &ApiUser, b: &ApiUser) -> String {
+        let (st, body) = api
+            .call(
+                a,
+                "POST",
+                "/chats",
+                Some(json!({"kind": "direct", "userId": b.id})),
+            )
+            .await;
+        assert_eq!(st, 201, "{body}");
+        body["chatId"].as_str().unwrap().to_owned()
+    }
+
+    async fn rest_send(api: &Api<'_>, from: &ApiUser, chat: &str, cid: &str, text: &str) -> Value {
+        let (st, body) = api
+            .call(
+                from,
+                "POST",
+                &format!("/chats/{chat}/messages"),
+                Some(json!({"clientMessageId": cid, "text": text})),
+            )
+            .await;
+        assert_eq!(st, 201, "{body}");
+        body
+    }
+
+    /// The platform payload of a recorded push (`MessageStructure=json`: the
+    /// per-platform JSON string under `APNS` / `GCM`).
+    fn payload(p: &PushMessage) -> Value {
+        let outer: Value = serde_json::from_str(&p.message).expect("push message JSON");
+        let key = if p.platform == "APNS" { "APNS" } else { "GCM" };
+        serde_json::from_str(outer[key].as_str().expect("platform key")).expect("platform JSON")
+    }
+
+    /// (chat id, title) of a push, whatever the platform.
+    fn chat_and_title(p: &PushMessage) -> (String, String) {
+        let v = payload(p);
+        if p.platform == "APNS" {
+            (
+                v["chatId"].as_str().unwrap_or_default().to_owned(),
+                v["aps"]["alert"]["title"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        } else {
+            let m = &v["fcmV1Message"]["message"];
+            (
+                m["data"]["chatId"].as_str().unwrap_or_default().to_owned(),
+                m["notification"]["title"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        }
+    }
+
+    /// Push positions per endpoint ARN.
+    fn by_endpoint(pushes: &[PushMessage]) -> HashMap<String, Vec<(String, String)>> {
+        let mut out: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        for p in pushes {
+            out.entry(p.endpoint_arn.clone())
+                .or_default()
+                .push(chat_and_title(p));
+        }
+        out
+    }
+
+    async fn endpoints_of(stack: &TestStack, user: &ApiUser) -> Vec<String> {
+        let mut arns: Vec<String> = stack
+            .store()
+            .list_devices(&user.id)
+            .await
+            .expect("devices")
+            .into_iter()
+            .map(|d| d.endpoint_arn.expect("device with an endpoint"))
+            .collect();
+        arns.sort();
+        arns
+    }
+
+    async fn next_of(ws: &mut Ws, ty: &str) -> Value {
+        loop {
+            let msg = tokio::time::timeout(WAIT, ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("timed out waiting for a {ty} frame"))
+                .expect("connection closed")
+                .expect("websocket error");
+            if let WsMessage::Text(t) = msg {
+                let v: Value = serde_json::from_str(&t).expect("JSON frame");
+                if v["type"] == ty {
+                    return v;
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn e2e_offline_recipient_gets_one_push_per_device_per_message() {
+        let stack = TestStack::start().await;
+        let api = Api::new(&stack);
+        let ada = api.register("Ada").await;
+        let bob = api.register("Bob").await;
+        register_device(&api, &bob, "apns", &apns_token()).await;
+        register_device(&api, &bob, "fcm", &fcm_token("tablet")).await;
+        let arns = endpoints_of(&stack, &bob).await;
+        assert_eq!(arns.len(), 2);
+        let chat = direct(&api, &ada, &bob).await;
+
+        // Bob has no connection: one offline event, one push on each device.
+        let sent = rest_send(&api, &ada, &chat, "p-1", "hello Bob").await;
+        let events = stack.offline_messages(1, WAIT).await;
+        let mine: Vec<&Value> = events
+            .iter()
+            .map(|e| &e.json)
+            .filter(|e| e["chatId"] == chat.as_str())
+            .collect();
+        assert_eq!(mine.len(), 1, "{events:?}");
+        assert_eq!(mine[0]["recipientId"], bob.id.as_str());
+        assert_eq!(mine[0]["messageId"], sent["messageId"]);
+        let pushes = stack.wait_push_messages(2, WAIT).await;
+        assert_eq!(pushes.len(), 2, "{pushes:?}");
+        let per = by_endpoint(&pushes);
+        let mut got: Vec<&String> = per.keys().collect();
+        got.sort();
+        assert_eq!(
+            got,
+            arns.iter().collect::<Vec<_>>(),
+            "one push on each device"
+        );
+        for list in per.values() {
+            assert_eq!(list, &vec![(chat.clone(), "Ada".to_owned())]);
+        }
+        let apns = pushes
+            .iter()
+            .find(|p| p.platform == "APNS")
+            .expect("an APNs push");
+        let alert = payload(apns);
+        assert_eq!(alert["aps"]["alert"]["body"], "hello Bob");
+        assert_eq!(alert["aps"]["badge"], 1);
+
+        // A second message over the WebSocket: again exactly one per device (the first
+        // event was handled once: it came before this one through the bridge).
+        let mut ws = api.connect(&ada).await;
+        ws.send(WsMessage::Text(
+            json!({"action": "sendMessage", "chatId": chat, "clientMessageId": "p-2", "text": "still there?"})
+                .to_string()
+                .into(),
+        ))
+        .await
+        .unwrap();
+        assert_eq!(next_of(&mut ws, "messageAck").await["position"], 2);
+        let pushes = stack.wait_push_messages(4, WAIT).await;
+        assert_eq!(pushes.len(), 4, "{pushes:?}");
+        for (arn, list) in by_endpoint(&pushes) {
+            assert_eq!(list.len(), 2, "two pushes on {arn}");
+        }
+    }
+
+    #[tokio::test]
+    async fn e2e_a_muted_chat_produces_no_push() {
+        let stack = TestStack::start().await;
+        let api = Api::new(&stack);
+        let ada = api.register("Ada").await;
+        let bob = api.register("Bob").await;
+        register_device(&api, &bob, "apns", &apns_token()).await;
+        let muted = direct(&api, &ada, &bob).await;
+        let (st, body) = api
+            .call(
+                &bob,
+                "PATCH",
+                &format!("/chats/{muted}/members/me"),
+                Some(json!({"muted": true})),
+            )
+            .await;
+        assert_eq!(st, 200, "{body}");
+        assert_eq!(body["muted"], true);
+        let (st, body) = api
+            .call(
+                &ada,
+                "POST",
+                "/chats",
+                Some(json!({"kind": "group", "name": "Marker", "memberIds": [bob.id]})),
+            )
+            .await;
+        assert_eq!(st, 201, "{body}");
+        let marker = body["chatId"].as_str().unwrap().to_owned();
+
+        rest_send(&api, &ada, &muted, "m-1", "you won't hear this").await;
+        rest_send(&api, &ada, &marker, "m-2", "but this").await;
+        let pushes = stack.wait_push_messages(1, WAIT).await;
+        assert_eq!(pushes.len(), 1, "{pushes:?}");
+        assert_eq!(
+            chat_and_title(&pushes[0]),
+            (marker.clone(), "Marker".to_owned())
+        );
+        // The muted chat's message was not even published as an offline event.
+        let events = stack.offline_messages_so_far().await;
+        assert!(
+            events.iter().all(|e| e.json["chatId"] != muted.as_str()),
+            "{events:?}"
+        );
+        assert!(events.iter().any(|e| e.json["chatId"] == marker.as_str()));
+    }
+
+    #[tokio::test]
+    async fn e2e_an_online_recipient_gets_no_push() {
+        let stack = TestStack::start().await;
+        let api = Api::new(&stack);
+        let ada = api.register("Ada").await;
+        let bob = api.register("Bob").await;
+        register_device(&api, &bob, "apns", &apns_token()).await;
+        let chat = direct(&api, &ada, &bob).await;
+
+        let mut bob_ws = api.connect(&bob).await;
+        let first = rest_send(&api, &ada, &chat, "o-1", "you're online").await;
+        assert_eq!(
+            next_of(&mut bob_ws, "message").await["messageId"],
+            first["messageId"]
+        );
+        // Delivered live: no offline event (the REST send publishes before it answers).
+        let events = stack.offline_messages_so_far().await;
+        assert!(
+            events.iter().all(|e| e.json["chatId"] != chat.as_str()),
+            "{events:?}"
+        );
+
+        // Bob goes offline ($disconnect has run once the server's close arrives).
+        bob_ws.close(None).await.unwrap();
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(WAIT, bob_ws.next()).await {}
+        let second = rest_send(&api, &ada, &chat, "o-2", "now you're not").await;
+        let pushes = stack.wait_push_messages(1, WAIT).await;
+        assert_eq!(
+            pushes.len(),
+            1,
+            "only the message sent while offline: {pushes:?}"
+        );
+        let alert = payload(&pushes[0]);
+        assert_eq!(alert["aps"]["alert"]["body"], "now you're not");
+        assert_eq!(alert["position"], second["position"]);
+    }
 }

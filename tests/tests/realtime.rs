@@ -11,8 +11,6 @@
 //! Everything that depends on the shape of `chat_tests::TestStack` is in the `stack`
 //! module below.
 
-#![cfg(feature = "realtime-e2e")]
-
 use chat_core::auth::tokens::TokenConfig;
 use chat_core::ids::{ChatId, ConnectionId, SessionId, UserId};
 use chat_core::input::{DisplayName, GroupName, UserName};
@@ -244,6 +242,16 @@ impl Client {
         }
     }
 
+    /// Read frames (buffered ones first) into `log` until it holds `n` `message`
+    /// frames (each read waits with a time-out).
+    async fn collect_messages(&mut self, log: &mut Vec<Value>, n: usize) {
+        log.extend(self.buffered.drain(..));
+        while of_type(log, "message").len() < n {
+            let v = self.read().await;
+            log.push(v);
+        }
+    }
+
     /// Ping and return every frame that arrived before the pong.
     async fn barrier(&mut self) -> Vec<Value> {
         self.pings += 1;
@@ -285,7 +293,16 @@ async fn two_users_two_devices_each_get_every_message_once_in_order() {
     let mut b1 = st.connect(&bob, "b1").await;
     let mut b2 = st.connect(&bob, "b2").await;
 
+    // A conversation: each message reaches every device before the next is sent, so
+    // arrival order must equal position order. (Two sends at the same moment from
+    // different members are fanned out by different invocations and may arrive out
+    // of position order; clients order by position: docs/protocol.md, "Ordering".)
+    let mut a1_frames = Vec::new();
+    let mut a2_frames = Vec::new();
+    let mut b1_frames = Vec::new();
+    let mut b2_frames = Vec::new();
     for i in 1..=3u64 {
+        let n = i as usize;
         a1.send(send_frame(
             &chat,
             &format!("a-{i}"),
@@ -296,6 +313,9 @@ async fn two_users_two_devices_each_get_every_message_once_in_order() {
         assert_eq!(ack["position"], 2 * i - 1);
         assert_eq!(ack["clientMessageId"], format!("a-{i}"));
         assert_eq!(ack["duplicate"], false);
+        a2.collect_messages(&mut a2_frames, 2 * n - 1).await;
+        b1.collect_messages(&mut b1_frames, 2 * n - 1).await;
+        b2.collect_messages(&mut b2_frames, n).await;
         b2.send(send_frame(
             &chat,
             &format!("b-{i}"),
@@ -304,22 +324,44 @@ async fn two_users_two_devices_each_get_every_message_once_in_order() {
         .await;
         let ack = b2.next_of("messageAck").await;
         assert_eq!(ack["position"], 2 * i);
+        a2.collect_messages(&mut a2_frames, 2 * n).await;
+        b1.collect_messages(&mut b1_frames, 2 * n).await;
+        a1.collect_messages(&mut a1_frames, n).await;
     }
-    a1.barrier().await;
-    b2.barrier().await;
-    let expect_positions = |frames: &[Value], want: &[u64]| {
-        let got: Vec<u64> = of_type(frames, "message")
+    // Then everything up to a barrier taken after both senders' barriers (their
+    // fan-outs are finished then), so a duplicate or stray delivery shows up.
+    a1_frames.extend(a1.barrier().await);
+    b2_frames.extend(b2.barrier().await);
+    a1_frames.extend(a1.barrier().await);
+    a2_frames.extend(a2.barrier().await);
+    b1_frames.extend(b1.barrier().await);
+    let expect_messages = |frames: &[Value], want: &[u64]| {
+        let got: Vec<(u64, &str)> = of_type(frames, "message")
             .iter()
-            .map(|m| m["position"].as_u64().unwrap())
+            .map(|m| (m["position"].as_u64().unwrap(), m["text"].as_str().unwrap()))
             .collect();
-        assert_eq!(got, want);
+        let want: Vec<(u64, String)> = want
+            .iter()
+            .map(|&p| {
+                let (who, i) = if p % 2 == 1 {
+                    ("alice", p.div_ceil(2))
+                } else {
+                    ("bob", p / 2)
+                };
+                (p, format!("from {who} {i}"))
+            })
+            .collect();
+        let want: Vec<(u64, &str)> = want.iter().map(|(p, t)| (*p, t.as_str())).collect();
+        assert_eq!(got, want, "every message exactly once, in order");
     };
-    // The origin connection gets acks, not its own messages; everyone else gets all.
-    expect_positions(&a1.barrier().await, &[2, 4, 6]);
-    expect_positions(&b2.barrier().await, &[1, 3, 5]);
-    let a2_frames = a2.barrier().await;
-    expect_positions(&a2_frames, &[1, 2, 3, 4, 5, 6]);
-    expect_positions(&b1.barrier().await, &[1, 2, 3, 4, 5, 6]);
+    expect_messages(&a1_frames, &[2, 4, 6]);
+    expect_messages(&b2_frames, &[1, 3, 5]);
+    expect_messages(&a2_frames, &[1, 2, 3, 4, 5, 6]);
+    expect_messages(&b1_frames, &[1, 2, 3, 4, 5, 6]);
+    // Acknowledgements go to the sending connection only.
+    for frames in [&a2_frames, &b1_frames] {
+        assert!(of_type(frames, "messageAck").is_empty());
+    }
     let first = of_type(&a2_frames, "message")[0];
     assert_eq!(first["senderId"], alice.id.as_str());
     assert_eq!(first["text"], "from alice 1");

@@ -9,18 +9,27 @@
 //! - `GET /users?prefix=&limit=&cursor=` -> 200 `{users, nextCursor}`: users whose name
 //!   starts with `prefix` (2+ characters, any case), in name order, `limit` (1-50,
 //!   default 20) a page; `nextCursor` is opaque and `null` on the last page.
+//! - `GET /me/export[?cursor=]` -> 200 one page of the caller's data export
+//!   ([`export`]).
+//! - `DELETE /me` `{password}` -> 202 `{status: "deleting", deletedAt,
+//!   userNameReleasedAt}`: the account is unusable at once, the purge continues in the
+//!   background ([`chat_core::lifecycle`]); a wrong password is `401
+//!   invalid_credentials` and counts toward the login lockout.
 
-use chat_core::auth::{self, TokenConfig};
+pub mod export;
+
+use chat_core::auth::{self, password, TokenConfig};
 use chat_core::config::{Env, Tables};
 use chat_core::error::ApiError;
 use chat_core::function::{BoxFuture, SharedFunction};
 use chat_core::http::{self as edge, Router, SMALL_BODY};
 use chat_core::ids::UserId;
 use chat_core::input::{
-    page_limit, AvatarUrl, DisplayName, InvalidInput, StatusText, UserNamePrefix,
+    page_limit, AvatarUrl, DisplayName, InvalidInput, Password, StatusText, UserNamePrefix,
 };
+use chat_core::lifecycle::Lifecycle;
 use chat_core::model::{now_millis, Presence, Profile};
-use chat_core::store::{ProfileUpdate, Store, StoreError};
+use chat_core::store::{ProfileUpdate, SenderKey, Store, StoreError};
 use lambda_http::{Body, Request, Response};
 use lambda_runtime::Error;
 use serde::{Deserialize, Serialize};
@@ -34,7 +43,14 @@ pub const SEARCH_MAX_LIMIT: u32 = 50;
 pub struct UsersState {
     pub store: Store,
     pub tokens: TokenConfig,
+    /// Account deletion (`DELETE /me`).
+    pub lifecycle: Lifecycle,
 }
+
+/// Failed password checks in a row that lock the account, and for how long (the
+/// login's rule, see `http-auth`): `DELETE /me` shares the counter.
+pub const LOCK_THRESHOLD: u32 = 5;
+pub const LOCK_MS: i64 = 15 * 60 * 1000;
 
 /// Build the function from its environment (at init).
 pub fn build(env: Env) -> BoxFuture<'static, Result<SharedFunction, Error>> {
@@ -46,6 +62,7 @@ pub fn build(env: Env) -> BoxFuture<'static, Result<SharedFunction, Error>> {
                 Tables::from_env(&env)?,
             ),
             tokens: TokenConfig::from_env(&env)?,
+            lifecycle: Lifecycle::from_env(&env).await?,
         };
         Ok(router(state).into_function())
     })
@@ -56,6 +73,8 @@ pub fn router(state: UsersState) -> Router<UsersState> {
     Router::new(state)
         .route("GET /me", get_me)
         .route("PATCH /me", patch_me)
+        .route("DELETE /me", delete_me)
+        .route("GET /me/export", export_me)
         .route("GET /users/{userId}", get_user)
         .route("GET /users", search_users)
 }
@@ -176,5 +195,73 @@ pub async fn search_users(s: Arc<UsersState>, req: Request) -> Result<Response<B
     Ok(edge::ok(&SearchPage {
         users,
         next_cursor: next.map(|n| edge::encode_cursor(&n)),
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DeleteMeBody {
+    password: String,
+}
+
+fn wrong_password() -> ApiError {
+    ApiError::auth_failed(
+        "invalid_credentials",
+        "the password is not right (after 5 failures in a row the account is locked for 15 minutes)",
+    )
+}
+
+/// `DELETE /me`.
+pub async fn delete_me(s: Arc<UsersState>, req: Request) -> Result<Response<Body>, ApiError> {
+    let me = auth::authenticate(&req, &s.tokens, &s.store).await?;
+    let body: DeleteMeBody = edge::parse_json(&req, SMALL_BODY)?;
+    let password = Password::for_login(&body.password)?;
+    let account = s
+        .store
+        .get_account(&me.user_id)
+        .await?
+        .filter(|a| !a.deleted)
+        .ok_or_else(|| ApiError::Unauthorized(auth::bearer::REVOKED.into()))?;
+    let now = now_millis();
+    let locked = account.locked_until.is_some_and(|until| until > now);
+    let stored = (!locked).then(|| account.password_hash.clone());
+    let matches = password::verify(password, stored)
+        .await
+        .map_err(ApiError::internal)?;
+    if !matches {
+        if !locked {
+            s.store
+                .record_failed_login(&account.user_id, now, LOCK_THRESHOLD, LOCK_MS)
+                .await?;
+        }
+        return Err(wrong_password());
+    }
+    let started = s.lifecycle.begin_deletion(&account).await?;
+    Ok(edge::json(202, &started))
+}
+
+/// `GET /me/export[?cursor=]`.
+pub async fn export_me(s: Arc<UsersState>, req: Request) -> Result<Response<Body>, ApiError> {
+    let me = auth::authenticate(&req, &s.tokens, &s.store).await?;
+    let after: Option<SenderKey> = match edge::query_param(&req, "cursor") {
+        None => None,
+        Some(raw) => Some(edge::decode_cursor(&raw, "cursor")?),
+    };
+    let head = match after {
+        None => Some(export::head(&s.store, &me.user_id, me.profile.clone()).await?),
+        Some(_) => None,
+    };
+    let (messages, next_cursor) = export::messages(
+        &s.store,
+        &me.user_id,
+        after,
+        export::PAGE_BYTES,
+        export::PAGE_MESSAGES,
+    )
+    .await?;
+    Ok(edge::ok(&export::ExportPage {
+        head,
+        messages,
+        next_cursor,
     }))
 }

@@ -81,7 +81,9 @@ impl BackendEndpoints {
 
     /// The AWS variables a client of this backend needs: `AWS_ENDPOINT_URL_DYNAMODB`,
     /// `AWS_ENDPOINT_URL_SNS`, `AWS_ENDPOINT_URL_SQS`, `AWS_REGION`,
-    /// `AWS_DEFAULT_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`.
+    /// `AWS_DEFAULT_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, and
+    /// `CHAT_AWS_ATTEMPT_TIMEOUT_MS` (DynamoDB Local on a busy laptop can take seconds
+    /// for one call where DynamoDB takes milliseconds; a time-out there is noise).
     pub fn aws_vars(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ENDPOINT_URL_DYNAMODB", self.dynamodb.clone()),
@@ -91,6 +93,7 @@ impl BackendEndpoints {
             ("AWS_DEFAULT_REGION", REGION.to_owned()),
             ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.to_owned()),
             ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.to_owned()),
+            ("CHAT_AWS_ATTEMPT_TIMEOUT_MS", "30000".to_owned()),
         ]
     }
 

@@ -48,6 +48,10 @@ pub struct UpArgs {
     /// CORS origins allowed by the HTTP API (repeatable); default: the web client's.
     #[arg(long = "cors-origin")]
     pub cors_origins: Vec<String>,
+    /// Once everything listens, write `{"httpUrl","wsUrl","webUrl"}` (JSON) to FILE
+    /// (removed again at stop): for scripts and tests that start `up` on port 0.
+    #[arg(long, value_name = "FILE")]
+    pub ready_file: Option<PathBuf>,
     /// Run the functions' built binaries as processes (Lambda Runtime API).
     #[arg(long)]
     pub process: bool,
@@ -107,37 +111,74 @@ async fn run(args: &UpArgs, template: Template, backend: &mut Backend) -> Result
     }
     cfg.ws_port = args.ws_port;
     cfg.http_port = args.http_port;
-    let web = args.web_dir.is_dir();
+    // The web client's listener comes first: with --web-port 0 its real port is
+    // what the CORS configuration must allow.
+    let web_listener = if args.web_dir.is_dir() {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.web_port))
+            .await
+            .with_context(|| format!("binding the web port {}", args.web_port))?;
+        Some(listener)
+    } else {
+        None
+    };
+    let web_port = match &web_listener {
+        Some(l) => l.local_addr()?.port(),
+        None => args.web_port,
+    };
+    let web_url = format!("http://127.0.0.1:{web_port}/");
     cfg.cors_allow_origins = Some(if args.cors_origins.is_empty() {
         vec![
-            format!("http://127.0.0.1:{}", args.web_port),
-            format!("http://localhost:{}", args.web_port),
+            format!("http://127.0.0.1:{web_port}"),
+            format!("http://localhost:{web_port}"),
         ]
     } else {
         args.cors_origins.clone()
     });
     let gateway = Gateway::start(cfg).await?;
-    let web_server = if web {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.web_port))
-            .await
-            .with_context(|| format!("binding the web port {}", args.web_port))?;
+    // What the page reads at `/config.json` to find the APIs (see docs/web-client.md).
+    let web_config = serde_json::json!({
+        "httpUrl": gateway.http_url(),
+        "wsUrl": gateway.ws_url(),
+    })
+    .to_string();
+    let web = web_listener.is_some();
+    let web_server = web_listener.map(|listener| {
         let dir = args.web_dir.clone();
-        Some(tokio::spawn(async move {
-            let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
-                let dir = dir.clone();
-                async move { static_file(&dir, uri.path()).await }
-            });
+        tokio::spawn(async move {
+            let app = axum::Router::new()
+                .route(
+                    "/config.json",
+                    axum::routing::get(move || async move {
+                        (
+                            [
+                                (axum::http::header::CONTENT_TYPE, "application/json"),
+                                (axum::http::header::CACHE_CONTROL, "no-store"),
+                            ],
+                            web_config,
+                        )
+                    }),
+                )
+                .fallback(move |uri: axum::http::Uri| {
+                    let dir = dir.clone();
+                    async move { static_file(&dir, uri.path()).await }
+                });
             let _ = axum::serve(listener, app).await;
-        }))
-    } else {
-        None
-    };
+        })
+    });
+    if let Some(file) = &args.ready_file {
+        let ready = serde_json::json!({
+            "httpUrl": gateway.http_url(),
+            "wsUrl": gateway.ws_url(),
+            "webUrl": if web { Some(web_url.clone()) } else { None },
+        });
+        crate::backend::write_file_atomically(file, &format!("{ready}\n"))?;
+    }
     eprintln!();
     eprintln!("The chat runs locally (stack {}):", args.prefix);
     eprintln!("  WebSocket API: {}?token=ACCESS_TOKEN", gateway.ws_url());
     eprintln!("  HTTP API:      {}", gateway.http_url());
     if web {
-        eprintln!("  Web client:    http://127.0.0.1:{}/", args.web_port);
+        eprintln!("  Web client:    {web_url}");
     } else {
         eprintln!("  Web client:    (no {} yet)", args.web_dir.display());
     }
@@ -162,6 +203,9 @@ async fn run(args: &UpArgs, template: Template, backend: &mut Backend) -> Result
     gateway.shutdown().await;
     if let Some(w) = web_server {
         w.abort();
+    }
+    if let Some(file) = &args.ready_file {
+        let _ = std::fs::remove_file(file);
     }
     eprintln!("gateway stopped");
     outcome

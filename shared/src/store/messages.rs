@@ -75,6 +75,7 @@ pub(crate) fn message_from(item: &Item, table: &str) -> StoreResult<Message> {
         text: r.string("text")?,
         system: r.json("system")?,
         sent_at: r.num("sentAt")?,
+        deleted: r.bool_or("deleted", false)?,
     })
 }
 
@@ -98,6 +99,9 @@ pub(crate) fn message_item(m: &Message) -> Item {
     }
     if let Some(cid) = &m.client_message_id {
         item.insert("clientMessageId".into(), s(cid.as_str()));
+    }
+    if m.deleted {
+        item.insert("deleted".into(), AttributeValue::Bool(true));
     }
     if let Some(sys) = &m.system {
         item.insert(
@@ -138,7 +142,7 @@ pub(crate) fn last_message_from(
     })
 }
 
-fn dedup_key(chat: &ChatId, sender: &UserId, cid: &ClientMessageId) -> String {
+pub(crate) fn dedup_key(chat: &ChatId, sender: &UserId, cid: &ClientMessageId) -> String {
     format!("{chat}#{sender}#{cid}")
 }
 
@@ -183,6 +187,7 @@ impl Store {
             text: new.text.clone(),
             system: new.system.clone(),
             sent_at: new.sent_at,
+            deleted: false,
         };
         let mut set = vec![
             "lastPosition = :newpos".to_owned(),

@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::types::{
 use std::collections::HashMap;
 
 /// The partition of a user-name claim: the first two characters of the folded name.
-fn bucket(canonical: &str) -> String {
+pub(crate) fn bucket(canonical: &str) -> String {
     canonical.chars().take(2).collect()
 }
 
@@ -48,7 +48,8 @@ fn account_from(item: &Item, table: &str) -> StoreResult<UserAccount> {
     Ok(UserAccount {
         user_id: r.parsed("userId", UserId::parse)?,
         user_name: r.string("userName")?,
-        password_hash: r.string("passwordHash")?,
+        // A deleted account's tombstone has no password hash.
+        password_hash: r.opt_string("passwordHash")?.unwrap_or_default(),
         token_version: r.num_or("tokenVersion", 0)?,
         failed_logins: r.num_or("failedLogins", 0)?,
         locked_until: r.opt_num("lockedUntil")?,

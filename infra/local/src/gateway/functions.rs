@@ -1,7 +1,7 @@
 //! Where the template's functions come from and how the gateway calls them.
 //!
 //! - [`Registry`]: binary name (the template's `Metadata.BuildProperties.Binary`) ->
-//!   how to build the function in-process. [`Registry::builtin`] holds the eight
+//!   how to build the function in-process. [`Registry::builtin`] holds the nine
 //!   function crates of this repository; tests start from [`Registry::empty`] and
 //!   register fakes.
 //! - [`Invoker`]: "call function X with this event". [`InProcess`] (the default)
@@ -42,7 +42,7 @@ impl Registry {
         Self::default()
     }
 
-    /// The eight function crates of this repository, by binary name.
+    /// The nine function crates of this repository, by binary name.
     pub fn builtin() -> Self {
         let mut r = Self::empty();
         r.register_builder("ws-connect", ws_connect::build);
@@ -53,6 +53,7 @@ impl Registry {
         r.register_builder("http-chats", http_chats::build);
         r.register_builder("http-devices", http_devices::build);
         r.register_builder("push-notifier", push_notifier::build);
+        r.register_builder("account-purger", account_purger::build);
         r
     }
 

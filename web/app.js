@@ -1,0 +1,1614 @@
+// The chat's web client: one ES module, no framework, no build step.
+//
+// It talks to the HTTP API (docs/openapi.yaml) for accounts, chats and history and to
+// the WebSocket API (docs/protocol.md) for everything live: sending with messageAck,
+// delivery and read receipts, typing, presence, catch-up sync after a reconnect.
+//
+// Safety rule of this file: user data (names, messages, error texts) only ever reaches
+// the page through `textContent` / attributes set with `setAttribute` on elements made
+// by `el()`; nothing is parsed as HTML.
+
+const REFRESH_KEY = 'chat.refreshToken';
+const PAGE = 50;
+const TYPING_SEND_EVERY_MS = 3000;
+const TYPING_IDLE_MS = 2500;
+const TYPING_EXPIRE_MS = 6000;
+const PING_EVERY_MS = 4 * 60 * 1000;
+const WS_MAX_TEXT_BYTES = 60000; // larger texts go over REST (frames are capped at 128 KB)
+
+// ------------------------------------------------------------------ small helpers
+
+const $ = (id) => document.getElementById(id);
+
+/** An element with attributes and children (strings become text nodes). */
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') node.className = v;
+    else if (k === 'text') node.textContent = v;
+    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children) {
+    if (c === null || c === undefined || c === false) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+function clientId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+function timeOf(iso) {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return '';
+  const now = new Date();
+  if (d.toDateString() === now.toDateString()) {
+    return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  }
+  return d.toLocaleDateString([], { month: 'short', day: 'numeric' });
+}
+
+function lastSeenText(p) {
+  if (!p) return '';
+  if (p.online) return 'online';
+  if (!p.lastSeenAt) return 'offline';
+  const d = new Date(p.lastSeenAt);
+  const mins = Math.round((Date.now() - d.getTime()) / 60000);
+  if (mins < 1) return 'last seen just now';
+  if (mins < 60) return `last seen ${mins} min ago`;
+  if (d.toDateString() === new Date().toDateString()) {
+    return `last seen today at ${d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}`;
+  }
+  return `last seen ${d.toLocaleDateString([], { month: 'short', day: 'numeric' })}`;
+}
+
+function debounce(fn, ms) {
+  let t;
+  return (...args) => {
+    clearTimeout(t);
+    t = setTimeout(() => fn(...args), ms);
+  };
+}
+
+// ------------------------------------------------------------------ errors in words
+
+class ApiError extends Error {
+  constructor(code, message, status = 0, field = undefined) {
+    super(message);
+    this.code = code;
+    this.status = status;
+    this.field = field;
+  }
+}
+
+const FRIENDLY = {
+  invalid_credentials: 'Wrong user name or password.',
+  user_name_taken: 'That user name is already taken. Pick another one.',
+  rate_limited: 'Too many requests at once. Wait a moment and try again.',
+  unavailable: 'The server is busy right now. Try again in a moment.',
+  internal: 'Something went wrong on the server. Try again.',
+  not_found: 'That chat or user does not exist (or you are not a member).',
+  forbidden: 'You are not allowed to do that.',
+  group_full: 'The group is full (100 members at most).',
+  already_member: 'That person is already in the group.',
+  payload_too_large: 'That is too long to send.',
+  refresh_token_reused: 'Your session was ended for safety. Please log in again.',
+  session_revoked: 'You were logged out everywhere. Please log in again.',
+  invalid_refresh_token: 'Your session has ended. Please log in again.',
+  network: 'Cannot reach the chat server. Check your connection.',
+};
+
+/** A sentence for people from an error body `{error: {code, message, field}}`. */
+function words(err) {
+  if (!err) return 'Something went wrong.';
+  const code = err.code;
+  if (code === 'validation_failed' && err.message) {
+    // The server's message names the field ("password: must be at least 8 characters").
+    const m = String(err.message);
+    const i = m.indexOf(': ');
+    if (i > 0) {
+      const field = m.slice(0, i).replace(/([A-Z])/g, ' $1').toLowerCase();
+      return `${field.charAt(0).toUpperCase()}${field.slice(1)} ${m.slice(i + 2)}.`.replace(/\.\.$/, '.');
+    }
+    return m;
+  }
+  if (FRIENDLY[code]) return FRIENDLY[code];
+  return err.message || 'Something went wrong.';
+}
+
+// ------------------------------------------------------------------ state
+
+const cfg = { httpUrl: '', wsUrl: '' };
+
+/** The logged-in session; null when logged out. */
+let session = null; // { user, accessToken, accessExp (ms), refreshToken }
+let refreshTimer = null;
+let refreshing = null;
+
+const chats = new Map(); // chatId -> ChatSummary (+ local fields)
+const profiles = new Map(); // userId -> Profile
+const presence = new Map(); // userId -> { online, lastSeenAt }
+const receipts = new Map(); // chatId -> Map(userId -> { delivered, read })
+const stores = new Map(); // chatId -> message store (see storeOf)
+const typing = new Map(); // chatId -> Map(userId -> timeout)
+let current = null; // the chat id on screen
+
+const conn = {
+  ws: null,
+  state: 'offline',
+  attempt: 0,
+  timer: null,
+  ping: null,
+  opened: false,
+  nextAt: 0,
+};
+
+const me = () => session && session.user.userId;
+
+function storeOf(chatId) {
+  let s = stores.get(chatId);
+  if (!s) {
+    s = {
+      byPos: new Map(), // position -> message
+      pending: new Map(), // clientMessageId -> own message not yet acknowledged
+      loaded: false,
+      hasMoreBefore: false,
+      loadingOlder: false,
+      detailLoaded: false,
+    };
+    stores.set(chatId, s);
+  }
+  return s;
+}
+
+function minPos(s) {
+  let m = Infinity;
+  for (const p of s.byPos.keys()) m = Math.min(m, p);
+  return m === Infinity ? 0 : m;
+}
+
+function maxPos(s) {
+  let m = 0;
+  for (const p of s.byPos.keys()) m = Math.max(m, p);
+  return m;
+}
+
+/** The highest position up to which the store holds every message (from its start). */
+function contiguousTop(s) {
+  const lo = minPos(s);
+  if (!lo) return 0;
+  let p = lo;
+  while (s.byPos.has(p + 1)) p += 1;
+  return p;
+}
+
+// ------------------------------------------------------------------ configuration
+
+async function loadConfig() {
+  // 1. /config.json next to the page (served by `chat-local up`; written at deploy time).
+  try {
+    const r = await fetch('config.json', { cache: 'no-store' });
+    if (r.ok) {
+      const c = await r.json();
+      if (c && c.httpUrl && c.wsUrl) return setConfig(c.httpUrl, c.wsUrl);
+    }
+  } catch {
+    /* fall through */
+  }
+  // 2. ?api=&ws= query parameters (only when there is no config.json).
+  const q = new URLSearchParams(location.search);
+  if (q.get('api') && q.get('ws')) return setConfig(q.get('api'), q.get('ws'));
+  // 3. Same origin: the APIs behind the page's own host (e.g. CloudFront behaviours).
+  const wsOrigin = location.origin.replace(/^http/, 'ws');
+  return setConfig(`${location.origin}/api`, `${wsOrigin}/ws`);
+}
+
+function setConfig(httpUrl, wsUrl) {
+  cfg.httpUrl = String(httpUrl).replace(/\/+$/, '');
+  cfg.wsUrl = String(wsUrl).replace(/\/+$/, '');
+  $('auth-api').textContent = `Server: ${new URL(cfg.httpUrl).host}`;
+}
+
+// ------------------------------------------------------------------ HTTP API
+
+async function api(method, path, body, { auth = true, retried = false } = {}) {
+  const headers = {};
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (auth) {
+    await ensureFreshToken();
+    if (!session) throw new ApiError('unauthorized', 'Please log in again.', 401);
+    headers.authorization = `Bearer ${session.accessToken}`;
+  }
+  let res;
+  try {
+    res = await fetch(cfg.httpUrl + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError('network', FRIENDLY.network);
+  }
+  if (res.status === 401 && auth && !retried) {
+    await refreshTokens();
+    return api(method, path, body, { auth, retried: true });
+  }
+  if (res.status === 204) return null;
+  let data = null;
+  try {
+    data = await res.json();
+  } catch {
+    /* not JSON */
+  }
+  if (!res.ok) {
+    const e = (data && data.error) || { code: `http_${res.status}`, message: `The server answered ${res.status}.` };
+    throw new ApiError(e.code, words(e), res.status, e.field);
+  }
+  return data;
+}
+
+// ------------------------------------------------------------------ tokens
+
+function acceptTokens(tokens) {
+  session.accessToken = tokens.accessToken;
+  session.accessExp = Date.parse(tokens.accessTokenExpiresAt) || Date.now() + 10 * 60 * 1000;
+  session.refreshToken = tokens.refreshToken;
+  sessionStorage.setItem(REFRESH_KEY, tokens.refreshToken);
+  clearTimeout(refreshTimer);
+  // Refresh a minute before expiry (at least 5 s from now).
+  const inMs = Math.max(5000, session.accessExp - Date.now() - 60000);
+  refreshTimer = setTimeout(() => refreshTokens().catch(() => {}), inMs);
+}
+
+async function ensureFreshToken() {
+  if (session && session.accessExp - Date.now() < 30000) await refreshTokens();
+}
+
+/** One refresh at a time; a refused refresh token ends the session. */
+function refreshTokens() {
+  if (!session) return Promise.resolve();
+  if (refreshing) return refreshing;
+  const presented = session.refreshToken;
+  refreshing = (async () => {
+    try {
+      const tokens = await api('POST', '/auth/refresh', { refreshToken: presented }, { auth: false });
+      if (session) acceptTokens(tokens);
+    } catch (e) {
+      if (e.status === 401 || e.status === 400) {
+        endSession(e.message);
+      }
+      throw e;
+    } finally {
+      refreshing = null;
+    }
+  })();
+  return refreshing;
+}
+
+// ------------------------------------------------------------------ log in / register
+
+let authMode = 'login';
+
+function showAuth(message) {
+  $('app').hidden = true;
+  $('auth').hidden = false;
+  setAuthMode(authMode);
+  const e = $('auth-error');
+  e.textContent = message || '';
+  e.hidden = !message;
+  $('auth-username').focus();
+}
+
+function setAuthMode(mode) {
+  authMode = mode;
+  const reg = mode === 'register';
+  $('tab-login').setAttribute('aria-selected', String(!reg));
+  $('tab-register').setAttribute('aria-selected', String(reg));
+  $('display-name-field').hidden = !reg;
+  $('auth-submit').textContent = reg ? 'Create account' : 'Log in';
+  $('auth-password').setAttribute('autocomplete', reg ? 'new-password' : 'current-password');
+  $('auth-error').hidden = true;
+}
+
+async function submitAuth(ev) {
+  ev.preventDefault();
+  const userName = $('auth-username').value.trim();
+  const password = $('auth-password').value;
+  const displayName = $('auth-displayname').value.trim() || userName;
+  const err = $('auth-error');
+  err.hidden = true;
+  if (!userName || !password) {
+    err.textContent = 'Enter a user name and a password.';
+    err.hidden = false;
+    return;
+  }
+  const button = $('auth-submit');
+  button.disabled = true;
+  try {
+    const res =
+      authMode === 'register'
+        ? await api('POST', '/auth/register', { userName, password, displayName }, { auth: false })
+        : await api('POST', '/auth/login', { userName, password }, { auth: false });
+    $('auth-password').value = '';
+    session = { user: res.user };
+    acceptTokens(res.tokens);
+    await enterApp();
+  } catch (e) {
+    err.textContent = e.message;
+    err.hidden = false;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+/** Back to the login form (refresh refused, or logged out). */
+function endSession(message) {
+  const wasIn = session !== null;
+  session = null;
+  clearTimeout(refreshTimer);
+  sessionStorage.removeItem(REFRESH_KEY);
+  closeSocket();
+  chats.clear();
+  stores.clear();
+  receipts.clear();
+  typing.clear();
+  current = null;
+  $('chat-list').replaceChildren();
+  $('message-list').replaceChildren();
+  if (location.hash) history.replaceState(null, '', location.pathname + location.search);
+  if (wasIn || message) showAuth(message);
+}
+
+async function logout() {
+  const token = session && session.refreshToken;
+  endSession();
+  if (token) {
+    try {
+      await api('POST', '/auth/logout', { refreshToken: token }, { auth: false });
+    } catch {
+      /* the session ends locally either way */
+    }
+  }
+}
+
+// ------------------------------------------------------------------ the app shell
+
+async function enterApp() {
+  $('auth').hidden = true;
+  $('app').hidden = false;
+  $('me-name').textContent = session.user.displayName;
+  $('me-username').textContent = `@${session.user.userName}`;
+  profiles.set(session.user.userId, session.user);
+  await loadChats();
+  connect();
+  const fromHash = decodeURIComponent(location.hash.slice(1));
+  if (fromHash && chats.has(fromHash)) openChat(fromHash);
+  else renderConversation();
+}
+
+function banner(text) {
+  $('banner-text').textContent = text;
+  $('banner').hidden = !text;
+}
+
+async function loadChats() {
+  try {
+    let cursor = null;
+    let pages = 0;
+    do {
+      const q = cursor ? `&cursor=${encodeURIComponent(cursor)}` : '';
+      const page = await api('GET', `/chats?limit=100${q}`);
+      for (const c of page.chats) upsertChat(c);
+      cursor = page.nextCursor;
+      pages += 1;
+    } while (cursor && pages < 5);
+  } catch (e) {
+    banner(`Could not load your chats: ${e.message}`);
+  }
+  renderChatList();
+  // Presence of direct-chat partners (the WebSocket tells us about changes after).
+  const peers = [...chats.values()].filter((c) => c.peer).slice(0, 30);
+  await Promise.all(peers.map((c) => loadPresence(c.peer.userId)));
+}
+
+async function loadPresence(userId) {
+  try {
+    const u = await api('GET', `/users/${encodeURIComponent(userId)}`);
+    profiles.set(userId, u);
+    presence.set(userId, u.presence);
+    renderChatList();
+    if (current && chats.get(current)?.peer?.userId === userId) renderHeader();
+  } catch {
+    /* presence is best effort */
+  }
+}
+
+/** Merge a chat resource (summary, detail, or the `chat` of an event) into the list. */
+function upsertChat(c, mine = undefined) {
+  const old = chats.get(c.chatId) || {};
+  const merged = { ...old, ...c };
+  if (mine) {
+    merged.readPosition = mine.readPosition;
+    merged.deliveredPosition = mine.deliveredPosition;
+  }
+  if (merged.readPosition === undefined) merged.readPosition = 0;
+  merged.unreadCount = Math.max(0, (merged.lastPosition || 0) - (merged.readPosition || 0));
+  if (c.peer) profiles.set(c.peer.userId, c.peer);
+  if (c.members) {
+    const r = receiptsOf(c.chatId);
+    for (const m of c.members) {
+      if (m.profile) profiles.set(m.userId, m.profile);
+      const prev = r.get(m.userId) || { delivered: 0, read: 0 };
+      r.set(m.userId, {
+        delivered: Math.max(prev.delivered, m.deliveredPosition, m.readPosition),
+        read: Math.max(prev.read, m.readPosition),
+      });
+    }
+    merged.memberIds = c.members.map((m) => m.userId);
+    storeOf(c.chatId).detailLoaded = true;
+  }
+  chats.set(c.chatId, merged);
+  return merged;
+}
+
+function receiptsOf(chatId) {
+  let r = receipts.get(chatId);
+  if (!r) {
+    r = new Map();
+    receipts.set(chatId, r);
+  }
+  return r;
+}
+
+function chatName(c) {
+  if (!c) return '';
+  if (c.kind === 'group') return c.name || 'Group';
+  if (c.peer) return c.peer.displayName;
+  return 'Deleted account';
+}
+
+function nameOf(userId) {
+  if (userId === me()) return 'You';
+  const p = profiles.get(userId);
+  return p ? p.displayName : 'Someone';
+}
+
+// ------------------------------------------------------------------ chat list
+
+/** A round avatar with the chat's initial; direct chats get a presence dot on it. */
+function avatar(c, p) {
+  const initial = Array.from(chatName(c).trim())[0] || '?';
+  return el(
+    'span',
+    { class: `avatar${c.kind === 'group' ? ' group' : ''}`, 'aria-hidden': 'true' },
+    el('span', { class: 'initial', text: initial.toUpperCase() }),
+    c.kind === 'direct'
+      ? el('span', { class: `dot${p && p.online ? ' online' : ''}`, title: p ? lastSeenText(p) : undefined })
+      : null,
+  );
+}
+
+function renderChatList() {
+  const list = $('chat-list');
+  const sorted = [...chats.values()].sort((a, b) =>
+    String(b.lastActivityAt || '').localeCompare(String(a.lastActivityAt || '')),
+  );
+  const items = sorted.map((c) => {
+    const peerId = c.peer && c.peer.userId;
+    const p = peerId ? presence.get(peerId) : null;
+    const typers = typingNames(c.chatId);
+    let preview = '';
+    if (typers) preview = typers;
+    else if (c.lastMessage) {
+      const who = c.lastMessage.senderId;
+      const prefix = who === me() ? 'You: ' : c.kind === 'group' && who ? `${nameOf(who)}: ` : '';
+      preview = prefix + c.lastMessage.preview;
+    } else preview = 'No messages yet';
+    return el(
+      'li',
+      {},
+      el(
+        'button',
+        {
+          type: 'button',
+          class: `chat-item${c.chatId === current ? ' active' : ''}`,
+          'data-chat-id': c.chatId,
+          'aria-current': c.chatId === current ? 'true' : undefined,
+          onclick: () => openChat(c.chatId),
+        },
+        avatar(c, p),
+        el(
+          'span',
+          { class: 'chat-item-main' },
+          el(
+            'span',
+            { class: 'chat-item-top' },
+            el('span', { class: 'chat-item-name', text: chatName(c) }),
+            el('span', { class: 'chat-item-time muted', text: c.lastMessage ? timeOf(c.lastMessage.sentAt) : '' }),
+          ),
+          el(
+            'span',
+            { class: 'chat-item-bottom' },
+            el('span', { class: `chat-item-preview${typers ? ' typing-text' : ''}`, text: preview }),
+            c.unreadCount > 0 && c.chatId !== current
+              ? el('span', { class: 'badge', 'aria-label': `${c.unreadCount} unread`, text: String(c.unreadCount) })
+              : null,
+          ),
+        ),
+      ),
+    );
+  });
+  list.replaceChildren(...items);
+  $('chat-list-empty').hidden = chats.size > 0;
+}
+
+// ------------------------------------------------------------------ user search, direct chats
+
+function validPrefix(q) {
+  return /^[A-Za-z0-9_.-]{2,32}$/.test(q);
+}
+
+async function searchUsers(q) {
+  const page = await api('GET', `/users?prefix=${encodeURIComponent(q)}&limit=10`);
+  for (const u of page.users) profiles.set(u.userId, u);
+  return page.users.filter((u) => u.userId !== me());
+}
+
+function userRow(u, onpick) {
+  return el(
+    'li',
+    {},
+    el(
+      'button',
+      { type: 'button', class: 'user-row', 'data-user-name': u.userName, onclick: () => onpick(u) },
+      el('span', { class: 'user-row-name', text: u.displayName }),
+      el('span', { class: 'muted', text: ` @${u.userName}` }),
+    ),
+  );
+}
+
+const runSidebarSearch = debounce(async () => {
+  const q = $('user-search').value.trim();
+  const box = $('search-results');
+  if (!q) {
+    box.hidden = true;
+    box.replaceChildren();
+    return;
+  }
+  if (!validPrefix(q)) {
+    box.replaceChildren(el('li', { class: 'muted hint', text: 'Type at least 2 letters of a user name (letters, digits, _ . -).' }));
+    box.hidden = false;
+    return;
+  }
+  try {
+    const users = await searchUsers(q);
+    if ($('user-search').value.trim() !== q) return;
+    box.replaceChildren(
+      ...(users.length ? users.map((u) => userRow(u, startDirect)) : [el('li', { class: 'muted hint', text: `No user name starts with “${q}”.` })]),
+    );
+  } catch (e) {
+    box.replaceChildren(el('li', { class: 'error', text: e.message }));
+  }
+  box.hidden = false;
+}, 250);
+
+async function startDirect(u) {
+  try {
+    const c = await api('POST', '/chats', { kind: 'direct', userId: u.userId });
+    upsertChat(c);
+    $('user-search').value = '';
+    $('search-results').hidden = true;
+    renderChatList();
+    loadPresence(u.userId);
+    openChat(c.chatId);
+  } catch (e) {
+    banner(`Could not start the chat: ${e.message}`);
+  }
+}
+
+// ------------------------------------------------------------------ groups
+
+const groupDialog = { mode: 'create', chatId: null, chosen: new Map() };
+
+function openGroupDialog(mode, chatId = null) {
+  groupDialog.mode = mode;
+  groupDialog.chatId = chatId;
+  groupDialog.chosen = new Map();
+  $('group-title').textContent = mode === 'create' ? 'New group' : `Add people to ${chatName(chats.get(chatId))}`;
+  $('group-name-field').hidden = mode !== 'create';
+  $('group-submit').textContent = mode === 'create' ? 'Create group' : 'Add';
+  $('group-name').value = '';
+  $('group-search').value = '';
+  $('group-results').replaceChildren();
+  $('group-error').hidden = true;
+  renderChosen();
+  $('group-dialog').showModal();
+  (mode === 'create' ? $('group-name') : $('group-search')).focus();
+}
+
+function renderChosen() {
+  $('group-chosen').replaceChildren(
+    ...[...groupDialog.chosen.values()].map((u) =>
+      el(
+        'li',
+        { class: 'chip' },
+        el('span', { text: u.displayName }),
+        el('button', {
+          type: 'button',
+          class: 'link',
+          'aria-label': `Remove ${u.displayName}`,
+          text: '×',
+          onclick: () => {
+            groupDialog.chosen.delete(u.userId);
+            renderChosen();
+          },
+        }),
+      ),
+    ),
+  );
+}
+
+const runGroupSearch = debounce(async () => {
+  const q = $('group-search').value.trim();
+  const box = $('group-results');
+  if (!validPrefix(q)) {
+    box.replaceChildren();
+    return;
+  }
+  try {
+    const existing = new Set(groupDialog.chatId ? chats.get(groupDialog.chatId)?.memberIds || [] : []);
+    const users = (await searchUsers(q)).filter((u) => !existing.has(u.userId));
+    box.replaceChildren(
+      ...users.map((u) =>
+        userRow(u, (picked) => {
+          groupDialog.chosen.set(picked.userId, picked);
+          $('group-search').value = '';
+          box.replaceChildren();
+          renderChosen();
+        }),
+      ),
+    );
+  } catch (e) {
+    box.replaceChildren(el('li', { class: 'error', text: e.message }));
+  }
+}, 250);
+
+async function submitGroup(ev) {
+  ev.preventDefault();
+  const err = $('group-error');
+  err.hidden = true;
+  const memberIds = [...groupDialog.chosen.keys()];
+  const name = $('group-name').value.trim();
+  if (groupDialog.mode === 'create' && !name) {
+    err.textContent = 'Give the group a name.';
+    err.hidden = false;
+    return;
+  }
+  if (!memberIds.length) {
+    err.textContent = 'Add at least one person.';
+    err.hidden = false;
+    return;
+  }
+  try {
+    const c =
+      groupDialog.mode === 'create'
+        ? await api('POST', '/chats', { kind: 'group', name, memberIds })
+        : await api('POST', `/chats/${encodeURIComponent(groupDialog.chatId)}/members`, { memberIds });
+    upsertChat(c);
+    $('group-dialog').close();
+    renderChatList();
+    if (groupDialog.mode === 'create') openChat(c.chatId);
+    else renderHeader();
+  } catch (e) {
+    err.textContent = e.message;
+    err.hidden = false;
+  }
+}
+
+// ------------------------------------------------------------------ conversation
+
+async function openChat(chatId) {
+  if (!chats.has(chatId)) return;
+  if (current && current !== chatId) sendTypingStopped();
+  current = chatId;
+  if (decodeURIComponent(location.hash.slice(1)) !== chatId) location.hash = chatId;
+  document.body.classList.add('show-conv');
+  renderChatList();
+  $('message-list').replaceChildren();
+  renderConversation();
+  const s = storeOf(chatId);
+  const c = chats.get(chatId);
+  const jobs = [];
+  if (!s.detailLoaded) jobs.push(loadDetail(chatId));
+  if (!s.loaded) jobs.push(loadLatest(chatId));
+  if (c.peer) jobs.push(loadPresence(c.peer.userId));
+  await Promise.all(jobs);
+  if (current !== chatId) return;
+  renderConversation({ toBottom: true });
+  markRead(chatId);
+  $('composer-text').focus();
+}
+
+function closeChat() {
+  sendTypingStopped();
+  current = null;
+  document.body.classList.remove('show-conv');
+  if (location.hash) history.replaceState(null, '', location.pathname + location.search);
+  renderChatList();
+  renderConversation();
+}
+
+async function loadDetail(chatId) {
+  try {
+    const d = await api('GET', `/chats/${encodeURIComponent(chatId)}`);
+    upsertChat(d);
+  } catch (e) {
+    banner(`Could not load the chat: ${e.message}`);
+  }
+}
+
+async function loadLatest(chatId) {
+  const s = storeOf(chatId);
+  try {
+    const page = await api('GET', `/chats/${encodeURIComponent(chatId)}/messages?limit=${PAGE}`);
+    for (const m of page.messages) s.byPos.set(m.position, m);
+    s.hasMoreBefore = page.hasMore;
+    s.loaded = true;
+  } catch (e) {
+    banner(`Could not load messages: ${e.message}`);
+  }
+}
+
+async function loadOlder(chatId) {
+  const s = storeOf(chatId);
+  if (!s.loaded || !s.hasMoreBefore || s.loadingOlder) return;
+  s.loadingOlder = true;
+  renderHistoryStatus();
+  const box = $('messages');
+  try {
+    const before = minPos(s);
+    const page = await api('GET', `/chats/${encodeURIComponent(chatId)}/messages?before=${before}&limit=${PAGE}`);
+    const oldHeight = box.scrollHeight;
+    const oldTop = box.scrollTop;
+    for (const m of page.messages) s.byPos.set(m.position, m);
+    s.hasMoreBefore = page.hasMore && page.messages.length > 0;
+    if (current === chatId) {
+      renderMessages();
+      box.scrollTop = oldTop + (box.scrollHeight - oldHeight);
+    }
+  } catch (e) {
+    banner(`Could not load older messages: ${e.message}`);
+  } finally {
+    s.loadingOlder = false;
+    renderHistoryStatus();
+  }
+  // Keep loading while the view is not filled yet.
+  if (current === chatId && s.hasMoreBefore && box.scrollHeight <= box.clientHeight + 10) loadOlder(chatId);
+}
+
+/** Fill a gap between what we hold and a newly received position. */
+async function fillGap(chatId) {
+  const s = storeOf(chatId);
+  const top = contiguousTop(s);
+  if (!top) return;
+  try {
+    const page = await api('GET', `/chats/${encodeURIComponent(chatId)}/messages?after=${top}&limit=100`);
+    for (const m of page.messages) s.byPos.set(m.position, m);
+    if (current === chatId) renderMessages();
+  } catch {
+    /* the next sync fills it */
+  }
+}
+
+function renderConversation({ toBottom = false } = {}) {
+  const c = current && chats.get(current);
+  $('conv').hidden = !c;
+  $('conv-empty').hidden = !!c;
+  if (!c) return;
+  renderHeader();
+  renderMessages({ toBottom });
+  renderTyping();
+}
+
+function renderHeader() {
+  const c = current && chats.get(current);
+  if (!c) return;
+  $('conv-name').textContent = chatName(c);
+  const p = c.peer && presence.get(c.peer.userId);
+  $('conv-avatar').replaceChildren(avatar(c, p));
+  if (c.kind === 'direct') {
+    $('conv-sub').textContent = c.peer ? `@${c.peer.userName}${p ? ` · ${lastSeenText(p)}` : ''}` : '';
+    $('add-members').hidden = true;
+  } else {
+    const ids = c.memberIds || [];
+    const names = ids.filter((id) => id !== me()).map(nameOf);
+    const list = names.length > 4 ? `${names.slice(0, 4).join(', ')} and ${names.length - 4} more` : names.join(', ');
+    $('conv-sub').textContent = `${c.memberCount} members${list ? ` · you, ${list}` : ''}`;
+    $('add-members').hidden = c.role !== 'admin';
+  }
+}
+
+function renderHistoryStatus() {
+  const s = current && storeOf(current);
+  const h = $('history-status');
+  if (!s || !s.loaded) h.textContent = 'Loading…';
+  else if (s.loadingOlder) h.textContent = 'Loading older messages…';
+  else if (s.hasMoreBefore) h.textContent = 'Scroll up for older messages';
+  else h.textContent = s.byPos.size ? 'This is the start of the chat.' : 'No messages yet. Say hello!';
+}
+
+/** The state of an own message: pending, failed, sent, delivered or read (+ label). */
+function ownState(chatId, m) {
+  if (m.failed) return { state: 'failed', label: `Not sent: ${m.failed} Tap to retry.` };
+  if (!m.position) return { state: 'pending', label: 'Sending…' };
+  const c = chats.get(chatId);
+  const r = receipts.get(chatId) || new Map();
+  const others = [...r.entries()].filter(([id]) => id !== me());
+  if (c && c.kind === 'group') {
+    const total = Math.max(others.length, (c.memberCount || 1) - 1);
+    const read = others.filter(([, v]) => v.read >= m.position).length;
+    const delivered = others.filter(([, v]) => v.delivered >= m.position).length;
+    if (total > 0 && read >= total) return { state: 'read', label: 'Read by everyone' };
+    if (read > 0) return { state: 'read', label: `Read by ${read}` };
+    if (delivered > 0) return { state: 'delivered', label: `Delivered to ${delivered}` };
+    return { state: 'sent', label: 'Sent' };
+  }
+  const peer = c && c.peer ? r.get(c.peer.userId) : others[0] && others[0][1];
+  if (peer && peer.read >= m.position) return { state: 'read', label: 'Read' };
+  if (peer && peer.delivered >= m.position) return { state: 'delivered', label: 'Delivered' };
+  return { state: 'sent', label: 'Sent' };
+}
+
+const msgNodes = new Map(); // key -> li, for the chat on screen
+
+function msgKey(m) {
+  return m.clientMessageId && m.senderId === me() ? `c:${m.clientMessageId}` : `p:${m.position}`;
+}
+
+function renderMessages({ toBottom = false } = {}) {
+  if (!current) return;
+  const chatId = current;
+  const c = chats.get(chatId);
+  const s = storeOf(chatId);
+  const box = $('messages');
+  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 60;
+  const list = $('message-list');
+  if (list.dataset.chatId !== chatId) {
+    list.replaceChildren();
+    msgNodes.clear();
+    list.dataset.chatId = chatId;
+  }
+  const ordered = [...s.byPos.values()].sort((a, b) => a.position - b.position);
+  const pending = [...s.pending.values()].sort((a, b) => a.createdAt - b.createdAt);
+  const all = ordered.concat(pending);
+  const seen = new Set();
+  let prevSender = null;
+  all.forEach((m, i) => {
+    const key = msgKey(m);
+    if (seen.has(key)) return;
+    seen.add(key);
+    const node = messageNode(chatId, c, m, key, prevSender);
+    prevSender = m.kind === 'system' ? null : m.senderId;
+    if (list.children[i] !== node) list.insertBefore(node, list.children[i] || null);
+  });
+  for (const [key, node] of msgNodes) {
+    if (!seen.has(key)) {
+      node.remove();
+      msgNodes.delete(key);
+    }
+  }
+  renderHistoryStatus();
+  if (toBottom || atBottom) box.scrollTop = box.scrollHeight;
+}
+
+/** A system message in words, with member names (the server's text as fallback). */
+function systemText(m) {
+  const e = m.system;
+  if (!e) return m.text;
+  const list = (ids) => (ids || []).map(nameOf).join(', ');
+  switch (e.event) {
+    case 'chatCreated':
+      return e.name ? `${nameOf(e.by)} created the group “${e.name}”` : `${nameOf(e.by)} started the chat`;
+    case 'membersAdded':
+      return `${nameOf(e.by)} added ${list(e.members)}`;
+    case 'memberRemoved':
+      return `${nameOf(e.by)} removed ${nameOf(e.member)}`;
+    case 'memberLeft':
+      return `${nameOf(e.member)} left${e.promoted ? `; ${nameOf(e.promoted)} is now an admin` : ''}`;
+    case 'renamed':
+      return `${nameOf(e.by)} renamed the group to “${e.name}”`;
+    default:
+      return m.text;
+  }
+}
+
+function messageNode(chatId, c, m, key, prevSender) {
+  let node = msgNodes.get(key);
+  const own = m.senderId === me();
+  const sys = m.kind === 'system' ? systemText(m) : '';
+  const sig = JSON.stringify([m.position, m.text, sys, m.failed, own ? ownState(chatId, m) : 0, prevSender === m.senderId]);
+  if (node && node.dataset.sig === sig) return node;
+  let fresh;
+  if (m.kind === 'system') {
+    fresh = el('li', { class: 'msg system', 'data-position': m.position }, el('span', { class: 'text', text: sys }));
+  } else {
+    const st = own ? ownState(chatId, m) : null;
+    const showName = !own && c && c.kind === 'group' && prevSender !== m.senderId;
+    fresh = el(
+      'li',
+      {
+        class: `msg${own ? ' own' : ''}`,
+        'data-position': m.position || undefined,
+        'data-state': st ? st.state : undefined,
+        'data-client-id': own ? m.clientMessageId : undefined,
+      },
+      el(
+        'div',
+        { class: 'bubble' },
+        showName ? el('div', { class: 'sender', text: nameOf(m.senderId) }) : null,
+        el('div', { class: 'text', text: m.text }),
+        el(
+          'div',
+          { class: 'meta' },
+          el('time', { datetime: m.sentAt || undefined, title: m.sentAt ? new Date(m.sentAt).toLocaleString() : undefined, text: m.sentAt ? timeOf(m.sentAt) : '' }),
+          st ? el('span', { class: 'status', 'aria-label': st.label, title: st.label }, el('span', { class: 'ticks', 'aria-hidden': 'true' }), el('span', { class: 'status-label', text: st.label })) : null,
+        ),
+      ),
+    );
+    if (own && m.failed) fresh.addEventListener('click', () => retry(chatId, m.clientMessageId));
+  }
+  fresh.dataset.sig = sig;
+  if (node) node.replaceWith(fresh);
+  msgNodes.set(key, fresh);
+  return fresh;
+}
+
+// ------------------------------------------------------------------ sending
+
+function send(ev) {
+  ev.preventDefault();
+  const chatId = current;
+  const box = $('composer-text');
+  const text = box.value;
+  if (!chatId || !text.trim()) return;
+  box.value = '';
+  autosize();
+  sendTypingStopped();
+  const m = {
+    chatId,
+    clientMessageId: clientId(),
+    senderId: me(),
+    kind: 'text',
+    text,
+    createdAt: Date.now(),
+    position: 0,
+    sentAt: null,
+  };
+  storeOf(chatId).pending.set(m.clientMessageId, m);
+  renderMessages({ toBottom: true });
+  transmit(m);
+}
+
+function transmit(m) {
+  m.failed = null;
+  const big = new Blob([m.text]).size > WS_MAX_TEXT_BYTES;
+  if (!big && conn.ws && conn.ws.readyState === WebSocket.OPEN) {
+    wsSend({ action: 'sendMessage', chatId: m.chatId, clientMessageId: m.clientMessageId, text: m.text });
+    return;
+  }
+  if (!big && conn.state !== 'online') {
+    // Stays pending; sent with the same clientMessageId when the socket is back.
+    return;
+  }
+  api('POST', `/chats/${encodeURIComponent(m.chatId)}/messages`, { clientMessageId: m.clientMessageId, text: m.text })
+    .then((stored) => acknowledge(m.chatId, m.clientMessageId, stored))
+    .catch((e) => failPending(m.chatId, m.clientMessageId, e.message));
+}
+
+function retry(chatId, clientMessageId) {
+  const m = storeOf(chatId).pending.get(clientMessageId);
+  if (!m) return;
+  transmit(m);
+  if (current === chatId) renderMessages();
+}
+
+/** Send every unacknowledged message again (same clientMessageId: no duplicates). */
+function flushOutbox() {
+  for (const s of stores.values()) {
+    for (const m of s.pending.values()) if (!m.failed) transmit(m);
+  }
+}
+
+function failPending(chatId, clientMessageId, why) {
+  const m = storeOf(chatId).pending.get(clientMessageId);
+  if (!m) return;
+  m.failed = why;
+  if (current === chatId) renderMessages();
+}
+
+function acknowledge(chatId, clientMessageId, ack) {
+  const s = storeOf(chatId);
+  const m = s.pending.get(clientMessageId);
+  if (m) s.pending.delete(clientMessageId);
+  const stored = {
+    chatId,
+    messageId: ack.messageId,
+    position: ack.position,
+    kind: 'text',
+    senderId: me(),
+    clientMessageId,
+    text: m ? m.text : ack.text,
+    sentAt: ack.sentAt,
+  };
+  if (stored.text === undefined) return;
+  s.byPos.set(stored.position, stored);
+  noteMessage(stored);
+  if (current === chatId) renderMessages();
+}
+
+function autosize() {
+  const t = $('composer-text');
+  t.style.height = 'auto';
+  t.style.height = `${Math.min(t.scrollHeight, 160)}px`;
+}
+
+// ------------------------------------------------------------------ typing
+
+const typingOut = { chatId: null, lastStarted: 0, idle: null };
+
+function onComposerInput() {
+  autosize();
+  if (!current) return;
+  if (!$('composer-text').value) {
+    sendTypingStopped();
+    return;
+  }
+  const now = Date.now();
+  if (typingOut.chatId !== current || now - typingOut.lastStarted > TYPING_SEND_EVERY_MS) {
+    if (typingOut.chatId && typingOut.chatId !== current) sendTypingStopped();
+    typingOut.chatId = current;
+    typingOut.lastStarted = now;
+    wsSend({ action: 'typing', chatId: current, state: 'started' }, { low: true });
+  }
+  clearTimeout(typingOut.idle);
+  typingOut.idle = setTimeout(sendTypingStopped, TYPING_IDLE_MS);
+}
+
+function sendTypingStopped() {
+  clearTimeout(typingOut.idle);
+  if (typingOut.chatId) {
+    wsSend({ action: 'typing', chatId: typingOut.chatId, state: 'stopped' }, { low: true });
+    typingOut.chatId = null;
+    typingOut.lastStarted = 0;
+  }
+}
+
+function onTyping(ev) {
+  if (ev.userId === me()) return;
+  let t = typing.get(ev.chatId);
+  if (!t) {
+    t = new Map();
+    typing.set(ev.chatId, t);
+  }
+  clearTimeout(t.get(ev.userId));
+  if (ev.state === 'started') {
+    t.set(
+      ev.userId,
+      setTimeout(() => {
+        t.delete(ev.userId);
+        renderTypingEverywhere();
+      }, TYPING_EXPIRE_MS),
+    );
+  } else t.delete(ev.userId);
+  renderTypingEverywhere();
+}
+
+function typingNames(chatId) {
+  const t = typing.get(chatId);
+  if (!t || !t.size) return '';
+  const names = [...t.keys()].map(nameOf);
+  if (names.length === 1) return `${names[0]} is typing…`;
+  if (names.length === 2) return `${names[0]} and ${names[1]} are typing…`;
+  return `${names.length} people are typing…`;
+}
+
+function renderTyping() {
+  $('typing').textContent = current ? typingNames(current) : '';
+}
+
+function renderTypingEverywhere() {
+  renderTyping();
+  renderChatList();
+}
+
+// ------------------------------------------------------------------ receipts
+
+const acksDue = new Map(); // chatId -> position, sent together shortly after
+let acksTimer = null;
+
+/** Tell the server everything up to `position` reached this device (batched). */
+function ack(chatId, position) {
+  const c = chats.get(chatId);
+  if (!c || position <= (c.deliveredPosition || 0)) return;
+  acksDue.set(chatId, Math.max(acksDue.get(chatId) || 0, position));
+  if (!acksTimer) acksTimer = setTimeout(flushAcks, 200);
+}
+
+function flushAcks() {
+  acksTimer = null;
+  for (const [chatId, position] of acksDue) {
+    const c = chats.get(chatId);
+    if (!c || position <= (c.deliveredPosition || 0)) {
+      acksDue.delete(chatId);
+      continue;
+    }
+    if (!wsSend({ action: 'ack', chatId, position }, { low: true })) break;
+    c.deliveredPosition = position;
+    acksDue.delete(chatId);
+  }
+  // Whatever did not fit goes when the window has room (or after the next connect).
+  if (acksDue.size && conn.ws) acksTimer = setTimeout(flushAcks, 1000);
+}
+
+function isVisible(chatId) {
+  return current === chatId && document.visibilityState === 'visible' && !$('app').hidden;
+}
+
+let readTimer = null;
+
+/** Mark the open chat read up to its last message (at most one frame per 300 ms). */
+function markRead(chatId) {
+  if (readTimer) return;
+  readTimer = setTimeout(() => {
+    readTimer = null;
+    markReadNow(current || chatId);
+  }, 300);
+}
+
+function markReadNow(chatId) {
+  const c = chats.get(chatId);
+  if (!c || !isVisible(chatId)) return;
+  const position = c.lastPosition || 0;
+  if (position <= (c.readPosition || 0)) return;
+  c.readPosition = position;
+  c.deliveredPosition = Math.max(c.deliveredPosition || 0, position);
+  c.unreadCount = 0;
+  if (!wsSend({ action: 'read', chatId, position })) {
+    api('POST', `/chats/${encodeURIComponent(chatId)}/read`, { position }).catch(() => {});
+  }
+  renderChatList();
+}
+
+function onReceipt(ev, kind) {
+  if (ev.userId === me()) {
+    // Our own other device read this chat.
+    const c = chats.get(ev.chatId);
+    if (c && kind === 'read' && ev.position > (c.readPosition || 0)) {
+      c.readPosition = ev.position;
+      c.unreadCount = Math.max(0, (c.lastPosition || 0) - ev.position);
+      renderChatList();
+    }
+    return;
+  }
+  const r = receiptsOf(ev.chatId);
+  const prev = r.get(ev.userId) || { delivered: 0, read: 0 };
+  const next = { ...prev };
+  next.delivered = Math.max(prev.delivered, ev.position);
+  if (kind === 'read') next.read = Math.max(prev.read, ev.position);
+  r.set(ev.userId, next);
+  if (current === ev.chatId) renderMessages();
+}
+
+// ------------------------------------------------------------------ incoming messages
+
+/** Update the chat list entry (and receipts) for a message we now hold. */
+function noteMessage(m) {
+  const c = chats.get(m.chatId);
+  if (!c) return;
+  if (m.senderId && m.senderId !== me()) {
+    // Sending marks the chat read for the sender up to their message (server rule),
+    // without a separate `read` receipt.
+    const r = receiptsOf(m.chatId);
+    const prev = r.get(m.senderId) || { delivered: 0, read: 0 };
+    r.set(m.senderId, { delivered: Math.max(prev.delivered, m.position), read: Math.max(prev.read, m.position) });
+  }
+  if (m.position >= (c.lastPosition || 0)) {
+    c.lastPosition = m.position;
+    c.lastMessage = {
+      messageId: m.messageId,
+      position: m.position,
+      senderId: m.senderId || null,
+      preview: Array.from(m.text || '').slice(0, 140).join(''),
+      sentAt: m.sentAt,
+    };
+    if (m.sentAt && String(m.sentAt) > String(c.lastActivityAt || '')) c.lastActivityAt = m.sentAt;
+  }
+  if (m.senderId === me()) {
+    c.readPosition = Math.max(c.readPosition || 0, m.position);
+  }
+  c.unreadCount = Math.max(0, (c.lastPosition || 0) - (c.readPosition || 0));
+}
+
+async function onMessage(m) {
+  if (!chats.has(m.chatId)) {
+    // A chat someone just started with us.
+    await loadDetail(m.chatId);
+    if (!chats.has(m.chatId)) return;
+  }
+  const s = storeOf(m.chatId);
+  if (s.loaded) {
+    const top = maxPos(s);
+    s.byPos.set(m.position, m);
+    if (m.clientMessageId && m.senderId === me()) s.pending.delete(m.clientMessageId);
+    if (top && m.position > top + 1) setTimeout(() => { if (contiguousTop(s) < m.position) fillGap(m.chatId); }, 1500);
+  }
+  if (typing.get(m.chatId)?.has(m.senderId)) {
+    clearTimeout(typing.get(m.chatId).get(m.senderId));
+    typing.get(m.chatId).delete(m.senderId);
+  }
+  noteMessage(m);
+  if (m.senderId !== me()) ack(m.chatId, m.position);
+  if (current === m.chatId) {
+    renderMessages();
+    renderTyping();
+    markRead(m.chatId);
+  }
+  renderChatList();
+}
+
+async function onMessageRef(ref) {
+  try {
+    // `fetch` is a path on the HTTP API that returns exactly this message.
+    const page = await api('GET', ref.fetch);
+    for (const m of page.messages || []) await onMessage({ ...m, chatId: m.chatId || ref.chatId });
+  } catch (e) {
+    banner(`Could not load a long message: ${e.message}`);
+  }
+}
+
+function onSyncResult(res) {
+  for (const sc of res.chats || []) {
+    upsertChat(sc.chat, { readPosition: sc.readPosition, deliveredPosition: sc.deliveredPosition });
+    const s = storeOf(sc.chatId);
+    if (s.loaded) {
+      for (const m of sc.messages || []) {
+        s.byPos.set(m.position, m);
+        if (m.clientMessageId && m.senderId === me()) s.pending.delete(m.clientMessageId);
+      }
+    }
+    for (const m of sc.messages || []) noteMessage({ ...m, chatId: sc.chatId });
+    for (const ref of sc.refs || []) if (s.loaded) onMessageRef(ref);
+    const c = chats.get(sc.chatId);
+    ack(sc.chatId, c.lastPosition || 0);
+    if (current === sc.chatId) markRead(sc.chatId);
+  }
+  for (const id of res.removed || []) {
+    chats.delete(id);
+    stores.delete(id);
+    if (current === id) closeChat();
+  }
+  if (res.cursor) wsSend({ action: 'sync', cursor: res.cursor });
+  renderChatList();
+  if (current) renderConversation();
+}
+
+function onMembership(ev) {
+  const mine = chats.get(ev.chatId);
+  const change = ev.change || {};
+  const gone =
+    (change.event === 'memberRemoved' && change.member === me()) || (change.event === 'memberLeft' && change.member === me());
+  if (gone) {
+    chats.delete(ev.chatId);
+    stores.delete(ev.chatId);
+    if (current === ev.chatId) {
+      closeChat();
+      banner('You are no longer a member of that group.');
+    }
+    renderChatList();
+    return;
+  }
+  if (ev.chat) upsertChat(ev.chat, mine ? { readPosition: mine.readPosition, deliveredPosition: mine.deliveredPosition } : undefined);
+  // Member list and receipts changed: reload the detail.
+  storeOf(ev.chatId).detailLoaded = false;
+  loadDetail(ev.chatId).then(() => {
+    if (current === ev.chatId) renderConversation();
+  });
+  renderChatList();
+}
+
+function onPresence(ev) {
+  presence.set(ev.userId, { online: ev.online, lastSeenAt: ev.lastSeenAt });
+  renderChatList();
+  if (current) renderHeader();
+}
+
+function onServerError(ev) {
+  if (ev.clientMessageId && ev.action === 'sendMessage') {
+    for (const [chatId, s] of stores) {
+      if (s.pending.has(ev.clientMessageId)) {
+        if (ev.code === 'unavailable' || ev.code === 'rate_limited' || ev.code === 'internal') {
+          // Retry later with the same id (idempotent).
+          setTimeout(() => retry(chatId, ev.clientMessageId), 2000);
+        } else failPending(chatId, ev.clientMessageId, words(ev));
+      }
+    }
+    return;
+  }
+  if (ev.action === 'typing' || ev.action === 'ack' || ev.action === 'ping') return;
+  if (ev.code === 'rate_limited' || ev.code === 'unavailable') {
+    // Nothing was done: redo it a little later (REST for reads, another sync).
+    if (ev.action === 'read') {
+      const c = current && chats.get(current);
+      if (c) {
+        const position = c.readPosition;
+        setTimeout(() => api('POST', `/chats/${encodeURIComponent(c.chatId)}/read`, { position }).catch(() => {}), 1000);
+      }
+      return;
+    }
+    if (ev.action === 'sync') {
+      setTimeout(() => conn.ws && requestSync(), 3000);
+      return;
+    }
+  }
+  banner(words(ev));
+}
+
+function handleEvent(ev) {
+  switch (ev.type) {
+    case 'messageAck':
+      acknowledge(ev.chatId, ev.clientMessageId, ev);
+      renderChatList();
+      break;
+    case 'message':
+      onMessage(ev);
+      break;
+    case 'messageRef':
+      onMessageRef(ev);
+      break;
+    case 'delivered':
+    case 'read':
+      onReceipt(ev, ev.type);
+      break;
+    case 'typing':
+      onTyping(ev);
+      break;
+    case 'presence':
+      onPresence(ev);
+      break;
+    case 'membership':
+      onMembership(ev);
+      break;
+    case 'syncResult':
+      onSyncResult(ev);
+      break;
+    case 'error':
+      onServerError(ev);
+      break;
+    default:
+      break; // pong and future event types
+  }
+}
+
+// ------------------------------------------------------------------ the WebSocket
+
+function setConn(state, detail = '') {
+  conn.state = state;
+  const badge = $('conn');
+  badge.dataset.state = state;
+  badge.textContent =
+    state === 'online' ? 'Online' : state === 'connecting' ? 'Connecting…' : state === 'reconnecting' ? `Reconnecting…${detail}` : 'Offline';
+  document.body.dataset.conn = state;
+  const strip = $('conn-strip');
+  strip.hidden = state !== 'reconnecting';
+  strip.textContent = state === 'reconnecting' ? `Connection lost, reconnecting${detail}. Messages you send now go out once it is back.` : '';
+}
+
+// The server allows 30 frames per connection per 10-second window. Frames that can
+// wait (acks, typing) use at most LOW_BUDGET of the last 10 s, so sends, reads and
+// syncs keep room.
+const WINDOW_MS = 10000;
+const LOW_BUDGET = 18;
+const sentTimes = [];
+
+function framesInWindow() {
+  const now = Date.now();
+  while (sentTimes.length && now - sentTimes[0] > WINDOW_MS) sentTimes.shift();
+  return sentTimes.length;
+}
+
+function wsSend(frame, { low = false } = {}) {
+  if (!conn.ws || conn.ws.readyState !== WebSocket.OPEN) return false;
+  if (low && framesInWindow() >= LOW_BUDGET) return false;
+  conn.ws.send(JSON.stringify(frame));
+  sentTimes.push(Date.now());
+  return true;
+}
+
+async function connect() {
+  clearTimeout(conn.timer);
+  if (!session) return;
+  if (testHold) {
+    // The end-to-end test keeps us disconnected for a moment (see window.__chat).
+    scheduleReconnect();
+    return;
+  }
+  setConn(conn.attempt === 0 && !conn.opened ? 'connecting' : 'reconnecting');
+  try {
+    // A refused handshake looks like any close to a browser: after a failed attempt,
+    // get a fresh access token before the next one.
+    if (conn.attempt > 0 && !conn.lastOpened) await refreshTokens();
+    else await ensureFreshToken();
+  } catch {
+    if (!session) return;
+    scheduleReconnect();
+    return;
+  }
+  if (!session) return;
+  const url = `${cfg.wsUrl}?token=${encodeURIComponent(session.accessToken)}&device=${encodeURIComponent('Web browser')}`;
+  let ws;
+  try {
+    ws = new WebSocket(url);
+  } catch {
+    scheduleReconnect();
+    return;
+  }
+  conn.ws = ws;
+  conn.lastOpened = false;
+  ws.onopen = () => {
+    if (conn.ws !== ws) return;
+    conn.attempt = 0;
+    conn.opened = true;
+    conn.lastOpened = true;
+    setConn('online');
+    clearInterval(conn.ping);
+    conn.ping = setInterval(() => wsSend({ action: 'ping' }), PING_EVERY_MS);
+    // Catch up on whatever happened while we were away, then resend our outbox.
+    requestSync();
+    flushOutbox();
+    for (const c of chats.values()) ack(c.chatId, c.lastPosition || 0);
+    if (current) markRead(current);
+  };
+  ws.onmessage = (e) => {
+    let ev;
+    try {
+      ev = JSON.parse(e.data);
+    } catch {
+      return;
+    }
+    if (ev && typeof ev === 'object') handleEvent(ev);
+  };
+  ws.onclose = () => {
+    if (conn.ws !== ws) return;
+    conn.ws = null;
+    clearInterval(conn.ping);
+    if (session) scheduleReconnect();
+  };
+}
+
+/** `sync` from the positions we hold (chats we only know from the list: their last). */
+function requestSync() {
+  const known = [...chats.values()].map((c) => {
+    const s = stores.get(c.chatId);
+    const position = s && s.loaded && s.byPos.size ? Math.min(contiguousTop(s), c.lastPosition || 0) : c.lastPosition || 0;
+    return { chatId: c.chatId, position };
+  });
+  wsSend({ action: 'sync', chats: known.slice(0, 1000), limit: 100 });
+}
+
+function scheduleReconnect() {
+  clearTimeout(conn.timer);
+  conn.attempt += 1;
+  const base = Math.min(30000, 500 * 2 ** (conn.attempt - 1));
+  const delay = Math.round(base * (0.8 + Math.random() * 0.4));
+  conn.nextAt = Date.now() + delay;
+  const tick = () => {
+    if (conn.state !== 'reconnecting' || conn.ws) return;
+    const left = Math.max(0, Math.ceil((conn.nextAt - Date.now()) / 1000));
+    setConn('reconnecting', left > 0 ? ` (retrying in ${left} s)` : '');
+    if (left > 0) conn.countdown = setTimeout(tick, 1000);
+  };
+  setConn('reconnecting');
+  clearTimeout(conn.countdown);
+  tick();
+  conn.timer = setTimeout(connect, delay);
+}
+
+function closeSocket() {
+  clearTimeout(conn.timer);
+  clearTimeout(conn.countdown);
+  clearInterval(conn.ping);
+  const ws = conn.ws;
+  conn.ws = null;
+  conn.attempt = 0;
+  conn.opened = false;
+  if (ws) ws.close(1000, 'bye');
+  setConn('offline');
+}
+
+// ------------------------------------------------------------------ start
+
+function wire() {
+  $('tab-login').addEventListener('click', () => setAuthMode('login'));
+  $('tab-register').addEventListener('click', () => setAuthMode('register'));
+  $('auth-form').addEventListener('submit', submitAuth);
+  $('logout').addEventListener('click', logout);
+  $('banner-close').addEventListener('click', () => banner(''));
+  $('user-search').addEventListener('input', runSidebarSearch);
+  $('new-group').addEventListener('click', () => openGroupDialog('create'));
+  $('add-members').addEventListener('click', () => current && openGroupDialog('add', current));
+  $('group-search').addEventListener('input', runGroupSearch);
+  $('group-form').addEventListener('submit', submitGroup);
+  $('group-cancel').addEventListener('click', () => $('group-dialog').close());
+  $('composer').addEventListener('submit', send);
+  $('composer-text').addEventListener('input', onComposerInput);
+  $('composer-text').addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) send(e);
+  });
+  $('back').addEventListener('click', closeChat);
+  $('messages').addEventListener('scroll', () => {
+    if (current && $('messages').scrollTop < 80) loadOlder(current);
+  });
+  document.addEventListener('visibilitychange', () => current && markRead(current));
+  window.addEventListener('focus', () => current && markRead(current));
+  window.addEventListener('hashchange', () => {
+    const id = decodeURIComponent(location.hash.slice(1));
+    if (!session) return;
+    if (id && id !== current && chats.has(id)) openChat(id);
+    else if (!id && current) closeChat();
+  });
+  window.addEventListener('online', () => {
+    if (session && !conn.ws) {
+      conn.attempt = Math.max(conn.attempt, 1);
+      connect();
+    }
+  });
+  // Relative "last seen" times age.
+  setInterval(() => {
+    if (session && current) renderHeader();
+  }, 30000);
+}
+
+async function start() {
+  wire();
+  await loadConfig();
+  const saved = sessionStorage.getItem(REFRESH_KEY);
+  if (!saved) {
+    showAuth();
+    return;
+  }
+  // Resume the tab's session: rotate the saved refresh token, then load the profile.
+  session = { user: null, refreshToken: saved, accessToken: '', accessExp: 0 };
+  try {
+    const tokens = await api('POST', '/auth/refresh', { refreshToken: saved }, { auth: false });
+    acceptTokens(tokens);
+    session.user = await api('GET', '/me');
+    await enterApp();
+  } catch (e) {
+    const ended = e.status === 401 || e.status === 400;
+    session = null;
+    if (ended) sessionStorage.removeItem(REFRESH_KEY);
+    showAuth(ended ? 'Your session has ended. Please log in again.' : e.message);
+  }
+}
+
+// For the end-to-end test and debugging: drop the socket as a network failure would,
+// optionally holding reconnects back until release() (a longer outage).
+let testHold = false;
+window.__chat = {
+  dropConnection({ hold = false } = {}) {
+    testHold = hold;
+    if (conn.ws) conn.ws.close(4000, 'test drop');
+  },
+  release() {
+    testHold = false;
+    if (session && !conn.ws) connect();
+  },
+  state: () => ({ conn: conn.state, current, chats: chats.size }),
+};
+
+start();

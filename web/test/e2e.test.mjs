@@ -1,0 +1,428 @@
+// Browser end-to-end test of the web client against the whole local stack.
+//
+// Starts `chat-local up` (in-memory DynamoDB Local + moto, the local API Gateway with
+// the real functions, the web client) on free ports, waits for its --ready-file, and
+// drives headless Chromium (Debian's package, through playwright-core): two users
+// register, start a direct chat by searching a user name, exchange messages, see
+// typing, presence, delivered then read; history survives a reload and pages back on
+// scroll; a dropped connection shows "reconnecting" and catches up; HTML in messages
+// stays text; a group gets created. Screenshots go to target/e2e-screenshots/ (or
+// $E2E_SCREENSHOTS).
+//
+// Run: node --test web/test/   (scripts/web-e2e.sh installs everything first)
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../..');
+const chatLocal = process.env.CHAT_LOCAL || path.join(root, 'target/debug/chat-local');
+const browserPath = process.env.CHROMIUM || '/usr/bin/chromium';
+const shotsDir = path.resolve(process.env.E2E_SCREENSHOTS || path.join(root, 'target/e2e-screenshots'));
+const WAIT = 15000;
+
+const run = Math.random().toString(36).slice(2, 8);
+const alice = { userName: `alice_${run}`, displayName: 'Alice', password: `correct horse ${run} a` };
+const bob = { userName: `bob_${run}`, displayName: 'Bob <b>Builder</b>', password: `correct horse ${run} b` };
+const carol = { userName: `carol_${run}`, displayName: 'Carol', password: `correct horse ${run} c` };
+const XSS = `<script>alert(1)</script><img src=x onerror="window.__xss=1;alert(2)"> & "quotes"`;
+
+let stack; // { proc, dir, httpUrl, wsUrl, webUrl }
+let browser;
+const pages = {};
+const dialogs = [];
+const pageErrors = [];
+
+// ------------------------------------------------------------------ the stack
+
+async function startStack() {
+  const dir = mkdtempSync(path.join(tmpdir(), 'chat-web-e2e-'));
+  const ready = path.join(dir, 'ready.json');
+  const args = [
+    'up', '--in-memory', '--prefix', `e2e${run}`, '--data-dir', dir,
+    '--dynamodb-port', '0', '--moto-port', '0', '--http-port', '0', '--ws-port', '0', '--web-port', '0',
+    '--web-dir', path.join(root, 'web'), '--ready-file', ready,
+  ];
+  const proc = spawn(chatLocal, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'warn' } });
+  let log = '';
+  const keep = (b) => { log = (log + b.toString()).slice(-20000); };
+  proc.stdout.on('data', keep);
+  proc.stderr.on('data', keep);
+  let exited = null;
+  proc.on('exit', (code, signal) => { exited = { code, signal }; });
+  // Wait for the condition "up wrote its ready file" (or for it to die), 3 minutes at most.
+  const deadline = Date.now() + 180000;
+  while (!existsSync(ready)) {
+    if (exited) throw new Error(`chat-local up exited (${JSON.stringify(exited)}):\n${log}`);
+    if (Date.now() > deadline) {
+      proc.kill('SIGTERM');
+      throw new Error(`chat-local up was not ready within 180 s:\n${log}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const urls = JSON.parse(readFileSync(ready, 'utf8'));
+  assert.ok(urls.webUrl, `up serves no web client:\n${log}`);
+  return { proc, dir, log: () => log, exited: () => exited, ...urls };
+}
+
+async function stopStack() {
+  if (!stack) return;
+  const { proc } = stack;
+  if (!stack.exited()) {
+    const gone = new Promise((r) => proc.once('exit', r));
+    proc.kill('SIGTERM');
+    await Promise.race([gone, new Promise((r) => setTimeout(r, 20000))]);
+    if (!stack.exited()) proc.kill('SIGKILL');
+  }
+  rmSync(stack.dir, { recursive: true, force: true });
+}
+
+// ------------------------------------------------------------------ helpers
+
+async function newPage(name, viewport = { width: 1280, height: 800 }, extra = {}) {
+  const context = await browser.newContext({ viewport, ...extra });
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT);
+  page.on('dialog', (d) => {
+    dialogs.push(`${name}: ${d.message()}`);
+    d.dismiss().catch(() => {});
+  });
+  page.on('pageerror', (e) => pageErrors.push(`${name}: ${e.message}`));
+  await page.goto(stack.webUrl);
+  pages[name] = page;
+  return page;
+}
+
+async function register(page, u) {
+  await page.click('#tab-register');
+  await page.fill('#auth-username', u.userName);
+  await page.fill('#auth-displayname', u.displayName);
+  await page.fill('#auth-password', u.password);
+  await page.click('#auth-submit');
+  await page.waitForSelector('#app:not([hidden])');
+  await waitOnline(page);
+}
+
+async function login(page, u) {
+  await page.fill('#auth-username', u.userName);
+  await page.fill('#auth-password', u.password);
+  await page.click('#auth-submit');
+  await page.waitForSelector('#app:not([hidden])');
+  await waitOnline(page);
+}
+
+async function waitOnline(page) {
+  await page.waitForSelector('#conn[data-state="online"]');
+}
+
+/** The own message with this exact text: its data-state, once it equals `state`. */
+async function waitOwnState(page, text, state) {
+  await page.waitForFunction(
+    ([t, s]) => [...document.querySelectorAll('#message-list li.msg.own')].some(
+      (li) => li.querySelector('.text')?.textContent === t && li.dataset.state === s,
+    ),
+    [text, state],
+    { timeout: WAIT },
+  );
+}
+
+async function waitMessage(page, text) {
+  await page.waitForFunction(
+    (t) => [...document.querySelectorAll('#message-list li.msg .text')].some((n) => n.textContent === t),
+    text,
+    { timeout: WAIT },
+  );
+}
+
+/** Record every data-state the own message with `text` goes through. */
+async function recordStates(page, text) {
+  await page.evaluate((t) => {
+    window.__states = [];
+    const look = () => {
+      for (const li of document.querySelectorAll('#message-list li.msg.own')) {
+        if (li.querySelector('.text')?.textContent === t) {
+          const s = li.dataset.state;
+          if (window.__states[window.__states.length - 1] !== s) window.__states.push(s);
+        }
+      }
+    };
+    new MutationObserver(look).observe(document.getElementById('message-list'), {
+      childList: true, subtree: true, attributes: true, attributeFilter: ['data-state'],
+    });
+  }, text);
+}
+
+async function sendText(page, text) {
+  await page.fill('#composer-text', text);
+  await page.press('#composer-text', 'Enter');
+}
+
+async function shot(page, name) {
+  const file = path.join(shotsDir, `${name}.png`);
+  await page.screenshot({ path: file });
+  return file;
+}
+
+async function api(method, p, body, token) {
+  const res = await fetch(stack.httpUrl + p, {
+    method,
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = res.status === 204 ? null : await res.json();
+  assert.ok(res.ok, `${method} ${p}: ${res.status} ${JSON.stringify(data)}`);
+  return data;
+}
+
+// ------------------------------------------------------------------ the test
+
+describe('web client in a real browser', { timeout: 10 * 60 * 1000 }, () => {
+  before(async () => {
+    mkdirSync(shotsDir, { recursive: true });
+    console.log(`screenshots: ${shotsDir}`);
+    stack = await startStack();
+    browser = await chromium.launch({
+      executablePath: browserPath,
+      headless: true,
+      args: [
+        '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      ],
+    });
+  });
+
+  after(async () => {
+    if (browser) await browser.close().catch(() => {});
+    await stopStack();
+  });
+
+  it('serves the page and its config', async () => {
+    const res = await fetch(new URL('config.json', stack.webUrl));
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { httpUrl: stack.httpUrl, wsUrl: stack.wsUrl });
+  });
+
+  it('shows errors in words', async () => {
+    const page = await newPage('alice');
+    await page.fill('#auth-username', alice.userName);
+    await page.fill('#auth-password', 'wrong password here');
+    await page.click('#auth-submit');
+    await page.waitForSelector('#auth-error:not([hidden])');
+    assert.equal(await page.textContent('#auth-error'), 'Wrong user name or password.');
+    await page.click('#tab-register');
+    await page.fill('#auth-username', alice.userName);
+    await page.fill('#auth-password', 'short');
+    await page.click('#auth-submit');
+    await page.waitForFunction(() => /Password/.test(document.getElementById('auth-error').textContent));
+    await page.click('#tab-login');
+  });
+
+  it('both register; Alice finds Bob by user name and starts a direct chat', async () => {
+    await register(pages.alice, alice);
+    const bobPage = await newPage('bob');
+    await register(bobPage, bob);
+
+    const a = pages.alice;
+    await a.fill('#user-search', bob.userName.slice(0, 5));
+    await a.click(`#search-results button[data-user-name="${bob.userName}"]`);
+    await a.waitForSelector('#conv:not([hidden])');
+    assert.equal(await a.textContent('#conv-name'), bob.displayName);
+    // Presence of the partner: Bob is connected.
+    await a.waitForFunction(() => document.getElementById('conv-sub').textContent.includes('online'));
+    assert.match(await a.getAttribute('#conv-avatar .dot', 'class'), /online/);
+  });
+
+  it('Alice sends; the message goes pending, sent, delivered (Bob online), then read (Bob opens it)', async () => {
+    const a = pages.alice;
+    const b = pages.bob;
+    const text = 'Hello Bob 👋';
+    await a.waitForSelector('#history-status:has-text("No messages yet")');
+    await recordStates(a, text);
+    await sendText(a, text);
+    await waitOwnState(a, text, 'delivered');
+    // Bob has not opened the chat: it is in his list, unread, with the last message.
+    const item = b.locator('#chat-list .chat-item', { hasText: alice.displayName });
+    await item.locator('.badge').waitFor();
+    assert.equal(await item.locator('.badge').textContent(), '1');
+    assert.equal(await item.locator('.chat-item-preview').textContent(), text);
+    assert.equal(await a.evaluate(() => window.__states.includes('read')), false);
+    await item.click();
+    await waitMessage(b, text);
+    await waitOwnState(a, text, 'read');
+    const states = await a.evaluate(() => window.__states);
+    assert.deepEqual(states, ['pending', 'sent', 'delivered', 'read'], `states seen: ${states}`);
+    assert.equal(await item.locator('.badge').count(), 0);
+  });
+
+  it('Bob types (Alice sees it) and replies', async () => {
+    const a = pages.alice;
+    const b = pages.bob;
+    await b.click('#composer-text');
+    await b.keyboard.type('Hi Al', { delay: 20 });
+    await a.waitForFunction(() => document.getElementById('typing').textContent === 'Bob <b>Builder</b> is typing…');
+    await b.keyboard.type('ice!');
+    await b.press('#composer-text', 'Enter');
+    await waitMessage(a, 'Hi Alice!');
+    await waitOwnState(b, 'Hi Alice!', 'read'); // Alice has the chat open
+    await a.waitForFunction(() => document.getElementById('typing').textContent === '');
+  });
+
+  it('HTML in messages and names is shown as text', async () => {
+    const a = pages.alice;
+    const b = pages.bob;
+    await sendText(a, XSS);
+    await waitMessage(b, XSS);
+    await waitOwnState(a, XSS, 'read');
+    for (const p of [a, b]) {
+      const texts = await p.$$eval('#message-list .text', (ns) => ns.map((n) => n.textContent));
+      assert.ok(texts.includes(XSS));
+      assert.equal(await p.locator('#message-list img, #message-list script, #message-list b').count(), 0);
+      assert.equal(await p.evaluate(() => window.__xss), undefined);
+    }
+    // Bob's display name holds markup too: it is text in Alice's header and list.
+    assert.equal(await a.textContent('#conv-name'), bob.displayName);
+    assert.equal(await a.locator('#chat-list b, #conv b').count(), 0);
+    assert.deepEqual(dialogs, []);
+  });
+
+  it('a dropped connection shows "reconnecting", queues sends, and catches up with sync', async () => {
+    const a = pages.alice;
+    const b = pages.bob;
+    await a.evaluate(() => window.__chat.dropConnection({ hold: true }));
+    await a.waitForSelector('#conn[data-state="reconnecting"]');
+    assert.match(await a.textContent('#conn'), /Reconnecting/);
+    assert.match(await a.textContent('#conn-strip'), /Connection lost/);
+    await shot(a, 'alice-desktop-reconnecting');
+    // Alice writes while offline: shown at once, pending.
+    await sendText(a, 'written while offline');
+    await waitOwnState(a, 'written while offline', 'pending');
+    // Bob writes meanwhile; Alice misses the live event.
+    await sendText(b, 'sent while you were away');
+    await waitOwnState(b, 'sent while you were away', 'sent');
+    await a.evaluate(() => window.__chat.release());
+    await waitOnline(a);
+    assert.equal(await a.isVisible('#conn-strip'), false);
+    await waitMessage(a, 'sent while you were away'); // from syncResult
+    await waitOwnState(b, 'sent while you were away', 'read');
+    await waitMessage(b, 'written while offline'); // the outbox was flushed
+    await waitOwnState(a, 'written while offline', 'read');
+    const count = await b.$$eval('#message-list .text', (ns) => ns.filter((n) => n.textContent === 'written while offline').length);
+    assert.equal(count, 1);
+  });
+
+  it('a reload keeps the session and the history', async () => {
+    const a = pages.alice;
+    await a.reload();
+    await waitOnline(a);
+    await a.waitForSelector('#conv:not([hidden])');
+    for (const t of ['Hello Bob 👋', 'Hi Alice!', XSS, 'sent while you were away', 'written while offline']) {
+      await waitMessage(a, t);
+    }
+    await waitOwnState(a, 'Hello Bob 👋', 'read');
+    await shot(a, 'alice-desktop-conversation');
+    await shot(pages.bob, 'bob-desktop-conversation');
+  });
+
+  it('history pages back on scroll; the chat list shows unread counts', async () => {
+    // Carol (over REST) writes Alice 60 messages.
+    const reg = await api('POST', '/auth/register', { userName: carol.userName, password: carol.password, displayName: carol.displayName });
+    const token = reg.tokens.accessToken;
+    const aliceId = (await api('GET', `/users?prefix=${alice.userName}`, undefined, token)).users[0].userId;
+    const chat = await api('POST', '/chats', { kind: 'direct', userId: aliceId }, token);
+    for (let i = 1; i <= 60; i += 1) {
+      await api('POST', `/chats/${chat.chatId}/messages`, { clientMessageId: `c${i}`, text: `carol ${i}` }, token);
+    }
+    const a = pages.alice;
+    const item = a.locator('#chat-list .chat-item', { hasText: 'Carol' });
+    await a.waitForFunction(() => document.querySelector('#chat-list li .chat-item-name')?.textContent === 'Carol');
+    await item.locator('.badge').waitFor();
+    assert.equal(await item.locator('.badge').textContent(), '60');
+    assert.equal(await item.locator('.chat-item-preview').textContent(), 'carol 60');
+    await shot(a, 'alice-desktop-chat-list-unread');
+    await item.click();
+    await waitMessage(a, 'carol 60');
+    assert.equal(await a.locator('#message-list li.msg').count(), 50);
+    await a.waitForSelector('#history-status:has-text("Scroll up")');
+    await a.evaluate(() => { document.getElementById('messages').scrollTop = 0; });
+    await waitMessage(a, 'carol 1');
+    await a.waitForSelector('#history-status:has-text("start of the chat")');
+    assert.equal(await a.locator('#message-list li.msg').count(), 60);
+    const order = await a.$$eval('#message-list .text', (ns) => ns.map((n) => n.textContent));
+    assert.deepEqual(order, Array.from({ length: 60 }, (_, i) => `carol ${i + 1}`));
+    await item.locator('.badge').waitFor({ state: 'detached' });
+    // 60 incoming messages did not push the client over the server's frame rate limit.
+    assert.equal(await a.isVisible('#banner'), false, await a.textContent('#banner'));
+  });
+
+  it('Alice creates a group with Bob; Bob sees it and reads', async () => {
+    const a = pages.alice;
+    const b = pages.bob;
+    await a.click('#new-group');
+    await a.fill('#group-name', 'Climbing <i>team</i>');
+    await a.fill('#group-search', bob.userName);
+    await a.click(`#group-results button[data-user-name="${bob.userName}"]`);
+    await a.click('#group-submit');
+    await a.waitForFunction(() => document.getElementById('conv-name').textContent === 'Climbing <i>team</i>');
+    await sendText(a, 'first group message');
+    await waitOwnState(a, 'first group message', 'delivered');
+    assert.equal(await a.textContent('#message-list li.msg.own .status-label'), 'Delivered to 1');
+    await b.click('#chat-list .chat-item:has-text("Climbing")');
+    await waitMessage(b, 'first group message');
+    await waitOwnState(a, 'first group message', 'read');
+    assert.equal(await a.textContent('#message-list li.msg.own .status-label'), 'Read by everyone');
+    // The admin adds Carol: the header counts 3 members, a system message records it,
+    // and the earlier message is no longer read by everyone.
+    await a.click('#add-members');
+    await a.fill('#group-search', carol.userName);
+    await a.click(`#group-results button[data-user-name="${carol.userName}"]`);
+    await a.click('#group-submit');
+    await a.waitForFunction(() => document.getElementById('conv-sub').textContent.startsWith('3 members'));
+    await a.waitForFunction(() => [...document.querySelectorAll('#message-list li.msg.system')].map((n) => n.textContent).join('|') === 'You created the group “Climbing <i>team</i>”|You added Carol');
+    await a.waitForFunction(() => document.querySelector('#message-list li.msg.own .status-label')?.textContent === 'Read by 1');
+    await shot(a, 'alice-desktop-group');
+  });
+
+  it('works at phone width (Bob logs in on a phone)', async () => {
+    const phone = await newPage('bob-phone', { width: 390, height: 844 }, { isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
+    await login(phone, bob);
+    // One pane at a time: the list first.
+    await phone.waitForSelector('#chat-list .chat-item');
+    assert.equal(await phone.isVisible('.conversation'), false);
+    await shot(phone, 'bob-phone-chat-list');
+    await phone.locator('#chat-list .chat-item').filter({ has: phone.locator('.chat-item-name', { hasText: /^Alice$/ }) }).click();
+    await waitMessage(phone, XSS);
+    assert.equal(await phone.isVisible('.sidebar'), false);
+    await shot(phone, 'bob-phone-conversation');
+    await phone.click('#back');
+    await phone.waitForSelector('.sidebar', { state: 'visible' });
+
+    const a = pages.alice;
+    await a.setViewportSize({ width: 390, height: 844 });
+    assert.equal(await a.isVisible('.sidebar'), false); // the group stays open
+    await shot(a, 'alice-phone-group');
+    await a.click('#back');
+    await a.waitForSelector('.sidebar', { state: 'visible' });
+    await shot(a, 'alice-phone-chat-list');
+  });
+
+  it('when Bob closes every page, Alice sees him offline with a last-seen time', async () => {
+    const a = pages.alice;
+    await a.locator('#chat-list .chat-item').filter({ has: a.locator('.chat-item-name', { hasText: bob.displayName }) }).click();
+    await a.waitForFunction(() => document.getElementById('conv-sub').textContent.endsWith('online'));
+    for (const name of ['bob', 'bob-phone']) await pages[name].context().close();
+    await a.waitForFunction(() => /last seen just now$/.test(document.getElementById('conv-sub').textContent));
+    assert.doesNotMatch(await a.getAttribute('#conv-avatar .dot', 'class'), /online/);
+    await shot(a, 'alice-phone-bob-offline');
+  });
+
+  it('no page errors and no dialogs', () => {
+    assert.deepEqual(pageErrors, []);
+    assert.deepEqual(dialogs, []);
+  });
+});
