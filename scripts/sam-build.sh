@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Builds every function of infra/template.yaml for Lambda (provided.al2023, arm64)
+# with `sam build` (build method rust-cargolambda: cargo-lambda cross-compiles with
+# zig, in release mode), then reports each function's zipped size, zipped the way
+# `sam package`/`sam deploy` zip a function (deflate of the bootstrap binary).
+#
+#   scripts/sam-build.sh                # build into .aws-sam/build
+#   SAM_CONFIG_ENV=prod scripts/sam-build.sh
+#
+# Tools come from scripts/lint-template.sh's virtualenv (.local/venv-sam: aws-sam-cli,
+# cargo-lambda and the ziglang it depends on). cargo-lambda adds the rustup target
+# aarch64-unknown-linux-gnu on first use. CARGO_TARGET_DIR (default: target/ of this
+# checkout) keeps the arm64 build incremental; SAM's --target-dir is not used because
+# SAM would then copy the whole target directory.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${SAM_VENV:-$root/.local/venv-sam}"
+"$root/scripts/lint-template.sh" --install
+export PATH="$venv/bin:$PATH"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
+export SAM_CLI_TELEMETRY=0
+export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
+command -v cargo >/dev/null || { echo "error: cargo (rustup) is required" >&2; exit 1; }
+command -v rustup >/dev/null && rustup target add aarch64-unknown-linux-gnu >/dev/null
+
+cd "$root"
+start=$(date +%s)
+sam build --config-file samconfig.toml --config-env "${SAM_CONFIG_ENV:-default}" \
+  --template-file infra/template.yaml --build-dir .aws-sam/build
+elapsed=$(( $(date +%s) - start ))
+
+"$venv/bin/python3" - "$root/.aws-sam/build" "$elapsed" <<'PY'
+import io, os, sys, zipfile
+build, elapsed = sys.argv[1], sys.argv[2]
+rows = []
+for fn in sorted(os.listdir(build)):
+    boot = os.path.join(build, fn, "bootstrap")
+    if not os.path.isfile(boot):
+        continue
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        info = zipfile.ZipInfo("bootstrap")
+        info.external_attr = 0o755 << 16
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with open(boot, "rb") as f:
+            z.writestr(info, f.read())
+    rows.append((fn, os.path.getsize(boot), len(buf.getvalue())))
+if not rows:
+    sys.exit("no bootstrap binaries under " + build)
+print(f"\n{'function':<24}{'bootstrap':>14}{'zipped':>14}")
+for fn, raw, zipped in rows:
+    print(f"{fn:<24}{raw/1e6:>11.2f} MB{zipped/1e6:>11.2f} MB")
+print(f"\nsam build took {elapsed} s; artifacts in {build}")
+PY
