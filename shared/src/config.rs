@@ -120,3 +120,35 @@ impl Tables {
         }
     }
 }
+
+/// The SNS platform applications this deployment pushes through (template parameters
+/// `ApnsPlatformApplicationArn` / `FcmPlatformApplicationArn`, given to functions as
+/// `APNS_PLATFORM_APPLICATION_ARN` / `FCM_PLATFORM_APPLICATION_ARN`; empty = that
+/// platform is not configured).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlatformApps {
+    pub apns: Option<String>,
+    pub fcm: Option<String>,
+}
+
+impl PlatformApps {
+    pub fn from_env(env: &Env) -> Self {
+        PlatformApps {
+            apns: env.get("APNS_PLATFORM_APPLICATION_ARN").map(str::to_owned),
+            fcm: env.get("FCM_PLATFORM_APPLICATION_ARN").map(str::to_owned),
+        }
+    }
+
+    /// The application of one platform, if configured.
+    pub fn get(&self, platform: crate::model::PushPlatform) -> Option<&str> {
+        match platform {
+            crate::model::PushPlatform::Apns => self.apns.as_deref(),
+            crate::model::PushPlatform::Fcm => self.fcm.as_deref(),
+        }
+    }
+
+    /// Whether any platform is configured.
+    pub fn any(&self) -> bool {
+        self.apns.is_some() || self.fcm.is_some()
+    }
+}

@@ -36,29 +36,7 @@ use token::PushToken;
 /// Devices one user may register (moving a token already held does not count).
 pub const MAX_DEVICES_PER_USER: usize = 20;
 
-/// The SNS platform applications (`APNS_PLATFORM_APPLICATION_ARN`,
-/// `FCM_PLATFORM_APPLICATION_ARN`; empty = not configured).
-#[derive(Debug, Clone, Default)]
-pub struct PlatformApps {
-    pub apns: Option<String>,
-    pub fcm: Option<String>,
-}
-
-impl PlatformApps {
-    pub fn from_env(env: &Env) -> Self {
-        PlatformApps {
-            apns: env.get("APNS_PLATFORM_APPLICATION_ARN").map(str::to_owned),
-            fcm: env.get("FCM_PLATFORM_APPLICATION_ARN").map(str::to_owned),
-        }
-    }
-
-    pub fn get(&self, platform: PushPlatform) -> Option<&str> {
-        match platform {
-            PushPlatform::Apns => self.apns.as_deref(),
-            PushPlatform::Fcm => self.fcm.as_deref(),
-        }
-    }
-}
+pub use chat_core::config::PlatformApps;
 
 /// A device as the API shows it (the token and the endpoint ARN stay server-side).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -20,7 +20,7 @@ use aws_lambda_events::sns::SnsEvent;
 use aws_sdk_sns::types::MessageAttributeValue;
 use chat_core::config::{Env, Tables};
 use chat_core::function::{BoxFuture, SharedFunction};
-use chat_core::model::{now_millis, Device, Membership, PushPlatform};
+use chat_core::model::{now_millis, Device, Membership};
 use chat_core::store::{PushClaim, PushKey, Store, StoreError};
 use event::OfflineEvent;
 use lambda_runtime::Error;
@@ -28,33 +28,7 @@ use payload::Notification;
 use sns_error::PublishFailure;
 use std::sync::Arc;
 
-/// The SNS platform applications this deployment pushes through (template parameters
-/// `ApnsPlatformApplicationArn` / `FcmPlatformApplicationArn`; empty = not configured).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PlatformApps {
-    pub apns: Option<String>,
-    pub fcm: Option<String>,
-}
-
-impl PlatformApps {
-    pub fn from_env(env: &Env) -> Self {
-        PlatformApps {
-            apns: env.get("APNS_PLATFORM_APPLICATION_ARN").map(str::to_owned),
-            fcm: env.get("FCM_PLATFORM_APPLICATION_ARN").map(str::to_owned),
-        }
-    }
-
-    pub fn get(&self, platform: PushPlatform) -> Option<&str> {
-        match platform {
-            PushPlatform::Apns => self.apns.as_deref(),
-            PushPlatform::Fcm => self.fcm.as_deref(),
-        }
-    }
-
-    pub fn any(&self) -> bool {
-        self.apns.is_some() || self.fcm.is_some()
-    }
-}
+pub use chat_core::config::PlatformApps;
 
 /// What happened to one offline event.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
