@@ -27,42 +27,13 @@ pub const MESSAGES_MAX_LIMIT: u32 = 100;
 /// Users one `POST /chats/{chatId}/members` may add (one DynamoDB transaction).
 pub const MAX_ADD_PER_REQUEST: usize = MAX_GROUP_MEMBERS - 3;
 
-/// How store outcomes read to a client. A missing chat and a missing membership are
-/// the same 404, so nobody learns that a chat they are not in exists.
-pub fn store_error(e: StoreError) -> ApiError {
-    match e {
-        StoreError::NotFound("chat") | StoreError::NotMember => ApiError::not_found("chat"),
-        StoreError::NotFound(what) => ApiError::not_found(what),
-        StoreError::Conflict("not_admin") => {
-            ApiError::Forbidden("only an admin of the group may do this".into())
-        }
-        StoreError::Conflict("group_full") => ApiError::conflict(
-            "group_full",
-            format!("a group has at most {MAX_GROUP_MEMBERS} members"),
-        ),
-        StoreError::Conflict("already_member") => {
-            ApiError::conflict("already_member", "a user is already a member of this chat")
-        }
-        StoreError::Conflict("not_a_group") => ApiError::conflict(
-            "not_a_group",
-            "direct chats have no name and a fixed pair of members",
-        ),
-        StoreError::Conflict("no_members") => ApiError::Validation(InvalidInput::new(
-            "memberIds",
-            "must name at least one user",
-        )),
-        StoreError::Conflict(code) => ApiError::conflict(code, code.replace('_', " ")),
-        other => other.into(),
-    }
-}
-
 trait OrApi<T> {
     fn api(self) -> Result<T, ApiError>;
 }
 
 impl<T> OrApi<T> for Result<T, StoreError> {
     fn api(self) -> Result<T, ApiError> {
-        self.map_err(store_error)
+        self.map_err(ApiError::from)
     }
 }
 
