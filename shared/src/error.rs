@@ -177,6 +177,10 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict("not_admin") => {
                 ApiError::Forbidden("only an admin of the group may do this".into())
             }
+            StoreError::Conflict("no_members") => ApiError::Validation(InvalidInput::new(
+                "memberIds",
+                "must name at least one user",
+            )),
             StoreError::Conflict(code) => ApiError::conflict(code, conflict_message(code)),
             e if e.is_transient() => ApiError::Unavailable(Box::new(e)),
             e => ApiError::Internal(Box::new(e)),
@@ -191,11 +195,8 @@ fn conflict_message(code: &str) -> String {
             "a group has at most {} members",
             crate::input::MAX_GROUP_MEMBERS
         ),
-        "already_member" => "that user is already a member".into(),
-        "not_a_group" => {
-            "this is a direct chat; it has no group settings or membership changes".into()
-        }
-        "no_members" => "name at least one user to add".into(),
+        "already_member" => "a user is already a member of this chat".into(),
+        "not_a_group" => "direct chats have no name and a fixed pair of members".into(),
         other => other.replace('_', " "),
     }
 }
