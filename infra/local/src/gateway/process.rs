@@ -305,12 +305,22 @@ impl Pool {
             reply: reply_tx,
         });
         let mut ready = proc.state.ready.subscribe();
+        let mut init_done = proc.state.ready.subscribe();
         let mut exited = proc.exited.clone();
-        // Init gets Lambda's 10 s on top of the function's timeout.
-        let limit = if cold {
-            timeout + Duration::from_secs(10)
-        } else {
-            timeout
+        // As in Lambda: init (a cold process until it first asks for work) gets its own
+        // 10 s, and the function's timeout runs from the end of init.
+        let limit = async {
+            if cold {
+                let init = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    init_done.wait_for(|r| r.is_some()),
+                )
+                .await;
+                if !matches!(init, Ok(Ok(_))) {
+                    return;
+                }
+            }
+            tokio::time::sleep(timeout).await
         };
         let outcome = tokio::select! {
             r = reply_rx => r.unwrap_or_else(|_| Err(InvokeError::Runtime("process lost the invocation".into()))),
@@ -321,7 +331,7 @@ impl Pool {
                     None => InvokeError::Runtime(format!("process {} exited", proc.pid)),
                 })
             }
-            _ = tokio::time::sleep(limit) => Err(InvokeError::Timeout(timeout)),
+            _ = limit => Err(InvokeError::Timeout(timeout)),
         };
         let init = if cold {
             *ready.borrow_and_update()
