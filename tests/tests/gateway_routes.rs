@@ -90,10 +90,7 @@ async fn a_route_without_a_function_is_a_start_up_error() {
 }
 
 fn echo_template() -> Template {
-    let mut text = fakes::template_text().replace(
-        "      Description: Profiles, user search and presence (REST).\n",
-        "      Description: Profiles, user search and presence (REST).\n      Timeout: 2\n",
-    );
+    let mut text = fakes::template_text();
     for b in [
         "ws-connect",
         "ws-disconnect",
@@ -107,7 +104,17 @@ fn echo_template() -> Template {
     ] {
         text = text.replace(&format!("Binary: {b}\n"), "Binary: echo-function\n");
     }
-    Template::parse(&text).unwrap()
+    let mut template = Template::parse(&text).unwrap();
+    // The function behind GET /me gets a 2 s timeout, whatever the real template says.
+    template
+        .resources
+        .get_mut("HttpUsersFunction")
+        .expect("HttpUsersFunction is in the template")
+        .properties
+        .as_mapping_mut()
+        .expect("its Properties are a mapping")
+        .insert("Timeout".into(), serde_yaml::Value::Number(2.into()));
+    template
 }
 
 async fn pid_of(resp: reqwest::Response) -> u32 {
