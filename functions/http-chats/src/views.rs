@@ -3,9 +3,7 @@
 //! values the store hands back. camelCase fields, RFC 3339 times.
 
 use chat_core::ids::{ChatId, UserId};
-use chat_core::model::{
-    as_rfc3339, Chat, ChatKind, LastMessage, Membership, Message, Millis, Profile, Role,
-};
+use chat_core::model::{as_rfc3339, Chat, ChatKind, Membership, Message, Millis, Profile, Role};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -13,20 +11,10 @@ use std::collections::HashMap;
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatSummary {
-    pub chat_id: ChatId,
-    pub kind: ChatKind,
-    /// Groups only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    pub created_by: UserId,
-    #[serde(with = "as_rfc3339")]
-    pub created_at: Millis,
-    pub member_count: u32,
-    pub last_position: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_message: Option<LastMessage>,
-    #[serde(with = "as_rfc3339")]
-    pub last_activity_at: Millis,
+    /// The chat's own fields (`chatId`, `kind`, `name`, `lastPosition`, `lastMessage`,
+    /// ...), inline.
+    #[serde(flatten)]
+    pub chat: Chat,
     /// The caller's role, read marker and mute flag.
     pub role: Role,
     pub read_position: u64,
@@ -43,15 +31,7 @@ pub struct ChatSummary {
 impl ChatSummary {
     pub fn new(chat: &Chat, me: &Membership, peer: Option<Profile>) -> Self {
         ChatSummary {
-            chat_id: chat.chat_id.clone(),
-            kind: chat.kind,
-            name: chat.name.clone(),
-            created_by: chat.created_by.clone(),
-            created_at: chat.created_at,
-            member_count: chat.member_count,
-            last_position: chat.last_position,
-            last_message: chat.last_message.clone(),
-            last_activity_at: chat.last_activity_at,
+            chat: chat.clone(),
             role: me.role,
             read_position: me.read_position,
             delivered_position: me.delivered_position.max(me.read_position),
