@@ -33,6 +33,9 @@ pub struct ProcessOptions {
     pub bin_dir: PathBuf,
     /// Concurrent processes per function (Lambda's concurrency).
     pub max_per_function: usize,
+    /// Discard the processes' stdout and stderr (their logs) instead of passing them
+    /// through (benchmarks).
+    pub quiet: bool,
 }
 
 impl ProcessOptions {
@@ -40,6 +43,7 @@ impl ProcessOptions {
         ProcessOptions {
             bin_dir,
             max_per_function: 16,
+            quiet: false,
         }
     }
 }
@@ -264,6 +268,10 @@ impl Pool {
             .kill_on_drop(true);
         if self.env.get("AWS_REGION").is_none() {
             cmd.env("AWS_REGION", "us-east-1");
+        }
+        if self.opts.quiet {
+            cmd.stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
         }
         let child = cmd.spawn().map_err(|e| {
             server.abort();
