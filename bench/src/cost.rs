@@ -135,9 +135,15 @@ pub async fn run(args: Args) -> Result<Section> {
             .await?
         }
     };
+    section_for(&args, &work)
+}
+
+/// The section for work already measured (`chat-bench all` measures it once for both
+/// sections: `work::measure`, then `work::section` and this).
+pub fn section_for(args: &Args, work: &WorkReport) -> Result<Section> {
     let memory = memory_by_binary()?;
-    let scenarios = scenarios(&work, &memory)?;
-    Ok(section(&args, &work, &scenarios))
+    let scenarios = scenarios(work, &memory)?;
+    Ok(section(args, work, &scenarios))
 }
 
 /// `MemorySize` of each function binary in the template.

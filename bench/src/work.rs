@@ -456,13 +456,13 @@ impl<'a> Scenarios<'a> {
         &self,
         from: &mut Client,
         frame: Value,
-        mut on: Option<&mut Client>,
+        on: Option<&mut Client>,
         reference: impl Fn(&Value) -> bool,
     ) -> Result<(OpWork, Value)> {
         self.clear();
         let started = Instant::now();
         let bytes = from.send(&frame).await?;
-        let (v, at) = match on.as_deref_mut() {
+        let (v, at) = match on {
             Some(c) => c.next_matching(&reference).await?,
             None => from.next_matching(&reference).await?,
         };
