@@ -297,7 +297,7 @@ async fn expect_ok(resp: reqwest::Response) -> Result<Value> {
 
 fn section(args: &Args, runs: usize, release: bool, starts: &[FunctionStarts]) -> Section {
     let mut md = String::new();
-    let mut cmd = "cargo run --release -p chat-bench -- coldstart".to_owned();
+    let mut cmd = format!("{} coldstart", crate::work::cargo_run());
     if args.smoke {
         cmd.push_str(" --smoke");
     } else if args.runs != 20 {
@@ -367,6 +367,26 @@ fn section(args: &Args, runs: usize, release: bool, starts: &[FunctionStarts]) -
             format!("missed by {}", missed_mem.join(", "))
         },
     ));
+    md.push_str(
+        "\nWhat bounds init: starting the process (loader, Tokio runtime, logging) and \
+         building the SDK clients, of which the larger part is rustls-native-certs \
+         loading the operating system's root certificates. On this machine it reads \
+         `/etc/ssl/certs/ca-certificates.crt` and then each of the 146 files in \
+         `/etc/ssl/certs` (seen with strace); a spawn-to-first-connect probe of \
+         `ws-message` (15 spawns each, load average ~7) gave a median of 55 ms with \
+         the default roots and 30 ms with none. On Lambda (Amazon Linux 2023) the \
+         store is one bundle file, so the local figure overstates it, but parsing \
+         ~150 certificates remains. Lever, not applied because it cannot be tested \
+         against AWS's endpoints from here: a `TrustStore` without native roots \
+         holding only Amazon Trust Services' roots \
+         (`aws_smithy_http_client::tls::TrustStore::empty().with_pem_certificate(..)`). \
+         The machine is shared: medians on an idle machine are lower, and the maxima \
+         are scheduling noise.\n\n\
+         What bounds memory: `http-auth`'s first request hashes a password with \
+         argon2id at m = 19 MiB (`shared/src/auth/password.rs`, OWASP's minimum), which \
+         allocates 19 MiB; every other function stays near 10-13 MB. Lowering m would \
+         weaken password storage, so it is left as it is.\n",
+    );
     Section {
         title: "Cold start".into(),
         markdown: md,

@@ -289,9 +289,12 @@ fn section(args: &Args, w: &WorkReport, scenarios: &[Scenario]) -> Section {
         p.ws_connection_minute * 60.0 / 1e6,
         p.ws_connection_minute * 60.0 / 1e6 * 1.5 * 2.0 * 30.0,
         if args.smoke {
-            "cargo run --release -p chat-bench -- cost --smoke"
+            format!("{} cost --smoke", crate::work::cargo_run())
         } else {
-            "cargo run --release -p chat-bench -- cost   # or: work --json w.json && cost --work w.json"
+            format!(
+                "{} cost   # or: work --json w.json, then cost --work w.json",
+                crate::work::cargo_run()
+            )
         }
     ));
     Section {

@@ -119,9 +119,15 @@ fn section(bundles: &[Bundle], build_time: Option<std::time::Duration>, smoke: b
             d.as_secs_f64()
         )),
         if smoke {
-            "cargo run --release -p chat-bench -- size --smoke   # reports the last build"
+            format!(
+                "{} size --smoke   # reports the last build",
+                crate::work::cargo_run()
+            )
         } else {
-            "cargo run --release -p chat-bench -- size   # runs scripts/sam-build.sh"
+            format!(
+                "{} size   # runs scripts/sam-build.sh",
+                crate::work::cargo_run()
+            )
         }
     );
     for b in bundles {

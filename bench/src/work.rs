@@ -140,7 +140,7 @@ pub async fn run(args: Args) -> Result<Section> {
 
 /// The command line that reproduces `args`.
 fn command_of(args: &Args) -> String {
-    let mut c = "cargo run --release -p chat-bench -- work".to_owned();
+    let mut c = format!("{} work", cargo_run());
     if args.smoke {
         c.push_str(" --smoke");
     }
@@ -800,7 +800,17 @@ pub async fn ensure_backend() -> Result<Option<chat_local::backend::Backend>> {
     Ok(Some(backend))
 }
 
-/// CPU model, cores and memory of this machine.
+/// `cargo run [--release] -p chat-bench --`, as this binary was built.
+pub fn cargo_run() -> &'static str {
+    if cfg!(debug_assertions) {
+        "cargo run -p chat-bench --"
+    } else {
+        "cargo run --release -p chat-bench --"
+    }
+}
+
+/// CPU model, cores, memory and the load average when called (the machine is shared:
+/// timings depend on it).
 pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -820,8 +830,12 @@ pub fn machine() -> String {
                 .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into());
     format!(
-        "{cpu}, {cores} cores, {mem_gb:.0} GB, {} {}",
+        "{cpu}, {cores} cores, {mem_gb:.0} GB, {} {} (load average {load})",
         std::env::consts::OS,
         std::env::consts::ARCH
     )
