@@ -94,6 +94,7 @@ run() {
     --checks "$checks" --max-examples "$examples" --phases "$phases" \
     --workers 2 --request-timeout 60 ${seed:+--seed "$seed"} \
     --suppress-health-check all --output-truncate true \
+    --generation-database "$out/examples.db" \
     --report junit,ndjson --report-junit-path "$out/$name.junit.xml" \
     --report-ndjson-path "$out/$name.ndjson" "$@"
 }
