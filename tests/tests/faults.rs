@@ -531,8 +531,9 @@ async fn dynamodb_unreachable_mid_burst_fails_sends_cleanly_and_retries_store_on
     st.s.shutdown().await;
 }
 
-/// REST send with DynamoDB unreachable: `503 unavailable` with `Retry-After`; nothing
-/// stored; the retry with the same clientMessageId after recovery stores it once.
+/// REST send with DynamoDB unreachable (switched over the proxy's HTTP admin path):
+/// `503 unavailable` with `Retry-After`; nothing stored; the retry with the same
+/// clientMessageId after recovery stores it once.
 #[tokio::test]
 async fn rest_send_with_dynamodb_unreachable_is_a_retryable_503() {
     let st = Stack::start(TestStackOptions::default().proxy_dynamodb()).await;
@@ -554,8 +555,19 @@ async fn rest_send_with_dynamodb_unreachable_is_a_retryable_503() {
 
     let proxy = st.s.dynamodb_proxy();
     let writes_before = proxy.requests("TransactWriteItems");
-    proxy.add_fault(
-        ProxyFault::new(ProxyFaultAction::Unreachable).for_operation("TransactWriteItems"),
+    // Switched over HTTP, as `chat-local up --aws-faults` users do.
+    let admin = format!("{}/_local/faults", proxy.url());
+    let http = reqwest::Client::new();
+    let resp = http
+        .post(&admin)
+        .body(r#"{"operation":"TransactWriteItems","action":{"kind":"unreachable"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(
+        proxy.faults(),
+        [ProxyFault::new(ProxyFaultAction::Unreachable).for_operation("TransactWriteItems")]
     );
     let url = format!("{}{path}", st.s.http_url());
     let resp = reqwest::Client::new()
@@ -581,7 +593,9 @@ async fn rest_send_with_dynamodb_unreachable_is_a_retryable_503() {
     );
     assert!(st.checked_messages(&chat).await.is_empty());
 
-    proxy.clear_faults();
+    let resp = http.delete(&admin).send().await.unwrap();
+    assert_eq!(resp.status(), 204);
+    assert!(proxy.faults().is_empty());
     let (status, first) = api.call(&alice, "POST", &path, Some(msg.clone())).await;
     assert_eq!(status, 201, "{first}");
     let (status, again) = api.call(&alice, "POST", &path, Some(msg)).await;

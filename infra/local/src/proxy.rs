@@ -9,7 +9,10 @@
 //! DynamoDB's `ProvisionedThroughputExceededException` in the service's own wire format,
 //! so the SDK's retry and error handling run exactly as they would against AWS; or
 //! forward a request at once and hold its answer ([`ProxyFaultAction::DelayAnswer`]:
-//! the write commits, the caller times out).
+//! the write commits, the caller times out). Rules are switched from Rust
+//! ([`AwsProxy::add_fault`]) or over HTTP on the proxy's own port ([`ADMIN_PATH`],
+//! `/_local/faults`: GET lists, POST adds a rule as JSON, DELETE clears), which is how
+//! `chat-local up --aws-faults` users switch them.
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -290,6 +293,9 @@ impl Shared {
             Ok(b) => b.to_bytes(),
             Err(_) => return Err(Unreachable),
         };
+        if parts.uri.path() == ADMIN_PATH {
+            return Ok(self.admin(&parts.method, &body));
+        }
         let operation = operation_of(self.protocol, &parts.headers, &body);
         let (recording, capacity) = {
             let st = self.lock();
@@ -396,6 +402,48 @@ impl Shared {
             }
         }
         Ok(resp)
+    }
+}
+
+/// The proxy's own fault switch, on its port: `GET` lists the rules, `POST` adds one
+/// ([`ProxyFault`] as JSON), `DELETE` clears them. DynamoDB and SNS requests never use
+/// this path (they `POST /`).
+pub const ADMIN_PATH: &str = "/_local/faults";
+
+impl Shared {
+    fn admin(&self, method: &http::Method, body: &[u8]) -> Response<Full<Bytes>> {
+        let answer = |status: u16, body: String| {
+            let mut r = Response::new(Full::new(Bytes::from(body)));
+            *r.status_mut() = http::StatusCode::from_u16(status)
+                .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            r
+        };
+        match *method {
+            http::Method::GET => {
+                let rules = self.lock().rules.clone();
+                answer(200, serde_json::to_string(&rules).unwrap_or_default())
+            }
+            http::Method::POST => match serde_json::from_slice::<ProxyFault>(body) {
+                Ok(rule) => {
+                    self.lock().rules.push(rule);
+                    answer(204, String::new())
+                }
+                Err(e) => answer(
+                    400,
+                    serde_json::json!({"error": {"code": "invalid_fault", "message": e.to_string()}})
+                        .to_string(),
+                ),
+            },
+            http::Method::DELETE => {
+                self.lock().rules.clear();
+                answer(204, String::new())
+            }
+            _ => answer(405, String::new()),
+        }
     }
 }
 
