@@ -90,13 +90,14 @@ export SCHEMATHESIS_HOOKS="$root/scripts/api_fuzz_hooks.py"
 checks="not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance"
 run() {
   local name="$1"; shift
-  API_FUZZ_STATS="$out/$name.statuses.json" "$venv/bin/schemathesis" run docs/openapi.yaml --url "$http_url" \
+  # From target/api-fuzz: schemathesis keeps a cache in ./.schemathesis.
+  (cd "$out" && API_FUZZ_STATS="$out/$name.statuses.json" "$venv/bin/schemathesis" run "$root/docs/openapi.yaml" --url "$http_url" \
     --checks "$checks" --max-examples "$examples" --phases "$phases" \
     --workers 2 --request-timeout 60 ${seed:+--seed "$seed"} \
     --suppress-health-check all --output-truncate true \
     --generation-database "$out/examples.db" \
     --report junit,ndjson --report-junit-path "$out/$name.junit.xml" \
-    --report-ndjson-path "$out/$name.ndjson" "$@"
+    --report-ndjson-path "$out/$name.ndjson" "$@")
 }
 status=0
 run main --exclude-operation-id logoutAll || status=$?
