@@ -13,8 +13,9 @@ use chat_core::store::Store;
 use chat_local::backend::BackendEndpoints;
 use chat_local::gateway::faults::Faults;
 use chat_local::gateway::functions::Registry;
+use chat_local::gateway::process::ProcessOptions;
 use chat_local::gateway::stack::{config_for_stack, stack_envs};
-use chat_local::gateway::{Gateway, Limits};
+use chat_local::gateway::{FunctionMode, Gateway, Limits};
 use chat_local::provision::{generate_signing_key, provision, ProvisionedStack};
 use chat_local::proxy::{AwsProxy, Protocol};
 use serde_json::Value;
@@ -41,6 +42,9 @@ pub struct TestStackOptions {
     /// The same between the functions and moto's SNS ([`TestStack::sns_proxy`]); the
     /// gateway's SNS-to-Lambda delivery goes direct.
     pub proxy_sns: bool,
+    /// Run the functions as processes from this directory (the gateway's process
+    /// mode; see [`crate::process::bin_dir`]) instead of in-process from `registry`.
+    pub process_bin_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for TestStackOptions {
@@ -53,6 +57,7 @@ impl Default for TestStackOptions {
             template: None,
             proxy_dynamodb: false,
             proxy_sns: false,
+            process_bin_dir: None,
         }
     }
 }
@@ -74,6 +79,11 @@ impl TestStackOptions {
     /// See [`TestStackOptions::proxy_sns`].
     pub fn proxy_sns(mut self) -> Self {
         self.proxy_sns = true;
+        self
+    }
+    /// See [`TestStackOptions::process_bin_dir`].
+    pub fn processes(mut self, bin_dir: std::path::PathBuf) -> Self {
+        self.process_bin_dir = Some(bin_dir);
         self
     }
 }
@@ -169,6 +179,9 @@ impl TestStack {
             &functions_backend,
         );
         cfg.limits = opts.limits;
+        if let Some(dir) = opts.process_bin_dir {
+            cfg.functions = FunctionMode::Process(ProcessOptions::new(dir));
+        }
         cfg.cors_allow_origins = opts.cors_allow_origins;
         // SNS-to-Lambda delivery is the platform's, not the functions': never proxied.
         cfg.sns = match opts.sns_delivery {

@@ -7,7 +7,12 @@
 //! endpoint unreachable (the connection is closed without an answer, as when the
 //! service is down or the network is cut), slow, or answer an AWS error such as
 //! DynamoDB's `ProvisionedThroughputExceededException` in the service's own wire format,
-//! so the SDK's retry and error handling run exactly as they would against AWS.
+//! so the SDK's retry and error handling run exactly as they would against AWS; or
+//! forward a request at once and hold its answer ([`ProxyFaultAction::DelayAnswer`]:
+//! the write commits, the caller times out). Rules are switched from Rust
+//! ([`AwsProxy::add_fault`]) or over HTTP on the proxy's own port ([`ADMIN_PATH`],
+//! `/_local/faults`: GET lists, POST adds a rule as JSON, DELETE clears), which is how
+//! `chat-local up --aws-faults` users switch them.
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -43,6 +48,10 @@ pub enum ProxyFaultAction {
     Error { status: u16, code: String },
     /// Wait, then forward.
     Delay { ms: u64 },
+    /// Forward at once (the service does the work: a write commits), then hold the
+    /// answer this long: a caller that gives up or is killed meanwhile never learns
+    /// that its write succeeded.
+    DelayAnswer { ms: u64 },
 }
 
 impl ProxyFaultAction {
@@ -120,6 +129,8 @@ struct State {
     calls: Vec<Call>,
     recording: bool,
     capacity: bool,
+    /// Requests received so far, by operation (always counted, recording or not).
+    started: std::collections::HashMap<String, u64>,
 }
 
 struct Shared {
@@ -127,6 +138,8 @@ struct Shared {
     protocol: Protocol,
     client: reqwest::Client,
     state: Mutex<State>,
+    /// Signalled at every request received.
+    arrived: tokio::sync::Notify,
 }
 
 /// A running proxy (see the module documentation). Dropping it stops it.
@@ -157,6 +170,7 @@ impl AwsProxy {
                 .pool_max_idle_per_host(64)
                 .build()?,
             state: Mutex::new(State::default()),
+            arrived: tokio::sync::Notify::new(),
         });
         let s = shared.clone();
         let task = tokio::spawn(async move {
@@ -216,6 +230,33 @@ impl AwsProxy {
     pub fn take_calls(&self) -> Vec<Call> {
         std::mem::take(&mut self.shared.lock().calls)
     }
+
+    /// How many `operation` requests have arrived since the proxy started (counted
+    /// when they arrive, before any fault or forwarding; recording need not be on).
+    pub fn requests(&self, operation: &str) -> u64 {
+        self.shared
+            .lock()
+            .started
+            .get(operation)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Wait until at least `n` `operation` requests have arrived (see
+    /// [`Self::requests`]), or `timeout` passes; returns whether they did. Lets a test
+    /// act while a delayed request is in flight.
+    pub async fn wait_for_requests(&self, operation: &str, n: u64, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.shared.arrived.notified();
+            if self.requests(operation) >= n {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.requests(operation) >= n;
+            }
+        }
+    }
 }
 
 /// Why the proxy closed a connection without answering.
@@ -252,6 +293,9 @@ impl Shared {
             Ok(b) => b.to_bytes(),
             Err(_) => return Err(Unreachable),
         };
+        if parts.uri.path() == ADMIN_PATH {
+            return Ok(self.admin(&parts.method, &body));
+        }
         let operation = operation_of(self.protocol, &parts.headers, &body);
         let (recording, capacity) = {
             let st = self.lock();
@@ -264,6 +308,8 @@ impl Shared {
         };
         let tables = json.as_ref().map(tables_of).unwrap_or_default();
         let fault = self.decide(&operation);
+        *self.lock().started.entry(operation.clone()).or_default() += 1;
+        self.arrived.notify_waiters();
         let record = |status: u16, capacity_units: Option<f64>, response_bytes: usize| {
             if recording {
                 self.lock().calls.push(Call {
@@ -296,7 +342,7 @@ impl Shared {
             Some(ProxyFaultAction::Delay { ms }) => {
                 tokio::time::sleep(Duration::from_millis(*ms)).await
             }
-            None => {}
+            Some(ProxyFaultAction::DelayAnswer { .. }) | None => {}
         }
 
         let mut out_body = body.clone();
@@ -345,6 +391,9 @@ impl Shared {
             None
         };
         record(status.as_u16(), units, bytes.len());
+        if let Some(ProxyFaultAction::DelayAnswer { ms }) = &fault {
+            tokio::time::sleep(Duration::from_millis(*ms)).await;
+        }
         let mut resp = Response::new(Full::new(bytes));
         *resp.status_mut() = status;
         for (name, value) in &headers {
@@ -353,6 +402,48 @@ impl Shared {
             }
         }
         Ok(resp)
+    }
+}
+
+/// The proxy's own fault switch, on its port: `GET` lists the rules, `POST` adds one
+/// ([`ProxyFault`] as JSON), `DELETE` clears them. DynamoDB and SNS requests never use
+/// this path (they `POST /`).
+pub const ADMIN_PATH: &str = "/_local/faults";
+
+impl Shared {
+    fn admin(&self, method: &http::Method, body: &[u8]) -> Response<Full<Bytes>> {
+        let answer = |status: u16, body: String| {
+            let mut r = Response::new(Full::new(Bytes::from(body)));
+            *r.status_mut() = http::StatusCode::from_u16(status)
+                .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            r
+        };
+        match *method {
+            http::Method::GET => {
+                let rules = self.lock().rules.clone();
+                answer(200, serde_json::to_string(&rules).unwrap_or_default())
+            }
+            http::Method::POST => match serde_json::from_slice::<ProxyFault>(body) {
+                Ok(rule) => {
+                    self.lock().rules.push(rule);
+                    answer(204, String::new())
+                }
+                Err(e) => answer(
+                    400,
+                    serde_json::json!({"error": {"code": "invalid_fault", "message": e.to_string()}})
+                        .to_string(),
+                ),
+            },
+            http::Method::DELETE => {
+                self.lock().rules.clear();
+                answer(204, String::new())
+            }
+            _ => answer(405, String::new()),
+        }
     }
 }
 
