@@ -102,6 +102,9 @@ pub struct OpWork {
     pub wall_ms: f64,
     /// The counts differed between repetitions (the last is shown).
     pub varied: bool,
+    /// When they did: each repetition's calls and POSTs.
+    #[serde(default)]
+    pub variations: Vec<String>,
 }
 
 impl OpWork {
@@ -444,6 +447,13 @@ impl<'a> Scenarios<'a> {
         last.varied = runs
             .iter()
             .any(|r| r.dynamodb != last.dynamodb || r.posts != last.posts || r.sns != last.sns);
+        if last.varied {
+            last.variations = runs
+                .iter()
+                .chain(std::iter::once(&last))
+                .map(|r| format!("{}; {} POSTs", calls_text(&r.dynamodb), r.posts))
+                .collect();
+        }
         last.wall_ms = walls[walls.len() / 2];
         last.key = key.to_owned();
         last.operation = name.to_owned();
@@ -898,6 +908,13 @@ pub fn section(r: &WorkReport) -> Section {
             },
             o.dynamodb_bytes,
             o.wall_ms,
+        ));
+    }
+    for o in r.ops.iter().filter(|o| o.varied) {
+        md.push_str(&format!(
+            "\n(varied) {}: the repetitions made {}; the table shows the last.\n",
+            o.operation,
+            o.variations.join(" / ")
         ));
     }
     let send = r.op("send_direct_online");

@@ -130,17 +130,17 @@ pub async fn handle(
         Ok(None) => return unknown_connection(),
         Err(e) => {
             // Nothing was done: tell the client, which retries (a `sendMessage` with
-            // the same clientMessageId). The frame is parsed only to name its action.
+            // the same clientMessageId).
             let e = ApiError::from(e);
             e.log();
-            let parsed = frame_text(&event).ok().and_then(|t| parse_frame(&t).ok());
-            let cmid = match &parsed {
+            let action = parsed.as_ref().ok();
+            let cmid = match action {
                 Some(ClientAction::SendMessage {
                     client_message_id, ..
                 }) => Some(client_message_id),
                 _ => None,
             };
-            let ev = ServerEvent::error(&e, parsed.as_ref().map(|a| a.name()), cmid);
+            let ev = ServerEvent::error(&e, action.map(|a| a.name()), cmid);
             services.post_to_connection(&conn, &ev).await;
             return ok();
         }

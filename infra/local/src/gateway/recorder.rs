@@ -2,7 +2,9 @@
 //! benchmarks that count the work per operation (`chat-bench work`): off by default,
 //! switched on with [`ManagementCalls::record`], read with [`ManagementCalls::take`].
 //! Like the AWS proxy's [`crate::proxy::Call`], each call keeps its start and end so
-//! calls can be placed on one timeline with the DynamoDB calls.
+//! calls can be placed on one timeline with the DynamoDB calls. (`Faults::record`
+//! logs which calls were made and which fault each got, for the fault tests; this
+//! adds timing, status and bytes.)
 
 use std::sync::Mutex;
 use std::time::Instant;
