@@ -17,7 +17,8 @@
 //! which is exact for intervals) is the sequential part; calls that overlapped count
 //! once. The `ping` used as a barrier (the gateway runs one invocation per connection
 //! at a time, so its `pong` means the operation's invocation, fan-out included, is
-//! over) is removed: its rate-counter `UpdateItem` and its `pong` POST are the last
+//! over; before each operation two pings make sure the rate window is open and its
+//! write done) is removed: its rate-counter `UpdateItem` and its `pong` POST are the last
 //! calls. A separate check compares DynamoDB Local's reported capacity with AWS's
 //! billing rules ([`capacity`]).
 
@@ -486,13 +487,18 @@ impl<'a> Scenarios<'a> {
 
     /// Make sure the next frame on `from` is not the first of a rate window (which
     /// costs one more write; measured on its own as `send_direct_new_window`): near a
-    /// window's end, wait for the next one and open it with a ping.
+    /// window's end wait for the next one, then open the window with a ping.
     async fn same_window(&self, from: &mut Client) -> Result<()> {
         let window = ws_message::WINDOW_MS;
-        let left = window - now_millis().rem_euclid(window);
-        if left < 1500 {
+        let now = now_millis();
+        let left = window - now.rem_euclid(window);
+        // Near the window's end, or near its frame limit: wait for the next window.
+        let (last, sent) = from.window();
+        if left < 1500 || (last == now / window && sent > ws_message::REQUESTS_PER_WINDOW - 8) {
             tokio::time::sleep(Duration::from_millis(left as u64 + 20)).await;
-            from.barrier().await?;
+        }
+        if from.window().0 != now_millis() / window {
+            open_window(from).await?;
         }
         Ok(())
     }
@@ -535,8 +541,8 @@ impl<'a> Scenarios<'a> {
         let mut b = self.connect(&bob).await?;
         // A connection's first frame opens its first rate window (measured on its own
         // below): get that out of the way.
-        a.barrier().await?;
-        b.barrier().await?;
+        open_window(&mut a).await?;
+        open_window(&mut b).await?;
         self.recording(true);
         let mut ops = Vec::new();
 
@@ -787,6 +793,14 @@ impl<'a> Scenarios<'a> {
         w.reference = "end of the invocation".into();
         Ok(w)
     }
+}
+
+/// Make sure `c`'s current rate window is open and nothing of that is in flight: the
+/// write opening a window runs alongside the frame's work and may outlast the `pong`,
+/// so a second ping (handled after the first invocation ended) is the barrier.
+async fn open_window(c: &mut Client) -> Result<()> {
+    c.barrier().await?;
+    c.barrier().await
 }
 
 fn is_read(op: &str) -> bool {

@@ -20,6 +20,8 @@ pub struct Client {
     ws: Ws,
     buffered: VecDeque<(Value, Instant)>,
     pings: u64,
+    /// The rate window (`ws-message`'s) of the last frame sent, and the frames sent in it.
+    window: (i64, u32),
 }
 
 impl Client {
@@ -32,6 +34,7 @@ impl Client {
                 ws,
                 buffered: VecDeque::new(),
                 pings: 0,
+                window: (-1, 0),
             },
             at,
         ))
@@ -39,6 +42,11 @@ impl Client {
 
     /// Send one text frame; returns its size in bytes.
     pub async fn send(&mut self, v: &Value) -> Result<usize> {
+        let w = chat_core::model::now_millis() / ws_message::WINDOW_MS;
+        self.window = match self.window {
+            (last, n) if last == w => (w, n + 1),
+            _ => (w, 1),
+        };
         let text = v.to_string();
         let n = text.len();
         self.ws.send(WsMessage::Text(text.into())).await?;
@@ -88,6 +96,11 @@ impl Client {
         self.next_matching(|v| v["type"] == "pong" && v["id"] == id.as_str())
             .await?;
         Ok(())
+    }
+
+    /// The rate window of the last frame sent and the frames sent in it.
+    pub fn window(&self) -> (i64, u32) {
+        self.window
     }
 
     /// Read whatever has arrived without waiting (keeps the socket buffers drained).
