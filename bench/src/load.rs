@@ -114,7 +114,7 @@ pub async fn run(args: Args) -> Result<Section> {
 pub async fn measure(args: Args) -> Result<(Section, Vec<String>)> {
     let a = args.effective();
     anyhow::ensure!(
-        a.users >= 2 && a.users % 2 == 0,
+        a.users >= 2 && a.users.is_multiple_of(2),
         "--users must be even and at least 2"
     );
     anyhow::ensure!(

@@ -146,7 +146,7 @@ pub async fn measure(args: Args) -> Result<(Section, Vec<String>)> {
         )
     };
     anyhow::ensure!(
-        n >= 10 && n % 10 == 0,
+        n >= 10 && n.is_multiple_of(10),
         "--connections must be a multiple of 10"
     );
     let out = args.out.clone().unwrap_or_else(crate::load::default_out);
@@ -167,8 +167,8 @@ pub async fn measure(args: Args) -> Result<(Section, Vec<String>)> {
     for g in 0..n / 10 {
         let others: Vec<&BenchUser> = users[10 * g + 1..10 * g + 10].iter().collect();
         let id = bench.group(&users[10 * g], &others).await?;
-        for u in 10 * g..10 * g + 10 {
-            chats_of[u].push(chat_ids.len());
+        for chats in &mut chats_of[10 * g..10 * g + 10] {
+            chats.push(chat_ids.len());
         }
         chat_ids.push(id.to_string());
     }
@@ -331,13 +331,20 @@ pub async fn measure(args: Args) -> Result<(Section, Vec<String>)> {
     let (start, mid, end) = (at(0.1), at(0.5), samples.last());
     let mb = |b: u64| b as f64 / 1024.0 / 1024.0;
     let peak_open = samples.iter().map(|s| s.open).max().unwrap_or(0);
+    let command = if args.smoke {
+        "chat-bench soak --smoke".to_owned()
+    } else {
+        format!(
+            "chat-bench soak --duration {} --connections {n}",
+            humantime(duration)
+        )
+    };
     let mut md = format!(
-        "`chat-bench soak --duration {} --connections {n}` ({} build, functions in-process in the \
+        "`{command}` ({} build, functions in-process in the \
          tool's process, DynamoDB Local): {n} users, one direct chat and one 10-member group each, \
          churning for {:.0} s: sessions of {}–{} s, a send every {}–{} s while connected \
          (waiting for its ack), one disconnect in ten without a close frame, {}–{} s away, \
          reconnect and `sync`.\n\n",
-        humantime(duration),
         driver::build_profile(),
         churn.as_secs_f64(),
         pace.session.0 / 1000,
@@ -467,7 +474,7 @@ async fn shared_shutdown(shared: Arc<Shared>) {
 
 fn humantime(d: Duration) -> String {
     let s = d.as_secs();
-    if s % 60 == 0 && s > 0 {
+    if s.is_multiple_of(60) && s > 0 {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")
