@@ -69,7 +69,7 @@ pub fn sns(sdk: &SdkConfig, env: &Env) -> aws_sdk_sns::Client {
     aws_sdk_sns::Client::from_conf(b.build())
 }
 
-/// The `@connections` client for this stack's WebSocket stage, from
+/// The `@connections` client for this stack's WebSocket stage (without SDK retries), from
 /// `WEBSOCKET_MANAGEMENT_ENDPOINT` (`https://{api}.execute-api.{region}.amazonaws.com/{stage}`
 /// in AWS, `http://127.0.0.1:{port}/{stage}` locally).
 pub fn management(
@@ -77,8 +77,12 @@ pub fn management(
     env: &Env,
 ) -> Result<aws_sdk_apigatewaymanagement::Client, ConfigError> {
     let url = env.require("WEBSOCKET_MANAGEMENT_ENDPOINT")?;
+    // No SDK retries: `delivery::Poster` retries each post itself (bounded, with its
+    // own short backoff). Both together made 3 x 3 = 9 tries per failing connection
+    // with the SDK's 1 s-based backoff between them.
     let conf = aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
         .endpoint_url(url)
+        .retry_config(aws_config::retry::RetryConfig::disabled())
         .build();
     Ok(aws_sdk_apigatewaymanagement::Client::from_conf(conf))
 }

@@ -7,7 +7,8 @@
 //! its `$connect`): the connection is forgotten unless it opened moments ago
 //! (`Store::forget_gone_connection`), and counts as not delivered. Other
 //! failures (throttling, 5xx, time-outs) are retried with backoff, at most
-//! [`Poster::max_attempts`] tries. Frames over 128 KB are never posted (callers send a
+//! [`Poster::max_attempts`] tries (these are the only retries: the management API
+//! client is built without SDK retries, see `aws::management`). Frames over 128 KB are never posted (callers send a
 //! `messageRef` instead, see `protocol::ServerEvent::for_message`).
 
 use crate::ids::{ConnectionId, UserId};
@@ -134,8 +135,25 @@ impl Poster {
     /// Counts `DeliveriesAttempted` and one of `DeliveriesSucceeded`,
     /// `DeliveriesGone`, `DeliveriesFailed` per call (not per retry).
     pub async fn post(&self, target: &Target, frame: &str) -> PostOutcome {
+        self.post_counted(&target.connection, Some(&target.user), frame)
+            .await
+    }
+
+    /// [`Self::post`] to a connection whose owner is not known (e.g. the store that
+    /// would say was unreachable): a 410 then leaves the connection's record to its TTL
+    /// or to the next post that knows the owner.
+    pub async fn post_to_connection(&self, connection: &ConnectionId, frame: &str) -> PostOutcome {
+        self.post_counted(connection, None, frame).await
+    }
+
+    async fn post_counted(
+        &self,
+        connection: &ConnectionId,
+        user: Option<&UserId>,
+        frame: &str,
+    ) -> PostOutcome {
         crate::metrics::count("DeliveriesAttempted", 1);
-        let outcome = self.post_once(target, frame).await;
+        let outcome = self.post_once(connection, user, frame).await;
         crate::metrics::count(
             match outcome {
                 PostOutcome::Delivered => "DeliveriesSucceeded",
@@ -147,7 +165,12 @@ impl Poster {
         outcome
     }
 
-    async fn post_once(&self, target: &Target, frame: &str) -> PostOutcome {
+    async fn post_once(
+        &self,
+        connection: &ConnectionId,
+        user: Option<&UserId>,
+        frame: &str,
+    ) -> PostOutcome {
         if frame.len() > MAX_FRAME_BYTES {
             tracing::error!(
                 bytes = frame.len(),
@@ -160,7 +183,7 @@ impl Poster {
             let res = self
                 .client
                 .post_to_connection()
-                .connection_id(target.connection.as_str())
+                .connection_id(connection.as_str())
                 .data(data.clone())
                 .send()
                 .await;
@@ -174,20 +197,22 @@ impl Poster {
                     .raw_response()
                     .is_some_and(|r| r.status().as_u16() == 410)
             {
-                match self
-                    .store
-                    .forget_gone_connection(&target.user, &target.connection, now_millis())
-                    .await
-                {
-                    Ok(Some(_)) => {
-                        tracing::info!(connection = %target.connection, "connection gone (410); forgotten")
-                    }
-                    Ok(None) => {
-                        tracing::info!(connection = %target.connection, "connection gone (410) while connecting; kept")
-                    }
-                    Err(e) => {
-                        crate::metrics::store_error(&e);
-                        tracing::warn!(error = %e, "could not forget a gone connection (its TTL will)");
+                if let Some(user) = user {
+                    match self
+                        .store
+                        .forget_gone_connection(user, connection, now_millis())
+                        .await
+                    {
+                        Ok(Some(_)) => {
+                            tracing::info!(connection = %connection, "connection gone (410); forgotten")
+                        }
+                        Ok(None) => {
+                            tracing::info!(connection = %connection, "connection gone (410) while connecting; kept")
+                        }
+                        Err(e) => {
+                            crate::metrics::store_error(&e);
+                            tracing::warn!(error = %e, "could not forget a gone connection (its TTL will)");
+                        }
                     }
                 }
                 return PostOutcome::Gone;
@@ -199,7 +224,7 @@ impl Poster {
             );
             if !retryable || attempt == self.max_attempts.max(1) {
                 tracing::warn!(
-                    connection = %target.connection,
+                    connection = %connection,
                     attempt,
                     error = %aws_sdk_apigatewaymanagement::error::DisplayErrorContext(&err),
                     "post to connection failed"

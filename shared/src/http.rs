@@ -73,13 +73,22 @@ pub fn no_content() -> Response<Body> {
         .expect("a bare 204 is valid")
 }
 
-/// The response for an error: its status and `{"error": {...}}`. Logs it (once).
+/// The response for an error: its status and `{"error": {...}}`, with
+/// `WWW-Authenticate: Bearer` on 401 and `Retry-After: 1` on 503. Logs it (once).
 pub fn error_response(e: &ApiError) -> Response<Body> {
     e.log();
     let text = serde_json::to_string(&e.body()).unwrap_or_else(|_| {
         r#"{"error":{"code":"internal","message":"internal error"}}"#.to_owned()
     });
     let mut resp = raw_json(e.status(), text);
+    if matches!(e, ApiError::Unavailable(_)) {
+        // A dependency is throttling or down: worth retrying soon (with the same
+        // clientMessageId for a send), not at once in a tight loop.
+        resp.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static("1"),
+        );
+    }
     if matches!(e, ApiError::Unauthorized(_) | ApiError::AuthFailed { .. }) {
         resp.headers_mut().insert(
             http::header::WWW_AUTHENTICATE,

@@ -38,9 +38,13 @@ pub struct Sent {
     pub message: Message,
     /// The chat after the append (for a duplicate: as read).
     pub chat: Chat,
-    /// The clientMessageId was already stored: `message` is the original, and
-    /// [`ChatServices::fan_out`] does nothing (it was delivered the first time).
+    /// The clientMessageId was already stored: `message` is the original.
     pub duplicate: bool,
+    /// The message still has to be delivered: always for a new message; for a
+    /// duplicate only when the first attempt stopped before its fan-out finished (its
+    /// function was killed or timed out after storing). Otherwise
+    /// [`ChatServices::fan_out`] does nothing (it was delivered the first time).
+    pub fan_out_pending: bool,
     /// The sender's idempotency key.
     pub client_message_id: ClientMessageId,
     /// The connection the send came in on (gets `messageAck`, not `message`).
@@ -128,6 +132,18 @@ impl ChatServices {
         &self.poster
     }
 
+    /// Post one event to a connection whose owner is unknown (an error answered
+    /// before the connection could be looked up).
+    pub async fn post_to_connection(
+        &self,
+        connection: &ConnectionId,
+        event: &ServerEvent,
+    ) -> PostOutcome {
+        self.poster
+            .post_to_connection(connection, &event.to_json())
+            .await
+    }
+
     /// Post one event to one connection (acks, errors, pongs, sync results).
     pub async fn post_event(
         &self,
@@ -170,6 +186,7 @@ impl ChatServices {
             message: appended.message,
             chat: appended.chat,
             duplicate: appended.duplicate,
+            fan_out_pending: appended.fan_out_pending,
             client_message_id: client_message_id.clone(),
             origin: origin_connection,
         })
@@ -178,12 +195,23 @@ impl ChatServices {
     /// Deliver a sent message: `message` (or `messageRef` when over 128 KB) to every
     /// connection of every member, the sender's other devices included, the origin
     /// connection excluded; then one offline event per member (never the sender, not
-    /// muted members) that no connection accepted the post for. A duplicate does
-    /// nothing. An error means offline events could not be published (deliveries
-    /// already happened).
+    /// muted members) that no connection accepted the post for; then the send's
+    /// fan-out is marked done ([`Store::fan_out_done`]). A duplicate does nothing,
+    /// unless the first attempt never finished its fan-out (see
+    /// [`Sent::fan_out_pending`]): then this delivers it. An error means the members
+    /// could not be read or offline events could not be published (deliveries may
+    /// have happened); the fan-out stays pending, so a retry of the send delivers.
     pub async fn fan_out(&self, sent: &Sent) -> Result<FanOutReport, ApiError> {
-        if sent.duplicate {
+        if !sent.fan_out_pending {
             return Ok(FanOutReport::default());
+        }
+        if sent.duplicate {
+            crate::metrics::count("FanOutsResumed", 1);
+            tracing::info!(
+                chat = %sent.message.chat_id,
+                position = sent.message.position,
+                "a retried send resumes the fan-out its first attempt did not finish"
+            );
         }
         let m = &sent.message;
         let members = self
@@ -246,6 +274,17 @@ impl ChatServices {
                     crate::metrics::count("OfflineEventsFailed", e.failed as u64);
                     return Err(ApiError::Unavailable(Box::new(e)));
                 }
+            }
+        }
+        if let Some(sender) = m.sender_id.as_ref() {
+            if let Err(e) = self
+                .store
+                .fan_out_done(&m.chat_id, sender, &sent.client_message_id)
+                .await
+            {
+                // Only costs a second delivery if the send is retried.
+                crate::metrics::store_error(&e);
+                tracing::warn!(error = %e, "could not mark the fan-out done");
             }
         }
         let totals = delivery.totals();

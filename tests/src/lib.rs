@@ -8,12 +8,15 @@
 //!   gateway with the real functions.
 //! - [`api`]: a client of a stack's HTTP and WebSocket APIs (register users, JSON
 //!   requests with a bearer token, WebSocket connections).
+//! - [`process`]: the gateway's process mode with the real functions (one
+//!   `chat-function` binary under each function's name) and their process ids.
 //! - [`fakes`]: a local gateway with recording fake functions, for testing the gateway
 //!   itself without the real functions or a database.
 
 pub mod api;
 pub mod backend;
 pub mod fakes;
+pub mod process;
 pub mod stack;
 
 pub use backend::{store_for_test, unique_prefix};

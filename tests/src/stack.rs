@@ -13,9 +13,11 @@ use chat_core::store::Store;
 use chat_local::backend::BackendEndpoints;
 use chat_local::gateway::faults::Faults;
 use chat_local::gateway::functions::Registry;
+use chat_local::gateway::process::ProcessOptions;
 use chat_local::gateway::stack::{config_for_stack, stack_envs};
-use chat_local::gateway::{Gateway, Limits};
+use chat_local::gateway::{FunctionMode, Gateway, Limits};
 use chat_local::provision::{generate_signing_key, provision, ProvisionedStack};
+use chat_local::proxy::{AwsProxy, Protocol};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -33,6 +35,16 @@ pub struct TestStackOptions {
     /// A template instead of the repository's (e.g. with shorter delays in a
     /// function's environment); default: `infra/template.yaml`.
     pub template: Option<chat_local::template::Template>,
+    /// Put an [`AwsProxy`] between the functions and DynamoDB Local (default: false):
+    /// [`TestStack::dynamodb_proxy`] then records their calls and injects faults. The
+    /// test's own [`TestStack::store`] goes direct.
+    pub proxy_dynamodb: bool,
+    /// The same between the functions and moto's SNS ([`TestStack::sns_proxy`]); the
+    /// gateway's SNS-to-Lambda delivery goes direct.
+    pub proxy_sns: bool,
+    /// Run the functions as processes from this directory (the gateway's process
+    /// mode; see [`crate::process::bin_dir`]) instead of in-process from `registry`.
+    pub process_bin_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for TestStackOptions {
@@ -43,6 +55,9 @@ impl Default for TestStackOptions {
             cors_allow_origins: None,
             sns_delivery: true,
             template: None,
+            proxy_dynamodb: false,
+            proxy_sns: false,
+            process_bin_dir: None,
         }
     }
 }
@@ -54,6 +69,21 @@ impl TestStackOptions {
     }
     pub fn max_duration(mut self, d: Duration) -> Self {
         self.limits.max_duration = d;
+        self
+    }
+    /// See [`TestStackOptions::proxy_dynamodb`].
+    pub fn proxy_dynamodb(mut self) -> Self {
+        self.proxy_dynamodb = true;
+        self
+    }
+    /// See [`TestStackOptions::proxy_sns`].
+    pub fn proxy_sns(mut self) -> Self {
+        self.proxy_sns = true;
+        self
+    }
+    /// See [`TestStackOptions::process_bin_dir`].
+    pub fn processes(mut self, bin_dir: std::path::PathBuf) -> Self {
+        self.process_bin_dir = Some(bin_dir);
         self
     }
 }
@@ -93,6 +123,8 @@ pub struct TestStack {
     sqs: aws_sdk_sqs::Client,
     observer_queue: String,
     seen: tokio::sync::Mutex<Vec<OfflineMessage>>,
+    dynamodb_proxy: Option<AwsProxy>,
+    sns_proxy: Option<AwsProxy>,
 }
 
 impl TestStack {
@@ -121,24 +153,55 @@ impl TestStack {
         let sns = chat_core::aws::sns(&sdk, &aws);
         let observer_queue = observe_topic(&sqs, &sns, &stack, &prefix).await?;
 
+        // What the functions talk to: the backend, or proxies in front of it.
+        let dynamodb_proxy = match opts.proxy_dynamodb {
+            true => Some(AwsProxy::start(&backend.dynamodb, Protocol::DynamoDb).await?),
+            false => None,
+        };
+        let sns_proxy = match opts.proxy_sns {
+            true => Some(AwsProxy::start(&backend.moto, Protocol::Query).await?),
+            false => None,
+        };
+        let functions_backend = BackendEndpoints {
+            dynamodb: dynamodb_proxy
+                .as_ref()
+                .map_or(backend.dynamodb.clone(), |p| p.url().to_owned()),
+            moto: sns_proxy
+                .as_ref()
+                .map_or(backend.moto.clone(), |p| p.url().to_owned()),
+        };
+
         let mut cfg = config_for_stack(
             template.clone(),
             opts.registry,
             &stack,
             &signing_key,
-            &backend,
+            &functions_backend,
         );
         cfg.limits = opts.limits;
-        cfg.cors_allow_origins = opts.cors_allow_origins;
-        if !opts.sns_delivery {
-            cfg.sns = None;
+        if let Some(dir) = opts.process_bin_dir {
+            cfg.functions = FunctionMode::Process(ProcessOptions::new(dir));
         }
+        cfg.cors_allow_origins = opts.cors_allow_origins;
+        // SNS-to-Lambda delivery is the platform's, not the functions': never proxied.
+        cfg.sns = match opts.sns_delivery {
+            true => config_for_stack(
+                template.clone(),
+                Registry::default(),
+                &stack,
+                &signing_key,
+                &backend,
+            )
+            .sns
+            .take(),
+            false => None,
+        };
         let gateway = Gateway::start(cfg).await?;
         let env = stack_envs(
             &template,
             &stack,
             &signing_key,
-            &backend,
+            &functions_backend,
             gateway.endpoints(),
         )?
         .remove("WsMessageFunction")
@@ -155,6 +218,8 @@ impl TestStack {
             sqs,
             observer_queue,
             seen: Default::default(),
+            dynamodb_proxy,
+            sns_proxy,
         })
     }
 
@@ -198,6 +263,21 @@ impl TestStack {
     /// Fault injection for the management API (see `chat_local::gateway::faults`).
     pub fn faults(&self) -> &Faults {
         self.gateway.faults()
+    }
+
+    /// The proxy between the functions and DynamoDB Local (started with
+    /// [`TestStackOptions::proxy_dynamodb`]).
+    pub fn dynamodb_proxy(&self) -> &AwsProxy {
+        self.dynamodb_proxy
+            .as_ref()
+            .expect("start the stack with TestStackOptions::proxy_dynamodb()")
+    }
+    /// The proxy between the functions and moto's SNS (started with
+    /// [`TestStackOptions::proxy_sns`]).
+    pub fn sns_proxy(&self) -> &AwsProxy {
+        self.sns_proxy
+            .as_ref()
+            .expect("start the stack with TestStackOptions::proxy_sns()")
     }
 
     /// Receive what the observer queue holds (waiting up to `wait_secs`), add it to

@@ -84,3 +84,58 @@ async fn test_stack_wires_gateway_backend_and_observers() {
     assert_eq!(pushes[0].message, "hello device");
     stack.shutdown().await;
 }
+
+/// With `proxy_dynamodb`, the functions' DynamoDB calls cross the proxy: it records
+/// them with their capacity, and its faults reach the client as AWS would cause them.
+#[tokio::test]
+async fn dynamodb_proxy_records_calls_and_injects_faults() {
+    use chat_local::proxy::{ProxyFault, ProxyFaultAction};
+    let stack = TestStack::start_with(TestStackOptions::default().proxy_dynamodb()).await;
+    let proxy = stack.dynamodb_proxy();
+    let api = chat_tests::api::Api::new(&stack);
+    proxy.record_capacity(true);
+    let alice = api.register("Alice").await;
+    let calls = proxy.take_calls();
+    assert!(
+        !calls.is_empty(),
+        "registration reached DynamoDB through the proxy"
+    );
+    assert!(calls.iter().all(|c| c.status == 200), "{calls:?}");
+    let users_table = format!("{}-UsersTable", stack.prefix());
+    let write = calls
+        .iter()
+        .find(|c| c.tables.contains(&users_table) && c.operation != "GetItem")
+        .unwrap_or_else(|| panic!("no write to {users_table}: {calls:?}"));
+    assert!(
+        write.capacity_units.is_some_and(|u| u >= 1.0),
+        "capacity recorded: {write:?}"
+    );
+
+    // Two throttled answers: the SDK retries with backoff and the request succeeds.
+    proxy.add_fault(ProxyFault::new(ProxyFaultAction::throttle()).times(2));
+    let (status, _) = api
+        .request(Some(&alice.access_token), "GET", "/me", None)
+        .await;
+    assert_eq!(status, 200);
+    let calls = proxy.take_calls();
+    assert_eq!(
+        calls.iter().filter(|c| c.status == 400).count(),
+        2,
+        "{calls:?}"
+    );
+    assert!(proxy.faults().is_empty(), "both uses consumed");
+
+    // DynamoDB unreachable: a clear 5xx, not a hang or a panic; then it recovers.
+    proxy.add_fault(ProxyFault::new(ProxyFaultAction::Unreachable));
+    let (status, body) = api
+        .request(Some(&alice.access_token), "GET", "/me", None)
+        .await;
+    assert!(status >= 500, "{status} {body}");
+    assert!(body["error"]["code"].is_string(), "typed error: {body}");
+    proxy.clear_faults();
+    let (status, _) = api
+        .request(Some(&alice.access_token), "GET", "/me", None)
+        .await;
+    assert_eq!(status, 200);
+    stack.shutdown().await;
+}

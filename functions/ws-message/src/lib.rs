@@ -108,11 +108,20 @@ pub async fn handle(
         Ok(Some(w)) => w,
         Ok(None) => return unknown_connection(),
         Err(e) => {
-            chat_core::metrics::store_error(&e);
-            tracing::error!(error = %e, "rate counter failed");
-            let mut r = ok();
-            r.status_code = 503;
-            return r;
+            // Nothing was done: tell the client, which retries (a `sendMessage` with
+            // the same clientMessageId). The frame is parsed only to name its action.
+            let e = ApiError::from(e);
+            e.log();
+            let parsed = frame_text(&event).ok().and_then(|t| parse_frame(&t).ok());
+            let cmid = match &parsed {
+                Some(ClientAction::SendMessage {
+                    client_message_id, ..
+                }) => Some(client_message_id),
+                _ => None,
+            };
+            let ev = ServerEvent::error(&e, parsed.as_ref().map(|a| a.name()), cmid);
+            services.post_to_connection(&conn, &ev).await;
+            return ok();
         }
     };
     let user = window.connection.user_id.clone();

@@ -17,5 +17,6 @@ pub mod cli;
 pub mod gateway;
 pub mod metrics_view;
 pub mod provision;
+pub mod proxy;
 pub mod template;
 pub mod up;

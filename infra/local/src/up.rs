@@ -1,7 +1,8 @@
 //! `chat-local up`: the whole chat on this machine. Starts (or reuses) DynamoDB Local
 //! and moto, provisions the stack `dev`, starts the local API Gateway with the real
 //! functions (in-process, or as processes with `--process`), serves the web client
-//! (`web/`) if it exists, prints the URLs, and on Ctrl-C (or SIGTERM) closes every
+//! (`web/`) if it exists, prints the URLs (with `--aws-faults`, also those of the fault
+//! proxies put between the functions and DynamoDB / SNS), and on Ctrl-C (or SIGTERM) closes every
 //! connection, stops the gateway and the backend it started.
 
 use crate::backend::{Backend, BackendConfig, Mode};
@@ -10,6 +11,7 @@ use crate::gateway::process::ProcessOptions;
 use crate::gateway::stack::config_for_stack;
 use crate::gateway::{target_dir, FunctionMode, Gateway};
 use crate::provision::{generate_signing_key, provision};
+use crate::proxy::{AwsProxy, Protocol};
 use crate::template::Template;
 use anyhow::{Context, Result};
 use clap::Args;
@@ -55,6 +57,10 @@ pub struct UpArgs {
     /// Run the functions' built binaries as processes (Lambda Runtime API).
     #[arg(long)]
     pub process: bool,
+    /// Put fault proxies between the functions and DynamoDB / SNS
+    /// (`chat_local::proxy`); switch faults at run time at their `/_local/faults`.
+    #[arg(long)]
+    pub aws_faults: bool,
     /// With --process: use target/release.
     #[arg(long)]
     pub release: bool,
@@ -105,7 +111,30 @@ async fn run(args: &UpArgs, template: Template, backend: &mut Backend) -> Result
         (!args.in_memory).then_some(args.data_dir.as_path()),
         &args.prefix,
     )?;
-    let mut cfg = config_for_stack(template, Registry::builtin(), &stack, &key, &endpoints);
+    // With --aws-faults the functions reach DynamoDB and SNS through fault proxies;
+    // the gateway's own SNS-to-Lambda delivery goes direct.
+    let proxies = match args.aws_faults {
+        true => Some((
+            AwsProxy::start(&endpoints.dynamodb, Protocol::DynamoDb).await?,
+            AwsProxy::start(&endpoints.moto, Protocol::Query).await?,
+        )),
+        false => None,
+    };
+    let functions_endpoints = match &proxies {
+        Some((db, sns)) => crate::backend::BackendEndpoints {
+            dynamodb: db.url().to_owned(),
+            moto: sns.url().to_owned(),
+        },
+        None => endpoints.clone(),
+    };
+    let mut cfg = config_for_stack(
+        template.clone(),
+        Registry::builtin(),
+        &stack,
+        &key,
+        &functions_endpoints,
+    );
+    cfg.sns = config_for_stack(template, Registry::default(), &stack, &key, &endpoints).sns;
     if args.process {
         cfg.functions = FunctionMode::Process(ProcessOptions::new(target_dir(args.release)));
     }
@@ -190,6 +219,18 @@ async fn run(args: &UpArgs, template: Template, backend: &mut Backend) -> Result
             "in-process"
         }
     );
+    if let Some((db, sns)) = &proxies {
+        eprintln!(
+            "  AWS faults:    DynamoDB {}{}",
+            db.url(),
+            crate::proxy::ADMIN_PATH
+        );
+        eprintln!(
+            "                 SNS      {}{}",
+            sns.url(),
+            crate::proxy::ADMIN_PATH
+        );
+    }
     eprintln!(
         "Stop with Ctrl-C (or SIGTERM to process {}).",
         std::process::id()

@@ -39,8 +39,13 @@ pub struct NewMessage {
 pub struct Appended {
     pub message: Message,
     /// True when the same (sender, clientMessageId) was already stored: `message` is
-    /// the original, nothing new was written, and nothing should be delivered again.
+    /// the original and nothing new was written.
     pub duplicate: bool,
+    /// The message's fan-out was never marked done ([`Store::fan_out_done`]): true for
+    /// a new message, and for a duplicate whose first sender's invocation stopped (was
+    /// killed, timed out, or failed to reach the members) between storing it and
+    /// finishing its delivery. Whoever gets `true` delivers it.
+    pub fan_out_pending: bool,
     /// The chat as it is after the append (for duplicates: as read).
     pub chat: Chat,
 }
@@ -287,6 +292,7 @@ impl Store {
                 .item("dedupKey", s(&key))
                 .item("chatId", s(chat_id.as_str()))
                 .item("pos", n(newpos))
+                .item("fanOut", s("pending"))
                 .condition_expression("attribute_not_exists(dedupKey)")
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,
@@ -315,6 +321,7 @@ impl Store {
                     return Ok(Appended {
                         message,
                         duplicate: false,
+                        fan_out_pending: true,
                         chat,
                     });
                 }
@@ -323,13 +330,18 @@ impl Store {
                         return Err(StoreError::NotMember);
                     }
                     if flags.get(1) == Some(&true) {
+                        let (pos, fan_out_pending) = self
+                            .dedup_record(&key)
+                            .await?
+                            .ok_or(StoreError::NotFound("original message"))?;
                         let original = self
-                            .find_by_client_id(chat_id, sender, client_message_id)
+                            .get_message(chat_id, pos)
                             .await?
                             .ok_or(StoreError::NotFound("original message"))?;
                         return Ok(Appended {
                             message: original,
                             duplicate: true,
+                            fan_out_pending,
                             chat,
                         });
                     }
@@ -349,11 +361,20 @@ impl Store {
         sender: &UserId,
         client_message_id: &ClientMessageId,
     ) -> StoreResult<Option<Message>> {
+        let key = dedup_key(chat_id, sender, client_message_id);
+        match self.dedup_record(&key).await? {
+            Some((pos, _)) => self.get_message(chat_id, pos).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The position a send-dedup item points at, and whether its fan-out is pending.
+    async fn dedup_record(&self, key: &str) -> StoreResult<Option<(u64, bool)>> {
         let out = self
             .db
             .get_item()
             .table_name(&self.t.message_dedup)
-            .key("dedupKey", s(dedup_key(chat_id, sender, client_message_id)))
+            .key("dedupKey", s(key))
             .consistent_read(true)
             .send()
             .await
@@ -361,8 +382,30 @@ impl Store {
         let Some(item) = out.item() else {
             return Ok(None);
         };
-        let pos: u64 = Reader::new(item, &self.t.message_dedup).num("pos")?;
-        self.get_message(chat_id, pos).await
+        let r = Reader::new(item, &self.t.message_dedup);
+        let pending = r.opt_string("fanOut")?.as_deref() == Some("pending");
+        Ok(Some((r.num("pos")?, pending)))
+    }
+
+    /// The message sent under `client_message_id` was delivered to the members (its
+    /// fan-out finished): a later retry of the send is a plain duplicate. Until this
+    /// is called, a retry delivers the message again (see [`Appended::fan_out_pending`]).
+    pub async fn fan_out_done(
+        &self,
+        chat_id: &ChatId,
+        sender: &UserId,
+        client_message_id: &ClientMessageId,
+    ) -> StoreResult<()> {
+        self.db
+            .update_item()
+            .table_name(&self.t.message_dedup)
+            .key("dedupKey", s(dedup_key(chat_id, sender, client_message_id)))
+            .update_expression("REMOVE fanOut")
+            .condition_expression("attribute_exists(dedupKey)")
+            .send()
+            .await
+            .map_err(|e| StoreError::sdk("UpdateItem", e))?;
+        Ok(())
     }
 
     pub async fn get_message(
