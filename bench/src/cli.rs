@@ -142,7 +142,7 @@ fn header(smoke: bool) -> String {
          CI threshold: CI runs `./dev bench all --smoke` only to keep the tool working and \
          to fail on lost, duplicated or reordered messages.\n\n\
          - Machine: {}, shared with other work while measuring (figures vary by ±20 % between runs).\n\
-         - Build: {} (`[profile.release]`: thin LTO, one codegen unit).\n\
+         - Build: {}.\n\
          - Backend: DynamoDB Local (AWS's Java emulator) and moto, in memory, started by `./dev bench` on the same cores as everything else.\n\n\
          Reproduce (each `./dev bench` starts a fresh in-memory backend and runs \
          `cargo run --release -p chat-bench -- ARGS`):\n\n\
@@ -152,7 +152,11 @@ fn header(smoke: bool) -> String {
          ./dev bench all --smoke          # the CI smoke run (seconds per scenario)\n\
          ```\n",
         crate::driver::machine(),
-        crate::driver::build_profile(),
+        if cfg!(debug_assertions) {
+            "debug (unoptimised: not for figures)"
+        } else {
+            "release (`[profile.release]`: thin LTO, one codegen unit)"
+        },
     );
     if smoke {
         h.push_str("\n**Smoke run: a few seconds per scenario with small counts; these figures mean nothing.**\n");
