@@ -141,7 +141,7 @@ fn header(smoke: bool) -> String {
          (`bench/`), written by `chat-bench all --write-docs` on {date}. Nothing here is a \
          CI threshold: CI runs `./dev bench all --smoke` only to keep the tool working and \
          to fail on lost, duplicated or reordered messages.\n\n\
-         - Machine: {}, shared with other work while measuring (figures vary by ±20 % between runs).\n\
+         - Machine: {}, shared with other work while measuring (load average {} when the run started; figures vary between runs).\n\
          - Build: {}.\n\
          - Backend: DynamoDB Local (AWS's Java emulator) and moto, in memory, started by `./dev bench` on the same cores as everything else.\n\n\
          Reproduce (each `./dev bench` starts a fresh in-memory backend and runs \
@@ -152,6 +152,10 @@ fn header(smoke: bool) -> String {
          ./dev bench all --smoke          # the CI smoke run (seconds per scenario)\n\
          ```\n",
         crate::driver::machine(),
+        std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" / "))
+            .unwrap_or_else(|| "unknown".into()),
         if cfg!(debug_assertions) {
             "debug (unoptimised: not for figures)"
         } else {
