@@ -187,25 +187,39 @@ pub async fn run(
     let mut last_seen: HashMap<(usize, usize, usize), usize> = HashMap::new();
     let mut outstanding_acks = total;
     let mut outstanding_deliveries = 0usize;
+    // Per client, its sends not yet answered, oldest first: the gateway's own error
+    // frame ("Internal server error", e.g. a function timeout) names no message, but a
+    // connection's frames are handled one at a time, so it answers the oldest.
+    let mut unanswered: HashMap<usize, std::collections::VecDeque<usize>> = HashMap::new();
+    let mut next_to_send = 0usize;
     let collector = async {
-        let mut deadline: Option<tokio::time::Instant> = None;
+        // After the last send: wait while answers keep coming (a saturated run drains a
+        // backlog), until `drain` passes without progress.
+        let mut last_progress = tokio::time::Instant::now();
         loop {
             if done.load(Ordering::Acquire) {
                 if outstanding_acks == 0 && outstanding_deliveries == 0 {
                     break;
                 }
-                let d = *deadline.get_or_insert_with(|| {
-                    tokio::time::Instant::from(plan.last().map(|p| p.0).unwrap_or(start))
-                        + phase.drain
-                });
-                if tokio::time::Instant::now() >= d {
+                if last_progress.elapsed() >= phase.drain {
                     break;
                 }
+            }
+            // Sends scheduled by now are in flight.
+            let now = Instant::now();
+            while next_to_send < msgs.len() && msgs[next_to_send].scheduled <= now {
+                let m = &msgs[next_to_send];
+                unanswered
+                    .entry(m.sender)
+                    .or_default()
+                    .push_back(next_to_send);
+                next_to_send += 1;
             }
             let next = tokio::time::timeout(Duration::from_millis(50), events.recv()).await;
             let Ok(Some((client, at, event))) = next else {
                 continue;
             };
+            last_progress = tokio::time::Instant::now();
             match event {
                 Event::Ack {
                     cmid,
@@ -221,6 +235,9 @@ pub async fn run(
                         continue;
                     }
                     m.ack = Some((at, position));
+                    if let Some(q) = unanswered.get_mut(&m.sender) {
+                        q.retain(|j| *j != i);
+                    }
                     if m.error.is_none() {
                         outstanding_acks -= 1;
                     }
@@ -252,7 +269,18 @@ pub async fn run(
                 }
                 Event::Error { code, cmid } => {
                     *errors.entry(code).or_default() += 1;
-                    if let Some(i) = cmid.as_deref().and_then(index_of) {
+                    let named = cmid.as_deref().and_then(index_of);
+                    let target = match (named, cmid.is_none()) {
+                        (Some(i), _) => {
+                            if let Some(q) = unanswered.get_mut(&client) {
+                                q.retain(|j| *j != i);
+                            }
+                            Some(i)
+                        }
+                        (None, true) => unanswered.get_mut(&client).and_then(|q| q.pop_front()),
+                        (None, false) => None,
+                    };
+                    if let Some(i) = target {
                         let m = &mut msgs[i];
                         if m.ack.is_none() && m.error.is_none() {
                             outstanding_acks -= 1;
