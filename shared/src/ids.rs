@@ -150,6 +150,26 @@ impl ChatId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The id in 16 bytes plus its kind (`true` for a group), for compact cursors.
+    /// `None` for a direct-chat id that [`ChatId::direct`] cannot have made (its
+    /// first character carries more than 3 bits).
+    pub fn to_bits(&self) -> Option<(bool, u128)> {
+        let (group, rest) = match self.0.strip_prefix("grp_") {
+            Some(rest) => (true, rest),
+            None => (false, self.0.strip_prefix("dm_")?),
+        };
+        if !matches!(rest.as_bytes().first(), Some(b'0'..=b'7')) {
+            return None;
+        }
+        ulid::Ulid::from_string(rest).ok().map(|u| (group, u.0))
+    }
+
+    /// The inverse of [`ChatId::to_bits`].
+    pub fn from_bits(group: bool, bits: u128) -> Self {
+        let prefix = if group { "grp_" } else { "dm_" };
+        Self(format!("{prefix}{}", ulid::Ulid(bits)))
+    }
 }
 
 impl fmt::Display for ChatId {
@@ -256,6 +276,20 @@ mod tests {
         assert!(!ab.is_group());
         assert_eq!(ChatId::parse(ab.as_str()).unwrap(), ab);
         assert_ne!(ab, ChatId::direct(&a, &UserId::generate()));
+    }
+
+    #[test]
+    fn chat_ids_pack_into_128_bits() {
+        for id in [
+            ChatId::new_group(),
+            ChatId::direct(&UserId::generate(), &UserId::generate()),
+        ] {
+            let (group, bits) = id.to_bits().unwrap();
+            assert_eq!(ChatId::from_bits(group, bits), id);
+        }
+        // Parses (26 base32 characters) but holds 130 bits: not packable.
+        let wide = ChatId::parse(&format!("dm_Z{}", "0".repeat(25))).unwrap();
+        assert_eq!(wide.to_bits(), None);
     }
 
     #[test]

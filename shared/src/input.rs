@@ -244,7 +244,34 @@ fn has_control(s: &str) -> bool {
     s.chars().any(|c| c.is_control())
 }
 
-/// A display name: 1 to 64 characters after trimming, no control characters.
+/// Bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069):
+/// in a name they reorder how it and the text after it are shown, so `alice\u{202e}...`
+/// can pass for another user. Names and status lines refuse them; message text keeps
+/// them (right-to-left writing uses them). The marks U+200E/U+200F stay allowed.
+fn has_bidi_control(s: &str) -> bool {
+    s.chars()
+        .any(|c| matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
+}
+
+/// The shared rule of names and status lines: no control characters, no bidi controls.
+fn clean_text(field: &'static str, t: &str) -> Result<(), InvalidInput> {
+    if has_control(t) {
+        return Err(InvalidInput::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    if has_bidi_control(t) {
+        return Err(InvalidInput::new(
+            field,
+            "must not contain text-direction override characters",
+        ));
+    }
+    Ok(())
+}
+
+/// A display name: 1 to 64 characters after trimming, no control or bidi override
+/// characters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct DisplayName(String);
@@ -260,17 +287,13 @@ impl DisplayName {
                 "must be 1 to 64 characters",
             ));
         }
-        if has_control(t) {
-            return Err(InvalidInput::new(
-                "displayName",
-                "must not contain control characters",
-            ));
-        }
+        clean_text("displayName", t)?;
         Ok(Self(t.to_owned()))
     }
 }
 
-/// A group's name: 1 to 100 characters after trimming, no control characters.
+/// A group's name: 1 to 100 characters after trimming, no control or bidi override
+/// characters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct GroupName(String);
@@ -283,17 +306,12 @@ impl GroupName {
         if n == 0 || n > 100 {
             return Err(InvalidInput::new("name", "must be 1 to 100 characters"));
         }
-        if has_control(t) {
-            return Err(InvalidInput::new(
-                "name",
-                "must not contain control characters",
-            ));
-        }
+        clean_text("name", t)?;
         Ok(Self(t.to_owned()))
     }
 }
 
-/// A profile's status line: 0 to 140 characters, no control characters.
+/// A profile's status line: 0 to 140 characters, no control or bidi override characters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct StatusText(String);
@@ -308,12 +326,7 @@ impl StatusText {
                 "must be at most 140 characters",
             ));
         }
-        if has_control(t) {
-            return Err(InvalidInput::new(
-                "statusText",
-                "must not contain control characters",
-            ));
-        }
+        clean_text("statusText", t)?;
         Ok(Self(t.to_owned()))
     }
 }

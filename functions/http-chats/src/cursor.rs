@@ -12,8 +12,9 @@ use chat_core::model::Millis;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-/// Longest cursor accepted, in characters.
-const MAX_CURSOR_CHARS: usize = 8192;
+/// Longest cursor accepted, in characters: what fits in a URL with room to spare
+/// (API Gateway's HTTP API allows 10,240 bytes of request line and headers).
+pub const MAX_CURSOR_CHARS: usize = 8192;
 
 pub fn encode<T: Serialize>(value: &T) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).unwrap_or_default())

@@ -94,4 +94,33 @@ mod tests {
             "Ab".repeat(20)
         );
     }
+
+    proptest::proptest! {
+        /// Any string: refused with `token` named, or accepted in canonical form that
+        /// parses to itself (a token is never stored in two spellings).
+        #[test]
+        fn any_token_is_refused_or_canonical(
+            raw in proptest::prop_oneof![
+                proptest::prelude::any::<String>(),
+                "[0-9a-fA-F]{60,204}",
+                "[A-Za-z0-9_:\\-]{28,40}",
+                "[ -~]{30,70}",
+            ],
+            fcm in proptest::prelude::any::<bool>(),
+        ) {
+            let platform = if fcm { PushPlatform::Fcm } else { PushPlatform::Apns };
+            match PushToken::parse(platform, &raw) {
+                Ok(t) => {
+                    proptest::prop_assert_eq!(PushToken::parse(platform, t.as_str()), Ok(t.clone()));
+                    if fcm {
+                        proptest::prop_assert!((FCM_MIN..=FCM_MAX).contains(&raw.len()) && t.as_str() == raw);
+                    } else {
+                        proptest::prop_assert!((APNS_MIN..=APNS_MAX).contains(&raw.len()) && raw.len() % 2 == 0);
+                        proptest::prop_assert_eq!(t.as_str(), raw.to_ascii_lowercase());
+                    }
+                }
+                Err(e) => proptest::prop_assert_eq!(e.field, "token"),
+            }
+        }
+    }
 }

@@ -265,3 +265,59 @@ pub async fn export_me(s: Arc<UsersState>, req: Request) -> Result<Response<Body
         next_cursor,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn value() -> impl Strategy<Value = serde_json::Value> {
+        prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<String>().prop_map(serde_json::Value::from),
+            "https://[a-z@.]{0,10}/[ -~]{0,20}".prop_map(serde_json::Value::from),
+            "\\s?[a-zA-Z ]{0,70}".prop_map(serde_json::Value::from),
+        ]
+    }
+
+    proptest! {
+        /// Any `PATCH /me` body: a profile change whose every value passed its rule,
+        /// or a 400 (`invalid_json`, or `validation_failed` naming the field).
+        #[test]
+        fn patch_me_bodies(
+            fields in prop::collection::btree_map(
+                prop_oneof!["displayName|statusText|avatarUrl|userName", "[a-z]{1,8}"],
+                value(),
+                0..4,
+            ),
+        ) {
+            let body = serde_json::Value::Object(fields.clone().into_iter().collect()).to_string();
+            let req = lambda_http::http::Request::builder()
+                .header("content-type", "application/json")
+                .body(Body::from(body))
+                .unwrap();
+            match edge::parse_json::<PatchMeBody>(&req, SMALL_BODY).and_then(PatchMeBody::parse) {
+                Ok(change) => {
+                    if let Some(d) = &change.display_name {
+                        prop_assert_eq!(DisplayName::parse(d.as_str()), Ok(d.clone()));
+                    }
+                    if let Some(Some(a)) = &change.avatar_url {
+                        prop_assert!(a.as_str().starts_with("https://"));
+                    }
+                    prop_assert!(fields.keys().all(|k| ["displayName", "statusText", "avatarUrl"].contains(&k.as_str())));
+                }
+                Err(e) => {
+                    prop_assert_eq!(e.status(), 400);
+                    if e.code() == "validation_failed" {
+                        let field = e.body().error.field.unwrap();
+                        prop_assert!(["displayName", "statusText", "avatarUrl"].contains(&field));
+                    } else {
+                        prop_assert_eq!(e.code(), "invalid_json");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -257,4 +257,38 @@ mod tests {
         let long = "x".repeat(200);
         assert_eq!(device_label(&event(&[("device", &long)], &[])).len(), 64);
     }
+
+    proptest::proptest! {
+        /// Whatever a client puts in the query and the subprotocol header: no panic;
+        /// a token found is non-empty and came from one of the two places; the device
+        /// label is 1 to 64 characters without control characters.
+        #[test]
+        fn hostile_handshakes(
+            token in proptest::option::of(proptest::prelude::any::<String>()),
+            device in proptest::option::of(proptest::prelude::any::<String>()),
+            protocol in proptest::option::of("[ -~]{0,80}"),
+            agent in proptest::option::of("[ -~]{0,300}"),
+        ) {
+            let mut query = Vec::new();
+            if let Some(t) = &token { query.push(("token", t.as_str())); }
+            if let Some(d) = &device { query.push(("device", d.as_str())); }
+            let mut headers = Vec::new();
+            if let Some(p) = &protocol { headers.push(("sec-websocket-protocol", p.as_str())); }
+            if let Some(a) = &agent { headers.push(("user-agent", a.as_str())); }
+            let e = event(&query, &headers);
+            if let Some(c) = credentials(&e) {
+                proptest::prop_assert!(!c.token.is_empty());
+                let from_query = token.as_deref() == Some(c.token.as_str());
+                let from_header = protocol.as_deref().is_some_and(|p| p.contains(c.token.as_str()));
+                proptest::prop_assert!(from_query || from_header);
+                if let Some(sp) = &c.subprotocol {
+                    proptest::prop_assert!(protocol.as_deref().is_some_and(|p| p.contains(sp.as_str())));
+                }
+            }
+            let label = device_label(&e);
+            let n = label.chars().count();
+            proptest::prop_assert!((1..=MAX_DEVICE_LABEL).contains(&n), "{:?}", label);
+            proptest::prop_assert!(!label.chars().any(char::is_control));
+        }
+    }
 }

@@ -270,3 +270,36 @@ async fn dispatch(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn event(body: &str, base64: bool) -> ApiGatewayWebsocketProxyRequest {
+        serde_json::from_value(serde_json::json!({
+            "requestContext": {"connectionId": "abc=", "routeKey": "$default", "connectedAt": 0, "requestTimeEpoch": 0},
+            "body": body,
+            "isBase64Encoded": base64
+        }))
+        .unwrap()
+    }
+
+    proptest! {
+        /// Text frames pass unchanged; binary frames (base64) decode to their UTF-8 text
+        /// or are refused, never a panic; whatever comes out, the frame parser answers
+        /// it with an action or a typed error.
+        #[test]
+        fn frames_as_api_gateway_delivers_them(bytes in prop::collection::vec(any::<u8>(), 0..300), text in any::<String>()) {
+            prop_assert_eq!(frame_text(&event(&text, false)), Ok(text.clone()));
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            match frame_text(&event(&b64, true)) {
+                Ok(t) => prop_assert_eq!(t.as_bytes(), &bytes[..]),
+                Err(()) => prop_assert!(String::from_utf8(bytes).is_err()),
+            }
+            let _ = parse_frame(&text);
+            // Not base64 at all: refused, not a panic.
+            prop_assert_eq!(frame_text(&event(&format!("{text}!"), true)), Err(()));
+        }
+    }
+}
