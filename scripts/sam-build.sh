@@ -6,6 +6,7 @@
 #
 #   scripts/sam-build.sh                # build into .aws-sam/build
 #   SAM_CONFIG_ENV=prod scripts/sam-build.sh
+#   scripts/sam-build.sh --report-only  # only the size table of the last build
 #
 # Tools come from scripts/lint-template.sh's virtualenv (.local/venv-sam: aws-sam-cli,
 # cargo-lambda and the ziglang it depends on). cargo-lambda adds the rustup target
@@ -15,7 +16,13 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${SAM_VENV:-$root/.local/venv-sam}"
-"$root/scripts/lint-template.sh" --install
+report_only=false
+[ "${1:-}" = "--report-only" ] && report_only=true
+if $report_only; then
+  [ -d "$root/.aws-sam/build" ] || { echo "no .aws-sam/build: run scripts/sam-build.sh first" >&2; exit 3; }
+else
+  "$root/scripts/lint-template.sh" --install
+fi
 export PATH="$venv/bin:$PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 export SAM_CLI_TELEMETRY=0
@@ -25,11 +32,13 @@ command -v rustup >/dev/null && rustup target add aarch64-unknown-linux-gnu >/de
 
 cd "$root"
 start=$(date +%s)
-sam build --config-file samconfig.toml --config-env "${SAM_CONFIG_ENV:-default}" \
-  --template-file infra/template.yaml --build-dir .aws-sam/build
+if ! $report_only; then
+  sam build --config-file samconfig.toml --config-env "${SAM_CONFIG_ENV:-default}" \
+    --template-file infra/template.yaml --build-dir .aws-sam/build
+fi
 elapsed=$(( $(date +%s) - start ))
 
-"$venv/bin/python3" - "$root/.aws-sam/build" "$elapsed" <<'PY'
+python3 - "$root/.aws-sam/build" "$elapsed" <<'PY'
 import io, os, sys, zipfile
 build, elapsed = sys.argv[1], sys.argv[2]
 rows = []

@@ -173,10 +173,34 @@ impl ChatServices {
         text: &MessageText,
         origin_connection: Option<ConnectionId>,
     ) -> Result<Sent, ApiError> {
+        self.send_message_after(
+            None,
+            sender,
+            chat_id,
+            client_message_id,
+            text,
+            origin_connection,
+        )
+        .await
+    }
+
+    /// [`Self::send_message`] with the chat already read (`Store::get_chat(chat_id,
+    /// true)`, e.g. while the edge was checking the connection), so that the
+    /// sender's acknowledgement waits on one DynamoDB round trip less
+    /// (`Store::append_text_after`).
+    pub async fn send_message_after(
+        &self,
+        chat: Option<Chat>,
+        sender: &UserId,
+        chat_id: &ChatId,
+        client_message_id: &ClientMessageId,
+        text: &MessageText,
+        origin_connection: Option<ConnectionId>,
+    ) -> Result<Sent, ApiError> {
         crate::telemetry::record_chat(chat_id);
         let appended = self
             .store
-            .append_text(chat_id, sender, client_message_id, text, now_millis())
+            .append_text_after(chat, chat_id, sender, client_message_id, text, now_millis())
             .await
             .map_err(ApiError::from)?;
         if !appended.duplicate {

@@ -1460,6 +1460,52 @@ async fn gone_connection_is_kept_while_it_may_still_be_connecting() {
 }
 
 #[tokio::test]
+async fn deferred_rate_counter_leaves_opening_a_window_to_the_caller() {
+    let store = store_for_test().await;
+    let u = UserId::generate();
+    let now = now_millis();
+    let c = connection("rated123", &u, now, now + 60_000);
+    store.put_connection(&c).await.unwrap();
+    let id = &c.connection_id;
+    // The connection's first frame opens a window: counted as 1, the write deferred.
+    let (w, reset) = store
+        .count_request_deferred(id, 7, now + 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((w.count, w.connection.user_id.clone()), (1, u.clone()));
+    let reset = reset.expect("a new window to open");
+    assert_eq!(store.open_window(&reset).await.unwrap(), Some(()));
+    // Then counted in one call per frame.
+    for expected in 2..=3 {
+        let (w, reset) = store
+            .count_request_deferred(id, 7, now + expected as i64)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(w.count, expected);
+        assert!(reset.is_none());
+    }
+    // Unknown and expired connections are refused, and nothing is created.
+    let nobody = ConnectionId::parse("nobody").unwrap();
+    assert!(store
+        .count_request_deferred(&nobody, 8, now)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .count_request_deferred(id, 9, now + 60_001)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.get_connection(&nobody).await.unwrap().is_none());
+    // A window opened for a connection that has gone since: nothing to do.
+    store.remove_connection(id, now + 2).await.unwrap();
+    assert_eq!(store.open_window(&reset).await.unwrap(), None);
+    assert!(store.get_connection(id).await.unwrap().is_none());
+}
+
+#[tokio::test]
 async fn rate_counter_counts_per_window() {
     let store = store_for_test().await;
     let u = UserId::generate();

@@ -6,7 +6,10 @@
 //! would not reach the client in AWS); the function itself always returns 200.
 //!
 //! `sendMessage` posts `messageAck` to the sender's connection as soon as the message
-//! is stored, then fans out within the same invocation. `AckLatency` (EMF) is the time
+//! is stored, then fans out within the same invocation. The acknowledgement waits on
+//! two sequential DynamoDB round trips: the rate counter together with the chat read,
+//! then the append transaction (the write that opens a new rate window runs
+//! alongside; `docs/performance.md`, "Work per message"). `AckLatency` (EMF) is the time
 //! from API Gateway receiving the frame (`requestContext.requestTimeEpoch`) to the
 //! acknowledgement being posted.
 
@@ -17,7 +20,7 @@ use chat_core::error::ApiError;
 use chat_core::function::{BoxFuture, SharedFunction};
 use chat_core::ids::{ConnectionId, UserId};
 use chat_core::messaging::{ChatServices, WS_SYNC_MAX_BYTES};
-use chat_core::model::now_millis;
+use chat_core::model::{now_millis, Chat};
 use chat_core::protocol::{
     parse_frame, ClientAction, ErrorEvent, Pong, ServerEvent, MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
@@ -100,39 +103,89 @@ pub async fn handle(
         t if t > 0 && t <= now => t,
         _ => now,
     };
-    let window = match services
-        .store()
-        .count_request(&conn, now / WINDOW_MS, now)
-        .await
-    {
+    let text = frame_text(&event).unwrap_or_else(|_| "\u{0}".to_owned());
+    let parsed = parse_frame(&text);
+    // A send needs its chat: read it while the connection is being counted, so that
+    // the acknowledgement waits on two DynamoDB round trips (this pair, then the
+    // append), not three. The read is wasted only when the frame is then refused.
+    let chat_read = async {
+        match &parsed {
+            Ok(ClientAction::SendMessage { chat_id, .. }) => services
+                .store()
+                .get_chat(chat_id, true)
+                .await
+                .ok()
+                .flatten(),
+            _ => None,
+        }
+    };
+    let (counted, chat) = tokio::join!(
+        services
+            .store()
+            .count_request_deferred(&conn, now / WINDOW_MS, now),
+        chat_read
+    );
+    let (window, reset) = match counted {
         Ok(Some(w)) => w,
         Ok(None) => return unknown_connection(),
         Err(e) => {
             // Nothing was done: tell the client, which retries (a `sendMessage` with
-            // the same clientMessageId). The frame is parsed only to name its action.
+            // the same clientMessageId).
             let e = ApiError::from(e);
             e.log();
-            let parsed = frame_text(&event).ok().and_then(|t| parse_frame(&t).ok());
-            let cmid = match &parsed {
+            let action = parsed.as_ref().ok();
+            let cmid = match action {
                 Some(ClientAction::SendMessage {
                     client_message_id, ..
                 }) => Some(client_message_id),
                 _ => None,
             };
-            let ev = ServerEvent::error(&e, parsed.as_ref().map(|a| a.name()), cmid);
+            let ev = ServerEvent::error(&e, action.map(|a| a.name()), cmid);
             services.post_to_connection(&conn, &ev).await;
             return ok();
         }
     };
+    // The first frame of a new rate window: the write opening the window runs
+    // alongside the frame's work instead of before it.
+    let open_window = async {
+        if let Some(reset) = &reset {
+            if let Err(e) = services.store().open_window(reset).await {
+                chat_core::metrics::store_error(&e);
+                tracing::error!(error = %e, "opening a rate window failed");
+            }
+        }
+    };
+    let (response, ()) = tokio::join!(
+        handle_counted(
+            services,
+            &conn,
+            window,
+            (parsed, text.len()),
+            chat,
+            received_at
+        ),
+        open_window
+    );
+    response
+}
+
+/// The rest of [`handle`] once the frame is counted against the connection's window.
+async fn handle_counted(
+    services: &ChatServices,
+    conn: &ConnectionId,
+    window: chat_core::store::RateWindow,
+    (parsed, bytes): (Result<ClientAction, chat_core::protocol::FrameError>, usize),
+    chat: Option<Chat>,
+    received_at: i64,
+) -> ApiGatewayProxyResponse {
     let user = window.connection.user_id.clone();
     chat_core::telemetry::record_user(&user);
-    let text = frame_text(&event).unwrap_or_else(|_| "\u{0}".to_owned());
-    let action = match parse_frame(&text) {
+    let action = match parsed {
         Ok(a) => a,
         Err(e) => {
             chat_core::telemetry::note_status(400);
-            tracing::info!(code = e.code(), bytes = text.len(), "frame refused");
-            services.post_event(&user, &conn, &e.to_event()).await;
+            tracing::info!(code = e.code(), bytes, "frame refused");
+            services.post_event(&user, conn, &e.to_event()).await;
             return ok();
         }
     };
@@ -157,13 +210,13 @@ pub async fn handle(
         services
             .post_event(
                 &user,
-                &conn,
+                conn,
                 &ServerEvent::error(&e, Some(action.name()), cmid),
             )
             .await;
         return ok();
     }
-    dispatch(services, &user, &conn, action, received_at).await;
+    dispatch(services, &user, conn, action, chat, received_at).await;
     ok()
 }
 
@@ -172,6 +225,7 @@ async fn dispatch(
     user: &UserId,
     conn: &ConnectionId,
     action: ClientAction,
+    chat: Option<Chat>,
     received_at: i64,
 ) {
     let name = action.name();
@@ -195,7 +249,8 @@ async fn dispatch(
             text,
         } => {
             match services
-                .send_message(
+                .send_message_after(
+                    chat,
                     user,
                     &chat_id,
                     &client_message_id,

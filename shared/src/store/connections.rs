@@ -14,7 +14,8 @@ use super::codec::{n, s, Item, Reader};
 use super::{ttl_seconds, Store, StoreError, StoreResult};
 use crate::ids::{ConnectionId, UserId};
 use crate::model::{Connection, Millis, Presence};
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use std::collections::HashMap;
 
 /// How long after it opened a connection that a post answered 410 for is still
@@ -40,6 +41,15 @@ pub struct RateWindow {
     pub connection: Connection,
     /// Requests counted in the current window, this one included.
     pub count: u32,
+}
+
+/// The write that opens a new rate-limit window, left to the caller by
+/// [`Store::count_request_deferred`].
+#[derive(Debug, Clone)]
+pub struct WindowReset {
+    id: ConnectionId,
+    window: i64,
+    now: Millis,
 }
 
 /// A user's presence and live connections, as fan-out needs them.
@@ -274,6 +284,24 @@ impl Store {
         window: i64,
         now: Millis,
     ) -> StoreResult<Option<RateWindow>> {
+        match self.count_request_deferred(id, window, now).await? {
+            None => Ok(None),
+            Some((w, None)) => Ok(Some(w)),
+            Some((w, Some(reset))) => Ok(self.open_window(&reset).await?.map(|_| w)),
+        }
+    }
+
+    /// [`Self::count_request`] in one round trip: when a new window starts, the
+    /// request is the window's first (count 1) and the connection is known from the
+    /// failed conditional update (`ReturnValuesOnConditionCheckFailure: ALL_OLD`), so
+    /// the write that opens the window is handed back as a [`WindowReset`] for the
+    /// caller to make with [`Self::open_window`] alongside its own work, not before it.
+    pub async fn count_request_deferred(
+        &self,
+        id: &ConnectionId,
+        window: i64,
+        now: Millis,
+    ) -> StoreResult<Option<(RateWindow, Option<WindowReset>)>> {
         let same = self
             .db
             .update_item()
@@ -285,35 +313,64 @@ impl Store {
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":w", n(window))
             .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        let item = match same {
-            Ok(out) => out.attributes().cloned().unwrap_or_default(),
-            Err(e) if super::codec::is_condition_failed(&e) => {
-                let fresh = self
-                    .db
-                    .update_item()
-                    .table_name(&self.t.connections)
-                    .key("connectionId", s(id.as_str()))
-                    .update_expression("SET lastActiveAt = :now, rlWindow = :w, rlCount = :one")
-                    .condition_expression("attribute_exists(connectionId) AND expiresAt > :now")
-                    .expression_attribute_values(":now", n(now))
-                    .expression_attribute_values(":one", n(1))
-                    .expression_attribute_values(":w", n(window))
-                    .return_values(ReturnValue::AllNew)
-                    .send()
-                    .await;
-                match fresh {
-                    Ok(out) => out.attributes().cloned().unwrap_or_default(),
-                    Err(e) if super::codec::is_condition_failed(&e) => return Ok(None),
-                    Err(e) => return Err(StoreError::sdk("UpdateItem", e)),
-                }
+        match same {
+            Ok(out) => {
+                let item = out.attributes().cloned().unwrap_or_default();
+                let connection = connection_from(&item, &self.t.connections)?;
+                let count = Reader::new(&item, &self.t.connections).num_or("rlCount", 1)?;
+                Ok(Some((RateWindow { connection, count }, None)))
             }
-            Err(e) => return Err(StoreError::sdk("UpdateItem", e)),
-        };
-        let connection = connection_from(&item, &self.t.connections)?;
-        let count = Reader::new(&item, &self.t.connections).num_or("rlCount", 1)?;
-        Ok(Some(RateWindow { connection, count }))
+            Err(e) if super::codec::is_condition_failed(&e) => {
+                let old = match e.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(c)) => c.item().cloned(),
+                    _ => None,
+                };
+                // No item: unknown connection. Expired: gone, whatever its window.
+                let Some(old) = old else { return Ok(None) };
+                let connection = connection_from(&old, &self.t.connections)?;
+                if connection.expires_at <= now {
+                    return Ok(None);
+                }
+                let reset = WindowReset {
+                    id: id.clone(),
+                    window,
+                    now,
+                };
+                Ok(Some((
+                    RateWindow {
+                        connection,
+                        count: 1,
+                    },
+                    Some(reset),
+                )))
+            }
+            Err(e) => Err(StoreError::sdk("UpdateItem", e)),
+        }
+    }
+
+    /// Open the new window a [`Self::count_request_deferred`] found (count 1). `None`
+    /// when the connection has gone or expired since.
+    pub async fn open_window(&self, reset: &WindowReset) -> StoreResult<Option<()>> {
+        let fresh = self
+            .db
+            .update_item()
+            .table_name(&self.t.connections)
+            .key("connectionId", s(reset.id.as_str()))
+            .update_expression("SET lastActiveAt = :now, rlWindow = :w, rlCount = :one")
+            .condition_expression("attribute_exists(connectionId) AND expiresAt > :now")
+            .expression_attribute_values(":now", n(reset.now))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":w", n(reset.window))
+            .send()
+            .await;
+        match fresh {
+            Ok(_) => Ok(Some(())),
+            Err(e) if super::codec::is_condition_failed(&e) => Ok(None),
+            Err(e) => Err(StoreError::sdk("UpdateItem", e)),
+        }
     }
 
     /// Presence and live connections of several users (BatchGetItem, 100 keys a call).

@@ -264,6 +264,25 @@ impl Store {
         text: &MessageText,
         now: Millis,
     ) -> StoreResult<Appended> {
+        self.append_text_after(None, chat_id, sender, client_message_id, text, now)
+            .await
+    }
+
+    /// [`Self::append_text`] with the chat already read (consistently, by
+    /// `get_chat(chat_id, true)`) by the caller, e.g. alongside other work: the first
+    /// attempt uses it instead of reading again. The transaction's condition on the
+    /// chat's position makes a read that is out of date by then cost a retry, never a
+    /// wrong position.
+    pub async fn append_text_after(
+        &self,
+        read: Option<Chat>,
+        chat_id: &ChatId,
+        sender: &UserId,
+        client_message_id: &ClientMessageId,
+        text: &MessageText,
+        now: Millis,
+    ) -> StoreResult<Appended> {
+        let mut read = read.filter(|c| &c.chat_id == chat_id);
         let new = NewMessage {
             kind: MessageKind::Text,
             sender_id: Some(sender.clone()),
@@ -274,8 +293,12 @@ impl Store {
         };
         let key = dedup_key(chat_id, sender, client_message_id);
         for attempt in 0..MAX_ATTEMPTS {
-            let Some(chat) = self.get_chat(chat_id, true).await? else {
-                return Err(StoreError::NotFound("chat"));
+            let chat = match read.take() {
+                Some(chat) => chat,
+                None => match self.get_chat(chat_id, true).await? {
+                    Some(chat) => chat,
+                    None => return Err(StoreError::NotFound("chat")),
+                },
             };
             let newpos = chat.last_position + 1;
             let member = Update::builder()

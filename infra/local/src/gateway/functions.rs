@@ -132,6 +132,11 @@ pub trait Invoker: Send + Sync + 'static {
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
     }
+
+    /// The cold starts so far (process hosts; in-process hosts have none).
+    fn cold_starts(&self) -> Vec<super::process::ColdStart> {
+        Vec::new()
+    }
 }
 
 /// The Lambda context for one invocation.

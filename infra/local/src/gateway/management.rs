@@ -6,6 +6,7 @@
 //! `x-amzn-ErrorType` header the SDK reads. Fault rules ([`super::faults`]) apply first.
 
 use super::faults::{FaultAction, FaultRule};
+use super::recorder::ManagementCall;
 use super::websocket::Out;
 use super::Shared;
 use axum::body::Bytes;
@@ -57,17 +58,33 @@ async fn fault(shared: &Shared, id: &str, method: &Method) -> Option<Response> {
     }
 }
 
-/// `/{stage}/@connections/{id}` (the id arrives percent-decoded).
+/// `/{stage}/@connections/{id}` (the id arrives percent-decoded); recorded in
+/// [`super::recorder`] when that is on.
 pub(crate) async fn connection(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
     method: Method,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = fault(&shared, &id, &method).await {
+    let started = std::time::Instant::now();
+    let request_bytes = body.len();
+    let response = serve(&shared, &id, &method, body).await;
+    shared.management_calls.push(|| ManagementCall {
+        method: method.to_string(),
+        connection_id: id,
+        started,
+        finished: std::time::Instant::now(),
+        status: response.status().as_u16(),
+        request_bytes,
+    });
+    response
+}
+
+async fn serve(shared: &Shared, id: &str, method: &Method, body: Bytes) -> Response {
+    if let Some(r) = fault(shared, id, method).await {
         return r;
     }
-    match method {
+    match *method {
         Method::POST => {
             if body.len() > shared.limits.message_bytes {
                 return aws_error(
@@ -76,14 +93,14 @@ pub(crate) async fn connection(
                     "Message too long",
                 );
             }
-            match shared.get(&id) {
+            match shared.get(id) {
                 Some(c) if c.tx.send(Out::Data(body.to_vec())).is_ok() => {
                     StatusCode::OK.into_response()
                 }
-                _ => gone(&id),
+                _ => gone(id),
             }
         }
-        Method::GET => match shared.get(&id) {
+        Method::GET => match shared.get(id) {
             Some(c) => {
                 let mut identity = json!({"sourceIp": c.ctx.source_ip});
                 if let Some(ua) = &c.ctx.user_agent {
@@ -96,9 +113,9 @@ pub(crate) async fn connection(
                 }))
                 .into_response()
             }
-            None => gone(&id),
+            None => gone(id),
         },
-        Method::DELETE => match shared.remove(&id) {
+        Method::DELETE => match shared.remove(id) {
             Some(c) => {
                 let _ = c.tx.send(Out::Close {
                     code: 1000,
@@ -107,7 +124,7 @@ pub(crate) async fn connection(
                 });
                 StatusCode::NO_CONTENT.into_response()
             }
-            None => gone(&id),
+            None => gone(id),
         },
         _ => aws_error(
             StatusCode::METHOD_NOT_ALLOWED,

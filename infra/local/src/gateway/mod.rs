@@ -15,7 +15,8 @@
 //! - [`events`]: the event JSON and response mapping; [`functions`]: the function
 //!   registry and the in-process host; [`process`]: the process host (Lambda Runtime
 //!   API); [`websocket`], [`management`], [`http`]: the three APIs; [`sns`]: topic
-//!   subscriptions; [`faults`]: fault injection for the management API.
+//!   subscriptions; [`faults`]: fault injection for the management API; [`recorder`]:
+//!   a record of the management API calls (for benchmarks).
 
 pub mod commands;
 pub mod events;
@@ -24,6 +25,7 @@ pub mod functions;
 pub mod http;
 pub mod management;
 pub mod process;
+pub mod recorder;
 pub mod sns;
 pub mod stack;
 pub mod websocket;
@@ -222,6 +224,7 @@ pub(crate) struct Shared {
     pub invoker: Arc<dyn Invoker>,
     pub conns: Mutex<HashMap<String, Arc<Conn>>>,
     pub faults: Arc<Faults>,
+    pub management_calls: recorder::ManagementCalls,
     pub limits: Limits,
     pub shutdown: watch::Receiver<bool>,
     pub tracker: Tracker,
@@ -528,6 +531,7 @@ impl Gateway {
             invoker: invoker.clone(),
             conns: Mutex::new(HashMap::new()),
             faults: Arc::new(Faults::default()),
+            management_calls: recorder::ManagementCalls::default(),
             limits: cfg.limits.clone(),
             shutdown: shutdown_rx,
             tracker: Tracker::default(),
@@ -611,6 +615,14 @@ impl Gateway {
     /// Fault injection for the management API.
     pub fn faults(&self) -> &Faults {
         &self.shared.faults
+    }
+    /// The record of management API calls (off until switched on).
+    pub fn management_calls(&self) -> &recorder::ManagementCalls {
+        &self.shared.management_calls
+    }
+    /// The cold starts of function processes so far (empty in-process).
+    pub fn cold_starts(&self) -> Vec<process::ColdStart> {
+        self.shared.invoker.cold_starts()
     }
     /// The routes and functions the gateway serves.
     pub fn routes(&self) -> &RouteTable {

@@ -5,7 +5,8 @@
 //! has a pool of processes, started on demand (one per concurrent invocation, like
 //! Lambda's execution environments), kept warm between invocations and killed when an
 //! invocation exceeds the function's timeout. The REPORT line adds the init duration
-//! (spawn to first `next`) and the peak memory (`VmHWM` of `/proc/<pid>/status`).
+//! (spawn to first `next`) and the peak memory (`VmHWM` of `/proc/<pid>/status`);
+//! each cold start is also kept as a [`ColdStart`] (`Gateway::cold_starts`).
 
 use super::functions::{function_arn, report, InvokeError, Invoker};
 use crate::template::FunctionDef;
@@ -32,6 +33,9 @@ pub struct ProcessOptions {
     pub bin_dir: PathBuf,
     /// Concurrent processes per function (Lambda's concurrency).
     pub max_per_function: usize,
+    /// Discard the processes' stdout and stderr (their logs) instead of passing them
+    /// through (benchmarks).
+    pub quiet: bool,
 }
 
 impl ProcessOptions {
@@ -39,8 +43,24 @@ impl ProcessOptions {
         ProcessOptions {
             bin_dir,
             max_per_function: 16,
+            quiet: false,
         }
     }
+}
+
+/// One cold start of a function process, as its REPORT line gives it.
+#[derive(Debug, Clone)]
+pub struct ColdStart {
+    /// The function's logical id.
+    pub function: String,
+    /// Process spawn to its first `GET .../invocation/next` (`None`: init failed).
+    pub init: Option<Duration>,
+    /// The first invocation, from the end of init to its response.
+    pub first_invocation: Duration,
+    /// Peak resident memory (`VmHWM`, kB) right after the first invocation.
+    pub peak_memory_kb: Option<u64>,
+    /// The first invocation succeeded (a function error counts as success here).
+    pub ok: bool,
 }
 
 type Reply = oneshot::Sender<Result<Value, InvokeError>>;
@@ -89,6 +109,7 @@ struct Pool {
     idle: Mutex<Vec<Arc<Proc>>>,
     all: Mutex<Vec<Arc<Proc>>>,
     slots: tokio::sync::Semaphore,
+    cold_starts: Mutex<Vec<ColdStart>>,
 }
 
 /// Runs the functions as processes.
@@ -110,6 +131,7 @@ impl ProcessHost {
                         opts: opts.clone(),
                         idle: Mutex::new(Vec::new()),
                         all: Mutex::new(Vec::new()),
+                        cold_starts: Mutex::new(Vec::new()),
                     }),
                 )
             })
@@ -247,6 +269,10 @@ impl Pool {
         if self.env.get("AWS_REGION").is_none() {
             cmd.env("AWS_REGION", "us-east-1");
         }
+        if self.opts.quiet {
+            cmd.stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+        }
         let child = cmd.spawn().map_err(|e| {
             server.abort();
             InvokeError::Runtime(format!("spawning {}: {e}", path.display()))
@@ -347,11 +373,21 @@ impl Pool {
                 self.forget(&proc);
             }
         }
+        let duration = start.elapsed().saturating_sub(init.unwrap_or_default());
+        if cold {
+            lock(&self.cold_starts).push(ColdStart {
+                function: self.def.logical_id.clone(),
+                init,
+                first_invocation: duration,
+                peak_memory_kb: peak,
+                ok: matches!(outcome, Ok(_) | Err(InvokeError::Function(_))),
+            });
+        }
         report(
             &self.def.logical_id,
             route,
             &request_id,
-            start.elapsed().saturating_sub(init.unwrap_or_default()),
+            duration,
             init,
             peak,
             &outcome,
@@ -399,5 +435,12 @@ impl Invoker for ProcessHost {
                 pool.stop().await;
             }
         })
+    }
+
+    fn cold_starts(&self) -> Vec<ColdStart> {
+        self.pools
+            .values()
+            .flat_map(|p| lock(&p.cold_starts).clone())
+            .collect()
     }
 }
