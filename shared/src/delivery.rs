@@ -3,8 +3,9 @@
 //! offline topic for the push notifier ([`OfflinePublisher`]).
 //!
 //! Posting is concurrent (at most [`Poster::concurrency`] posts in flight). A post
-//! answered 410 Gone means the connection died without `$disconnect`: the connection
-//! is forgotten (`Store::forget_stale_connection`) and counts as not delivered. Other
+//! answered 410 Gone means the connection died without `$disconnect` (or is still in
+//! its `$connect`): the connection is forgotten unless it opened moments ago
+//! (`Store::forget_gone_connection`), and counts as not delivered. Other
 //! failures (throttling, 5xx, time-outs) are retried with backoff, at most
 //! [`Poster::max_attempts`] tries (these are the only retries: the management API
 //! client is built without SDK retries, see `aws::management`). Frames over 128 KB are never posted (callers send a
@@ -197,16 +198,23 @@ impl Poster {
                     .is_some_and(|r| r.status().as_u16() == 410)
             {
                 if let Some(user) = user {
-                    if let Err(e) = self
+                    match self
                         .store
-                        .forget_stale_connection(user, connection, now_millis())
+                        .forget_gone_connection(user, connection, now_millis())
                         .await
                     {
-                        crate::metrics::store_error(&e);
-                        tracing::warn!(error = %e, "could not forget a gone connection (its TTL will)");
+                        Ok(Some(_)) => {
+                            tracing::info!(connection = %connection, "connection gone (410); forgotten")
+                        }
+                        Ok(None) => {
+                            tracing::info!(connection = %connection, "connection gone (410) while connecting; kept")
+                        }
+                        Err(e) => {
+                            crate::metrics::store_error(&e);
+                            tracing::warn!(error = %e, "could not forget a gone connection (its TTL will)");
+                        }
                     }
                 }
-                tracing::info!(connection = %connection, "connection gone (410); forgotten");
                 return PostOutcome::Gone;
             }
             let retryable = !matches!(

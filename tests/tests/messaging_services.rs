@@ -128,7 +128,9 @@ impl Env {
                 connection_id: c.clone(),
                 user_id: user.clone(),
                 device_label: "t".into(),
-                connected_at: now,
+                // Open for a minute already: a 410 for it means it is gone (not still
+                // in its $connect, see `Store::forget_gone_connection`).
+                connected_at: now - 60_000,
                 expires_at: now + 3_600_000,
                 source_ip: "127.0.0.1".into(),
             })

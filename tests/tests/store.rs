@@ -1408,6 +1408,57 @@ async fn stale_and_expired_connections_do_not_count() {
     assert_eq!(p[&u].last_seen_at, Some(now + 1));
 }
 
+/// Regression (found by the load benchmark): a post answered 410 for a connection
+/// whose `$connect` was still running (two partners connecting at once) removed it
+/// from presence, so its live socket never got a message again.
+#[tokio::test]
+async fn gone_connection_is_kept_while_it_may_still_be_connecting() {
+    let store = store_for_test().await;
+    let u = user(&store, "gina").await;
+    let now = now_millis();
+    let young = connection("young111=", &u, now - 1_000, now + 60_000);
+    store.put_connection(&young).await.unwrap();
+    assert_eq!(
+        store
+            .forget_gone_connection(&u, &young.connection_id, now)
+            .await
+            .unwrap(),
+        None,
+        "kept"
+    );
+    assert!(store
+        .get_connection(&young.connection_id)
+        .await
+        .unwrap()
+        .is_some());
+    let p = store
+        .presence_of(std::slice::from_ref(&u), now)
+        .await
+        .unwrap();
+    assert_eq!(p[&u].connections, vec![young.connection_id.clone()]);
+
+    // Past the grace period a 410 means the connection is dead: forgotten.
+    let later = now + chat_core::store::CONNECT_GRACE_MS;
+    assert_eq!(
+        store
+            .forget_gone_connection(&u, &young.connection_id, later)
+            .await
+            .unwrap(),
+        Some(true),
+        "forgotten, and the user is offline"
+    );
+    assert!(store
+        .get_connection(&young.connection_id)
+        .await
+        .unwrap()
+        .is_none());
+    let p = store
+        .presence_of(std::slice::from_ref(&u), later)
+        .await
+        .unwrap();
+    assert!(p[&u].connections.is_empty());
+}
+
 #[tokio::test]
 async fn deferred_rate_counter_leaves_opening_a_window_to_the_caller() {
     let store = store_for_test().await;

@@ -18,6 +18,11 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use std::collections::HashMap;
 
+/// How long after it opened a connection that a post answered 410 for is still
+/// presumed to be in its `$connect` (API Gateway's 29-second integration timeout,
+/// rounded up): see [`Store::forget_gone_connection`].
+pub const CONNECT_GRACE_MS: Millis = 30_000;
+
 fn connection_from(item: &Item, table: &str) -> StoreResult<Connection> {
     let r = Reader::new(item, table);
     Ok(Connection {
@@ -193,6 +198,35 @@ impl Store {
     ) -> StoreResult<bool> {
         let _ = self.delete_connection_item(id).await?;
         self.remove_from_presence(user, id, now).await
+    }
+
+    /// Forget a connection a post answered 410 Gone for, unless it opened less than
+    /// [`CONNECT_GRACE_MS`] ago: API Gateway answers 410 for a connection whose
+    /// `$connect` is still running, and that connection is already in the store and
+    /// in presence (`$connect` writes them before it returns). Forgetting it would
+    /// leave a live socket that nobody posts to, so a young connection is kept (the
+    /// post counts as not delivered; the client syncs after connecting). `Some(offline)`
+    /// when it was forgotten, `None` when it was kept.
+    pub async fn forget_gone_connection(
+        &self,
+        user: &UserId,
+        id: &ConnectionId,
+        now: Millis,
+    ) -> StoreResult<Option<bool>> {
+        let res = self
+            .db
+            .delete_item()
+            .table_name(&self.t.connections)
+            .key("connectionId", s(id.as_str()))
+            .condition_expression("attribute_not_exists(connectionId) OR connectedAt <= :cutoff")
+            .expression_attribute_values(":cutoff", n(now - CONNECT_GRACE_MS))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(Some(self.remove_from_presence(user, id, now).await?)),
+            Err(e) if super::codec::is_condition_failed(&e) => Ok(None),
+            Err(e) => Err(StoreError::sdk("DeleteItem", e)),
+        }
     }
 
     /// Remove a connection id from a user's presence and record `lastSeenAt`. Returns
