@@ -40,7 +40,7 @@ impl Stack {
     async fn start(opts: TestStackOptions) -> Self {
         let s = TestStack::start_with(opts).await;
         let tokens = TokenConfig::from_env(s.env()).expect("JWT config in the stack env");
-        s.faults().record(true);
+        s.gateway().management_calls().record(true);
         Stack { s, tokens }
     }
 
@@ -154,7 +154,8 @@ impl Stack {
     /// The management calls (POST) recorded for `connection`, with their faults.
     fn posts_to(&self, connection: &ConnectionId) -> Vec<Option<FaultAction>> {
         self.s
-            .faults()
+            .gateway()
+            .management_calls()
             .calls()
             .into_iter()
             .filter(|c| c.connection_id == connection.as_str() && c.method == "POST")

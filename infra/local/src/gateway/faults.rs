@@ -3,9 +3,8 @@
 //! given connection id and/or a random fraction of calls, optionally only for one HTTP
 //! method and only a number of times. Driven through [`Faults`] (Rust) or the admin
 //! endpoint `/_local/faults` on the WebSocket port (GET lists, POST adds a rule,
-//! DELETE clears). With [`Faults::record`] on, every management call is also logged
-//! ([`ManagementCall`]: connection, method, fault applied), so tests can count posts and
-//! retries per connection.
+//! DELETE clears). Which fault each call got is kept by the gateway's call recorder
+//! ([`super::recorder`]), so tests can count posts and retries per connection.
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -70,21 +69,10 @@ impl FaultRule {
     }
 }
 
-/// One call that reached the management API (recorded with [`Faults::record`]).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ManagementCall {
-    pub connection_id: String,
-    /// `POST`, `GET` or `DELETE`.
-    pub method: String,
-    /// The fault applied, if any.
-    pub fault: Option<FaultAction>,
-}
-
-/// The gateway's current fault rules (and, when recording, the calls seen).
+/// The gateway's current fault rules.
 #[derive(Debug, Default)]
 pub struct Faults {
     rules: Mutex<Vec<FaultRule>>,
-    calls: Mutex<Option<Vec<ManagementCall>>>,
 }
 
 impl Faults {
@@ -102,41 +90,8 @@ impl Faults {
         self.rules.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn lock_calls(&self) -> std::sync::MutexGuard<'_, Option<Vec<ManagementCall>>> {
-        self.calls.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Start (keeping what was recorded) or stop (forgetting it) recording calls.
-    pub fn record(&self, on: bool) {
-        let mut calls = self.lock_calls();
-        match on {
-            true => {
-                calls.get_or_insert_with(Vec::new);
-            }
-            false => *calls = None,
-        }
-    }
-
-    /// The calls recorded so far (empty when not recording).
-    pub fn calls(&self) -> Vec<ManagementCall> {
-        self.lock_calls().clone().unwrap_or_default()
-    }
-
-    /// The fault for a management call, if any (consumes one use of a counted rule);
-    /// records the call when recording.
+    /// The fault for a management call, if any (consumes one use of a counted rule).
     pub fn decide(&self, connection_id: &str, method: &str) -> Option<FaultAction> {
-        let action = self.pick(connection_id, method);
-        if let Some(calls) = self.lock_calls().as_mut() {
-            calls.push(ManagementCall {
-                connection_id: connection_id.to_owned(),
-                method: method.to_ascii_uppercase(),
-                fault: action.clone(),
-            });
-        }
-        action
-    }
-
-    fn pick(&self, connection_id: &str, method: &str) -> Option<FaultAction> {
         let mut rules = self.lock();
         let mut rng = rand::thread_rng();
         let i = rules.iter().position(|r| {
@@ -181,19 +136,5 @@ mod tests {
         let rule: FaultRule =
             serde_json::from_str(r#"{"action":{"kind":"delay","ms":5},"fraction":1.0}"#).unwrap();
         assert_eq!(rule.action, FaultAction::Delay { ms: 5 });
-
-        assert!(f.calls().is_empty(), "not recording");
-        f.record(true);
-        f.decide("a=", "post");
-        assert_eq!(
-            f.calls(),
-            [ManagementCall {
-                connection_id: "a=".into(),
-                method: "POST".into(),
-                fault: None,
-            }]
-        );
-        f.record(false);
-        assert!(f.calls().is_empty());
     }
 }

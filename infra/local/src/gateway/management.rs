@@ -42,9 +42,9 @@ fn iso(ms: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Apply fault rules; `Some(response)` short-circuits the call.
-async fn fault(shared: &Shared, id: &str, method: &Method) -> Option<Response> {
-    match shared.faults.decide(id, method.as_str())? {
+/// Apply the call's fault; `Some(response)` short-circuits the call.
+async fn apply(fault: Option<FaultAction>, id: &str) -> Option<Response> {
+    match fault? {
         FaultAction::Gone => Some(gone(id)),
         FaultAction::Error => Some(aws_error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -68,7 +68,8 @@ pub(crate) async fn connection(
 ) -> Response {
     let started = std::time::Instant::now();
     let request_bytes = body.len();
-    let response = serve(&shared, &id, &method, body).await;
+    let fault = shared.faults.decide(&id, method.as_str());
+    let response = serve(&shared, &id, &method, body, fault.clone()).await;
     shared.management_calls.push(|| ManagementCall {
         method: method.to_string(),
         connection_id: id,
@@ -76,12 +77,19 @@ pub(crate) async fn connection(
         finished: std::time::Instant::now(),
         status: response.status().as_u16(),
         request_bytes,
+        fault,
     });
     response
 }
 
-async fn serve(shared: &Shared, id: &str, method: &Method, body: Bytes) -> Response {
-    if let Some(r) = fault(shared, id, method).await {
+async fn serve(
+    shared: &Shared,
+    id: &str,
+    method: &Method,
+    body: Bytes,
+    fault: Option<FaultAction>,
+) -> Response {
+    if let Some(r) = apply(fault, id).await {
         return r;
     }
     match *method {

@@ -2,10 +2,10 @@
 //! benchmarks that count the work per operation (`chat-bench work`): off by default,
 //! switched on with [`ManagementCalls::record`], read with [`ManagementCalls::take`].
 //! Like the AWS proxy's [`crate::proxy::Call`], each call keeps its start and end so
-//! calls can be placed on one timeline with the DynamoDB calls. (`Faults::record`
-//! logs which calls were made and which fault each got, for the fault tests; this
-//! adds timing, status and bytes.)
+//! calls can be placed on one timeline with the DynamoDB calls, and the fault rule it
+//! got (the fault tests count posts and retries per connection with it).
 
+use super::faults::FaultAction;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -21,6 +21,8 @@ pub struct ManagementCall {
     pub status: u16,
     /// Bytes of data posted (`POST`; 0 otherwise).
     pub request_bytes: usize,
+    /// The injected fault it got, if any ([`super::faults`]).
+    pub fault: Option<FaultAction>,
 }
 
 /// The recorder (see the module documentation).
@@ -71,6 +73,7 @@ mod tests {
             finished: Instant::now(),
             status: 200,
             request_bytes: 3,
+            fault: None,
         };
         r.push(call);
         assert!(r.calls().is_empty());
