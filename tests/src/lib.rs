@@ -10,6 +10,8 @@
 //!   requests with a bearer token, WebSocket connections).
 //! - [`process`]: the gateway's process mode with the real functions (one
 //!   `chat-function` binary under each function's name) and their process ids.
+//! - [`seed`]: users with minted tokens, direct chats and groups written through a
+//!   stack's store.
 //! - [`fakes`]: a local gateway with recording fake functions, for testing the gateway
 //!   itself without the real functions or a database.
 
@@ -17,6 +19,7 @@ pub mod api;
 pub mod backend;
 pub mod fakes;
 pub mod process;
+pub mod seed;
 pub mod stack;
 
 pub use backend::{store_for_test, unique_prefix};

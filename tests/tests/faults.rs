@@ -12,13 +12,12 @@
 //! at a time per connection and posts to a connection in order), and the proxy is
 //! asked how many requests it has seen.
 
-use chat_core::auth::tokens::TokenConfig;
-use chat_core::ids::{ChatId, ConnectionId, SessionId, UserId};
-use chat_core::input::{DisplayName, GroupName, UserName};
+use chat_core::ids::{ChatId, ConnectionId};
 use chat_core::model::{now_millis, Message};
-use chat_core::store::{NewGroup, Store};
+use chat_core::store::Store;
 use chat_local::gateway::faults::{FaultAction, FaultRule};
 use chat_local::proxy::{ProxyFault, ProxyFaultAction};
+use chat_tests::seed::{SeededUser, Seeder};
 use chat_tests::{TestStack, TestStackOptions};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -33,15 +32,15 @@ const WAIT: Duration = Duration::from_secs(20);
 
 struct Stack {
     s: TestStack,
-    tokens: TokenConfig,
+    seed: Seeder,
 }
 
 impl Stack {
     async fn start(opts: TestStackOptions) -> Self {
         let s = TestStack::start_with(opts).await;
-        let tokens = TokenConfig::from_env(s.env()).expect("JWT config in the stack env");
+        let seed = Seeder::new(&s);
         s.gateway().management_calls().record(true);
-        Stack { s, tokens }
+        Stack { s, seed }
     }
 
     fn store(&self) -> &Store {
@@ -49,48 +48,16 @@ impl Stack {
     }
 
     async fn user(&self, name: &str) -> User {
-        let id = UserId::generate();
-        let unique = format!("{name}{}", &id.as_str()[20..]).to_ascii_lowercase();
-        self.store()
-            .create_user(
-                &id,
-                &UserName::parse(&unique).unwrap(),
-                &DisplayName::parse(name).unwrap(),
-                "not-a-real-hash",
-                now_millis(),
-            )
-            .await
-            .expect("create user");
-        let token = self
-            .tokens
-            .issue(&id, &SessionId::generate(), 0, now_millis());
-        User { id, token }
+        self.seed.user(name).await
     }
 
     async fn direct(&self, a: &User, b: &User) -> ChatId {
-        self.store()
-            .get_or_create_direct(&a.id, &b.id, now_millis())
-            .await
-            .expect("direct chat")
-            .0
-            .chat_id
+        self.seed.direct(a, b).await
     }
 
     /// A group; its creation is position 1 (a system message).
     async fn group(&self, creator: &User, others: &[&User]) -> ChatId {
-        let (chat, _) = self
-            .store()
-            .create_group(
-                &NewGroup {
-                    creator: creator.id.clone(),
-                    name: GroupName::parse("Team").unwrap(),
-                    members: others.iter().map(|u| u.id.clone()).collect(),
-                },
-                now_millis(),
-            )
-            .await
-            .expect("group");
-        chat.chat_id
+        self.seed.group(creator, others).await
     }
 
     /// A connection of `user`, and its id (the user must have no other connection).
@@ -164,10 +131,7 @@ impl Stack {
     }
 }
 
-struct User {
-    id: UserId,
-    token: String,
-}
+type User = SeededUser;
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;

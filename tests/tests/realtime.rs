@@ -11,11 +11,9 @@
 //! Everything that depends on the shape of `chat_tests::TestStack` is in the `stack`
 //! module below.
 
-use chat_core::auth::tokens::TokenConfig;
-use chat_core::ids::{ChatId, ConnectionId, SessionId, UserId};
-use chat_core::input::{DisplayName, GroupName, UserName};
+use chat_core::ids::{ChatId, ConnectionId};
 use chat_core::model::now_millis;
-use chat_core::store::{NewGroup, Store};
+use chat_core::store::Store;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
@@ -24,6 +22,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+use chat_tests::seed::{SeededUser, Seeder};
 
 /// Glue to the shared test harness.
 mod stack {
@@ -53,14 +53,14 @@ const WAIT: Duration = Duration::from_secs(10);
 
 struct Stack {
     s: stack::TestStack,
-    tokens: TokenConfig,
+    seed: Seeder,
 }
 
 impl Stack {
     async fn start() -> Self {
         let s = stack::start().await;
-        let tokens = TokenConfig::from_env(s.env()).expect("JWT config in the stack env");
-        Stack { s, tokens }
+        let seed = Seeder::new(&s);
+        Stack { s, seed }
     }
 
     fn store(&self) -> Store {
@@ -68,51 +68,16 @@ impl Stack {
     }
 
     async fn user(&self, name: &str) -> User {
-        let id = UserId::generate();
-        let unique = format!("{name}{}", &id.as_str()[20..]).to_ascii_lowercase();
-        self.store()
-            .create_user(
-                &id,
-                &UserName::parse(&unique).unwrap(),
-                &DisplayName::parse(name).unwrap(),
-                "not-a-real-hash",
-                now_millis(),
-            )
-            .await
-            .expect("create user");
-        let token = self
-            .tokens
-            .issue(&id, &SessionId::generate(), 0, now_millis());
-        User {
-            id,
-            token,
-            name: name.to_owned(),
-        }
+        self.seed.user(name).await
     }
 
     async fn direct(&self, a: &User, b: &User) -> ChatId {
-        self.store()
-            .get_or_create_direct(&a.id, &b.id, now_millis())
-            .await
-            .expect("direct chat")
-            .0
-            .chat_id
+        self.seed.direct(a, b).await
     }
 
+    /// A group; its creation is position 1 (a system message).
     async fn group(&self, creator: &User, others: &[&User]) -> ChatId {
-        let (chat, _) = self
-            .store()
-            .create_group(
-                &NewGroup {
-                    creator: creator.id.clone(),
-                    name: GroupName::parse("Team").unwrap(),
-                    members: others.iter().map(|u| u.id.clone()).collect(),
-                },
-                now_millis(),
-            )
-            .await
-            .expect("group");
-        chat.chat_id
+        self.seed.group(creator, others).await
     }
 
     async fn connect(&self, user: &User, device: &str) -> Client {
@@ -140,12 +105,7 @@ impl Stack {
     }
 }
 
-struct User {
-    id: UserId,
-    token: String,
-    #[allow(dead_code)]
-    name: String,
-}
+type User = SeededUser;
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
