@@ -311,6 +311,44 @@ def language_extensions(template, given):
     return t
 
 
+NO_VALUE = object()
+
+
+def resolve_conditions(template, given):
+    """Fn::If resolved and AWS::NoValue dropped (from lists and mappings) wherever the
+    condition depends only on parameters, as CloudFormation does when it creates the
+    stack. The rehearsal applies it before handing the template to moto, whose
+    CloudFormation leaves a None in a list where the NoValue was."""
+    t = copy.deepcopy(template)
+    params = parameter_values(t, given)
+
+    def walk(node):
+        fn, arg = intrinsic(node)
+        if fn == "Fn::If":
+            try:
+                chosen = arg[1] if condition(t, arg[0], params) else arg[2]
+                return walk(chosen)
+            except Unresolved:
+                pass
+        if fn == "Ref" and arg == "AWS::NoValue":
+            return NO_VALUE
+        if isinstance(node, dict):
+            out = {}
+            for k, v in node.items():
+                w = walk(v)
+                if w is not NO_VALUE:
+                    out[k] = w
+            return out
+        if isinstance(node, list):
+            return [w for w in (walk(v) for v in node) if w is not NO_VALUE]
+        return node
+
+    t["Resources"] = walk(t["Resources"])
+    if "Outputs" in t:
+        t["Outputs"] = walk(t["Outputs"])
+    return t
+
+
 # ----------------------------------------------------------------- references
 
 
