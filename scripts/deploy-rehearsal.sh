@@ -48,7 +48,7 @@ say() { echo "rehearsal: $*" >&2; }
 py="$venv/bin/python"
 moto_py="$local_dir/venv/bin/python"
 
-say "1/4 deploy checks"
+say "1/5 deploy checks"
 # REHEARSAL_SKIP_CHECKS=1 skips them, to see the deploy itself fail on a blocker.
 if [ "${REHEARSAL_SKIP_CHECKS:-}" != 1 ]; then
   "$py" "$root/scripts/deploy_checks.py"
@@ -94,7 +94,7 @@ printf '[default]\nregion = us-east-1\ns3 =\n    addressing_style = path\n' >"$A
 : >"$AWS_SHARED_CREDENTIALS_FILE"
 export SAM_CLI_TELEMETRY=0 SAM_CLI_POLL_DELAY=1
 
-say "2/4 sam build ($mode)"
+say "2/5 sam build ($mode)"
 build_start=$(date +%s)
 if [ "$mode" = standin ]; then
   shim="$work/shim"
@@ -132,7 +132,7 @@ deploy() {
   local env="$1" stack="$2"
   shift 2
   say "sam deploy --config-env $env $* (stack $stack)"
-  local log="$work/deploy-$env.log"
+  local log="$work/deploy-$stack.log"
   if ! (cd "$repo" && "$@" "$venv/bin/sam" deploy --config-env "$env" --debug) >"$log" 2>&1; then
     grep -vE "^(DEBUG|[0-9-]+ [0-9:,]+ )" "$log" | tail -40 >&2
     tail -20 "$work/cfn.log" >&2
@@ -146,10 +146,47 @@ deploy() {
 
 stack_name() { "$py" -c 'import sys,tomllib; print(tomllib.load(open(sys.argv[1],"rb"))[sys.argv[2]]["global"]["parameters"]["stack_name"])' "$repo/samconfig.toml" "$1"; }
 
-say "3/4 deploy dev"
+say "3/5 deploy dev"
 deploy dev "$(stack_name dev)" env
-say "4/4 deploy prod (confirming the change set as an operator would)"
+say "4/5 deploy prod (confirming the change set as an operator would)"
 yes_pipe() { (set +o pipefail; yes y | "$@"); }
 deploy prod "$(stack_name prod)" yes_pipe
+
+# The branches samconfig's environments leave off: both push platforms set, and an
+# account whose API Gateway logging role already exists. parameter_overrides given on
+# the command line replace samconfig's list, so the list is passed whole.
+say "5/5 deploy dev with push ARNs set and ConfigureApiGatewayLogsRole=false"
+mapfile -t variant < <("$py" - "$root/scripts" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+import deploy_checks as d
+o = d.overrides("dev")
+o.update(d.SAMPLE_PUSH_ARNS)
+o["ConfigureApiGatewayLogsRole"] = "false"
+for k, v in o.items():
+    print(f"{k}={v}")
+PY
+)
+with_variant() { "$@" --stack-name chat-rehearsal-push --s3-prefix chat-rehearsal-push --parameter-overrides "${variant[@]}"; }
+deploy dev chat-rehearsal-push with_variant
+"$py" - "$work/out/transformed-chat-rehearsal-push.json" "$root/scripts" <<'PY'
+import json, sys
+sys.path.insert(0, sys.argv[2])
+import deploy_checks as d
+t = json.load(open(sys.argv[1]))
+resources = []
+for pol in t["Resources"]["PushNotifierFunctionRole"]["Properties"]["Policies"]:
+    for st in pol["PolicyDocument"]["Statement"]:
+        try:
+            resources.append(d.evaluate(t, st["Resource"], {}))
+        except d.Unresolved:
+            pass
+text = json.dumps(resources)
+for want in ("arn:aws:sns:us-east-1:123456789012:endpoint/APNS/chat-apns/*",
+             "arn:aws:sns:us-east-1:123456789012:endpoint/GCM/chat-fcm/*"):
+    if want not in text:
+        sys.exit(f"PUSH POLICY: the push notifier may not publish to {want}")
+print("  push notifier may publish to the APNs and FCM endpoints of the given applications")
+PY
 
 say "ok in $(( $(date +%s) - start )) s (sam build $build_secs s, $mode)"

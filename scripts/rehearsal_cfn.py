@@ -147,7 +147,8 @@ class Handler(BaseHTTPRequestHandler):
                 try:
                     new = self._rewrite(form)
                 except deploy_checks.SelectOutOfRange as e:
-                    msg = f"Template error: Fn::Select cannot select nonexistent value ({e})"
+                    msg = (f"Template error: Fn::Select cannot select nonexistent value ({e}) "
+                           f"[BLOCKER 2: AWS::LanguageExtensions evaluates Fn::Select eagerly]")
                     print(f"rehearsal_cfn: {form.get('StackName')}: {msg}", file=sys.stderr)
                     return self._answer(400, error_xml("ValidationError", msg))
                 except Exception as e:  # the transform failed: as CloudFormation, a 400

@@ -196,6 +196,19 @@ def stack(out, stack_name, moto, moto_python):
         if k in listed:
             c = lam.get_function(FunctionName=listed[k]["PhysicalResourceId"])["Configuration"]
             moto_arch.add(f"{c.get('Runtime')} {','.join(c.get('Architectures') or [])}")
+    # Environment=prod: tables kept (Retain) and deletion-protected; dev: neither.
+    prod = pv.get("Environment") == "prod"
+    for k, r in wanted.items():
+        if r["Type"] != "AWS::DynamoDB::Table":
+            continue
+        want = "Retain" if prod else "Delete"
+        if r.get("DeletionPolicy") != want or r.get("UpdateReplacePolicy") != want:
+            failures.append(f"Table {k}: DeletionPolicy {r.get('DeletionPolicy')} / UpdateReplacePolicy {r.get('UpdateReplacePolicy')}, expected {want} for Environment={pv.get('Environment')}")
+        if k in listed:
+            got = ddb.describe_table(TableName=listed[k]["PhysicalResourceId"])["Table"].get("DeletionProtectionEnabled")
+            if bool(got) != prod:
+                failures.append(f"Table {k}: DeletionProtectionEnabled {got} in moto, expected {prod}")
+    print(f"  tables: DeletionPolicy/UpdateReplacePolicy {'Retain' if prod else 'Delete'}, deletion protection {'on' if prod else 'off'}")
     print(f"  stack {stack_name}: {st['StackStatus']}, {len(wanted)} resources after both transforms")
     print(f"  {'resource type':<40}{'created':>8}{'checked':>8}{'stubbed':>8}{'off':>5}")
     for t in sorted(by_type):
