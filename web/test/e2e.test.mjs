@@ -205,7 +205,14 @@ describe('web client in a real browser', { timeout: 10 * 60 * 1000 }, () => {
   it('serves the page and its config', async () => {
     const res = await fetch(new URL('config.json', stack.webUrl));
     assert.equal(res.status, 200);
-    assert.deepEqual(await res.json(), { httpUrl: stack.httpUrl, wsUrl: stack.wsUrl });
+    const config = await res.json();
+    assert.equal(config.httpUrl, stack.httpUrl);
+    assert.equal(config.wsUrl, stack.wsUrl);
+    // The server's limits, from the code that enforces them (web/lib/limits.js uses them).
+    assert.deepEqual(config.limits, {
+      wsFrameBytes: 32768, wsMessageBytes: 131072, framesPerWindow: 30, typingPerWindow: 20, windowMs: 10000, maxMessageChars: 100000,
+    });
+    assert.equal(config.testHooks, true);
   });
 
   it('shows errors in words', async () => {
