@@ -1003,7 +1003,11 @@ function pump() {
     }
     if (!conn.ws || conn.ws.readyState !== WebSocket.OPEN) continue; // sent once the socket is back
     if (!budget.allows('send')) {
-      wait = wait ? Math.min(wait, budget.waitMs('send')) : budget.waitMs('send');
+      // The socket's rate-limit window is full: rather than wait up to 10 s, this head
+      // goes over REST (same clientMessageId, same order: it is still the only one of
+      // its chat in flight), and the socket keeps room for reads and syncs.
+      outbox.markSending(e.clientMessageId, 'rest');
+      sendOverRest(e);
       continue;
     }
     outbox.markSending(e.clientMessageId, 'ws');
