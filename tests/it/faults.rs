@@ -22,7 +22,6 @@ use chat_tests::{TestStack, TestStackOptions};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
@@ -759,25 +758,13 @@ async fn a_timeout_after_the_write_committed_is_completed_by_the_retry() {
 
 // ------------------------------------------------------------------ SNS
 
-/// EMF lines the in-process functions wrote (installed once for this test binary).
-fn emf_lines() -> &'static Mutex<Vec<String>> {
-    static LINES: OnceLock<&'static Mutex<Vec<String>>> = OnceLock::new();
-    LINES.get_or_init(|| {
-        let lines: &'static Mutex<Vec<String>> = Box::leak(Box::new(Mutex::new(Vec::new())));
-        chat_core::metrics::set_sink(Some(Box::new(move |l: &str| {
-            lines.lock().unwrap().push(l.to_owned());
-        })));
-        lines
-    })
-}
-
 /// SNS unreachable while a member is offline: the message is stored, acknowledged and
 /// delivered to the online member; the offline event is retried (bounded) and then
 /// reported (`OfflineEventsFailed`), never silently dropped; the offline member gets
 /// the message by sync.
 #[tokio::test]
 async fn sns_unavailable_stores_and_delivers_and_reports_the_failed_offline_event() {
-    let lines = emf_lines();
+    let cap = chat_tests::capture::capture();
     let st = Stack::start(TestStackOptions::default().proxy_sns()).await;
     let proxy = st.s.sns_proxy();
     let alice = st.user("alice").await;
@@ -802,17 +789,22 @@ async fn sns_unavailable_stores_and_delivers_and_reports_the_failed_offline_even
         "two rounds of the SDK's three attempts"
     );
     assert!(offline_events(&st.s, &chat).await.is_empty());
-    let reported = lines.lock().unwrap().iter().any(|l| {
-        serde_json::from_str::<Value>(l).is_ok_and(|v| {
-            v["Function"] == "ws-message" && v["OfflineEventsFailed"].as_f64() == Some(1.0)
-        })
+    // The capture is the whole test binary's: only the invocations on this chat count.
+    let requests: Vec<String> = cap
+        .logs_json()
+        .iter()
+        .filter(|l| l["span"]["function"] == "ws-message" && l["span"]["chat_id"] == chat.as_str())
+        .filter_map(|l| l["span"]["request_id"].as_str().map(str::to_owned))
+        .collect();
+    let reported = cap.emf_json().iter().any(|v| {
+        requests.iter().any(|id| v["requestId"] == id.as_str())
+            && v["Function"] == "ws-message"
+            && v["OfflineEventsFailed"].as_f64() == Some(1.0)
     });
     assert!(
         reported,
         "OfflineEventsFailed reported: {:?}",
-        lines
-            .lock()
-            .unwrap()
+        cap.emf_lines()
             .iter()
             .filter(|l| l.contains("Offline"))
             .collect::<Vec<_>>()

@@ -2,27 +2,19 @@
 //! API Gateway, on DynamoDB Local. Every response is checked against
 //! `docs/openapi.yaml`. Each test starts its own uniquely prefixed stack.
 
-#[path = "support/openapi_check.rs"]
-mod openapi_check;
-
 use chat_core::ids::{ChatId, ClientMessageId, MessageId, UserId};
 use chat_core::input::MessageText;
 use chat_core::model::now_millis;
+use chat_tests::openapi::doc;
 use chat_tests::TestStack;
 use futures::{SinkExt, StreamExt};
-use openapi_check::OpenApi;
 use serde_json::{json, Value};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 /// How long a test waits for a WebSocket frame.
 const WAIT: Duration = Duration::from_secs(10);
-
-fn doc() -> &'static OpenApi {
-    static DOC: OnceLock<OpenApi> = OnceLock::new();
-    DOC.get_or_init(OpenApi::load)
-}
 
 struct User {
     id: UserId,

@@ -3,26 +3,18 @@
 //! fresh, uniquely prefixed stack (DynamoDB Local, moto). Every response is also
 //! checked against `docs/openapi.yaml`.
 
-#[path = "support/openapi_check.rs"]
-mod openapi_check;
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chat_core::auth::TokenConfig;
 use chat_core::ids::{SessionId, UserId};
 use chat_core::model::now_millis;
+use chat_tests::openapi::doc;
 use chat_tests::TestStack;
 use futures::StreamExt;
 use rand::Rng;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-
-fn doc() -> &'static openapi_check::OpenApi {
-    static DOC: OnceLock<openapi_check::OpenApi> = OnceLock::new();
-    DOC.get_or_init(openapi_check::OpenApi::load)
-}
 
 /// A small client for the stack's HTTP API.
 struct Api {

@@ -13,19 +13,15 @@
 //! and messages of exactly 128 KB on the real stack; and the REST sync cursor of a
 //! user in 300 chats (the cursor must fit a URL and the server must accept it back).
 
-#[path = "support/openapi_check.rs"]
-mod openapi_check;
-
 use chat_core::ids::{ChatId, UserId};
 use chat_core::input::{DisplayName, GroupName, UserName, MAX_GROUP_MEMBERS, MAX_MESSAGE_CHARS};
 use chat_core::model::now_millis;
 use chat_core::store::NewGroup;
 use chat_tests::api::{Api, ApiUser};
+use chat_tests::openapi::doc;
 use chat_tests::TestStack;
 use futures::{SinkExt, StreamExt};
-use openapi_check::OpenApi;
 use serde_json::{json, Value};
-use std::sync::OnceLock;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
@@ -34,11 +30,6 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 const WAIT: Duration = Duration::from_secs(20);
 const SMALL_BODY: usize = 64 * 1024;
 const MESSAGE_BODY: usize = 1024 * 1024;
-
-fn doc() -> &'static OpenApi {
-    static DOC: OnceLock<OpenApi> = OnceLock::new();
-    DOC.get_or_init(OpenApi::load)
-}
 
 struct Reply {
     status: u16,

@@ -7,30 +7,21 @@
 //! release after 2 s, index settle 0 ms) and a purge batch of 2 messages, so that a
 //! purge needs several chained invocations.
 
-#[path = "support/openapi_check.rs"]
-mod openapi_check;
-
 use chat_core::ids::{ChatId, ClientMessageId, UserId};
 use chat_core::input::{GroupName, MessageText};
 use chat_core::lifecycle::{Lifecycle, PurgeOutcome};
 use chat_core::model::{now_millis, Message, PurgePhase};
 use chat_core::store::{AccountStatus, NewGroup, PurgeState, SenderKey, Store};
 use chat_local::template::Template;
+use chat_tests::openapi::doc;
 use chat_tests::{TestStack, TestStackOptions};
 use futures::StreamExt;
-use openapi_check::OpenApi;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(10);
 const PASSWORD: &str = "correct horse battery staple";
-
-fn doc() -> &'static OpenApi {
-    static DOC: OnceLock<OpenApi> = OnceLock::new();
-    DOC.get_or_init(OpenApi::load)
-}
 
 /// The repository's template with test-sized delays and batches.
 fn test_template() -> Template {
