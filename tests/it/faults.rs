@@ -18,12 +18,11 @@ use chat_core::store::Store;
 use chat_local::gateway::faults::{FaultAction, FaultRule};
 use chat_local::proxy::{ProxyFault, ProxyFaultAction};
 use chat_tests::seed::{SeededUser, Seeder};
+use chat_tests::ws::{of_type, send_frame, Client};
 use chat_tests::{TestStack, TestStackOptions};
-use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -62,16 +61,9 @@ impl Stack {
     /// A connection of `user`, and its id (the user must have no other connection).
     async fn connect(&self, user: &User) -> (Client, ConnectionId) {
         let url = format!("{}?token={}", self.s.ws_url(), user.token);
-        let (ws, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .expect("connect");
+        let client = Client::open(&url, None).await.expect("connect");
         let mut ids = self.connections(user).await;
         assert_eq!(ids.len(), 1, "one connection per user in these tests");
-        let client = Client {
-            ws,
-            buffered: VecDeque::new(),
-            pings: 0,
-        };
         (client, ids.remove(0))
     }
 
@@ -131,87 +123,6 @@ impl Stack {
 }
 
 type User = SeededUser;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-struct Client {
-    ws: Ws,
-    /// Frames read while looking for another kind.
-    buffered: VecDeque<Value>,
-    pings: u64,
-}
-
-impl Client {
-    async fn send(&mut self, v: Value) {
-        self.ws
-            .send(WsMessage::Text(v.to_string().into()))
-            .await
-            .unwrap();
-    }
-
-    async fn read(&mut self) -> Value {
-        loop {
-            let msg = tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .expect("timed out waiting for a frame")
-                .expect("connection closed")
-                .expect("websocket error");
-            match msg {
-                WsMessage::Text(t) => return serde_json::from_str(&t).expect("JSON frame"),
-                WsMessage::Close(c) => panic!("closed by the server: {c:?}"),
-                _ => continue,
-            }
-        }
-    }
-
-    /// The next frame matching `pred`; others are kept for later.
-    async fn next_where(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
-        if let Some(i) = self.buffered.iter().position(&pred) {
-            return self.buffered.remove(i).unwrap();
-        }
-        loop {
-            let v = self.read().await;
-            if pred(&v) {
-                return v;
-            }
-            self.buffered.push_back(v);
-        }
-    }
-
-    async fn next_of(&mut self, ty: &str) -> Value {
-        self.next_where(|v| v["type"] == ty).await
-    }
-
-    /// API Gateway's answer when the route's integration failed.
-    async fn next_integration_error(&mut self) -> Value {
-        self.next_where(|v| v["type"].is_null() && v["message"].is_string())
-            .await
-    }
-
-    /// Ping and return every frame that arrived before the pong.
-    async fn barrier(&mut self) -> Vec<Value> {
-        self.pings += 1;
-        let id = format!("b{}", self.pings);
-        self.send(json!({"action": "ping", "id": id})).await;
-        let mut before: Vec<Value> = self.buffered.drain(..).collect();
-        loop {
-            let v = self.read().await;
-            if v["type"] == "pong" && v["id"] == id.as_str() {
-                return before;
-            }
-            before.push(v);
-        }
-    }
-}
-
-fn send_frame(chat: &ChatId, cmid: &str, text: &str) -> Value {
-    json!({"action": "sendMessage", "chatId": chat, "clientMessageId": cmid, "text": text})
-}
-
-fn of_type<'a>(frames: &'a [Value], ty: &str) -> Vec<&'a Value> {
-    frames.iter().filter(|v| v["type"] == ty).collect()
-}
 
 /// The answer to a `sendMessage` with `cmid`: its `messageAck` or its `error`.
 fn answers(cmid: &str) -> impl Fn(&Value) -> bool + '_ {

@@ -9,6 +9,8 @@
 //!   gateway with the real functions.
 //! - [`api`]: a client of a stack's HTTP and WebSocket APIs (register users, JSON
 //!   requests with a bearer token, WebSocket connections).
+//! - [`ws`]: the WebSocket test client ([`ws::Client`]: JSON frames, reads with a
+//!   time-out, a ping/pong barrier).
 //! - [`process`]: the gateway's process mode with the real functions (one
 //!   `chat-function` binary under each function's name) and their process ids.
 //! - [`seed`]: users with minted tokens, direct chats and groups written through a
@@ -27,6 +29,7 @@ pub mod openapi;
 pub mod process;
 pub mod seed;
 pub mod stack;
+pub mod ws;
 
 pub use backend::{store_for_test, unique_prefix};
 pub use stack::{TestStack, TestStackOptions};
