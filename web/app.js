@@ -7,6 +7,16 @@
 // Safety rule of this file: user data (names, messages, error texts) only ever reaches
 // the page through `textContent` / attributes set with `setAttribute` on elements made
 // by `el()`; nothing is parsed as HTML.
+//
+// The pure parts live in lib/: the server's limits and which transport a text takes
+// (lib/limits.js), the ordered, persisted outbox (lib/outbox.js), the message store
+// (lib/store.js) and words and shapes (lib/format.js); `node --test web/test/unit/`
+// checks them.
+
+import { FrameBudget, charCount, limitsFrom, sendMessageFrame, transportFor, DEFAULT_LIMITS } from './lib/limits.js';
+import { Outbox } from './lib/outbox.js';
+import { contiguousTop, maxPos, minPos, newStore } from './lib/store.js';
+import { titleWithUnread } from './lib/format.js';
 
 const REFRESH_KEY = 'chat.refreshToken';
 const PAGE = 50;
@@ -14,7 +24,7 @@ const TYPING_SEND_EVERY_MS = 3000;
 const TYPING_IDLE_MS = 2500;
 const TYPING_EXPIRE_MS = 6000;
 const PING_EVERY_MS = 4 * 60 * 1000;
-const WS_MAX_TEXT_BYTES = 60000; // larger texts go over REST (frames are capped at 128 KB)
+const ACK_TIMEOUT_MS = 15000; // a sent message with no answer by then is sent again
 
 // ------------------------------------------------------------------ small helpers
 
@@ -123,7 +133,7 @@ function words(err) {
 
 // ------------------------------------------------------------------ state
 
-const cfg = { httpUrl: '', wsUrl: '' };
+const cfg = { httpUrl: '', wsUrl: '', limits: DEFAULT_LIMITS, testHooks: false };
 
 /** The logged-in session; null when logged out. */
 let session = null; // { user, accessToken, accessExp (ms), refreshToken }
@@ -134,7 +144,9 @@ const chats = new Map(); // chatId -> ChatSummary (+ local fields)
 const profiles = new Map(); // userId -> Profile
 const presence = new Map(); // userId -> { online, lastSeenAt }
 const receipts = new Map(); // chatId -> Map(userId -> { delivered, read })
-const stores = new Map(); // chatId -> message store (see storeOf)
+const stores = new Map(); // chatId -> message store (lib/store.js)
+let outbox = new Outbox(); // replaced by the user's persisted one at log in
+let budget = new FrameBudget(DEFAULT_LIMITS); // the socket's frame rate limit
 const typing = new Map(); // chatId -> Map(userId -> timeout)
 let current = null; // the chat id on screen
 
@@ -153,38 +165,10 @@ const me = () => session && session.user.userId;
 function storeOf(chatId) {
   let s = stores.get(chatId);
   if (!s) {
-    s = {
-      byPos: new Map(), // position -> message
-      pending: new Map(), // clientMessageId -> own message not yet acknowledged
-      loaded: false,
-      hasMoreBefore: false,
-      loadingOlder: false,
-      detailLoaded: false,
-    };
+    s = newStore();
     stores.set(chatId, s);
   }
   return s;
-}
-
-function minPos(s) {
-  let m = Infinity;
-  for (const p of s.byPos.keys()) m = Math.min(m, p);
-  return m === Infinity ? 0 : m;
-}
-
-function maxPos(s) {
-  let m = 0;
-  for (const p of s.byPos.keys()) m = Math.max(m, p);
-  return m;
-}
-
-/** The highest position up to which the store holds every message (from its start). */
-function contiguousTop(s) {
-  const lo = minPos(s);
-  if (!lo) return 0;
-  let p = lo;
-  while (s.byPos.has(p + 1)) p += 1;
-  return p;
 }
 
 // ------------------------------------------------------------------ configuration
@@ -195,7 +179,13 @@ async function loadConfig() {
     const r = await fetch('config.json', { cache: 'no-store' });
     if (r.ok) {
       const c = await r.json();
-      if (c && c.httpUrl && c.wsUrl) return setConfig(c.httpUrl, c.wsUrl);
+      if (c && c.httpUrl && c.wsUrl) {
+        cfg.limits = limitsFrom(c.limits);
+        // The browser test's hooks: only a config.json that asks for them (the local
+        // stack's) on a loopback address turns them on; a deployed page never has them.
+        cfg.testHooks = c.testHooks === true && ['127.0.0.1', 'localhost', '[::1]'].includes(location.hostname);
+        return setConfig(c.httpUrl, c.wsUrl);
+      }
     }
   } catch {
     /* fall through */
@@ -353,6 +343,8 @@ function endSession(message) {
   clearTimeout(refreshTimer);
   sessionStorage.removeItem(REFRESH_KEY);
   closeSocket();
+  clearTimeout(pumpTimer);
+  outbox = new Outbox();
   chats.clear();
   stores.clear();
   receipts.clear();
@@ -366,6 +358,8 @@ function endSession(message) {
 
 async function logout() {
   const token = session && session.refreshToken;
+  // Logging out on purpose forgets what was not sent (nothing stays on a shared computer).
+  if (session && session.user) localStorage.removeItem(`chat.outbox.${session.user.userId}`);
   endSession();
   if (token) {
     try {
@@ -384,6 +378,9 @@ async function enterApp() {
   $('me-name').textContent = session.user.displayName;
   $('me-username').textContent = `@${session.user.userName}`;
   profiles.set(session.user.userId, session.user);
+  // The user's unsent messages from an earlier page (same clientMessageIds: sent once).
+  outbox = new Outbox(localStorage, `chat.outbox.${session.user.userId}`);
+  outbox.onchange = () => updateTitle();
   await loadChats();
   connect();
   const fromHash = decodeURIComponent(location.hash.slice(1));
@@ -545,6 +542,7 @@ function renderChatList() {
   });
   list.replaceChildren(...items);
   $('chat-list-empty').hidden = chats.size > 0;
+  updateTitle();
 }
 
 // ------------------------------------------------------------------ user search, direct chats
@@ -884,8 +882,7 @@ function renderMessages({ toBottom = false } = {}) {
     list.dataset.chatId = chatId;
   }
   const ordered = [...s.byPos.values()].sort((a, b) => a.position - b.position);
-  const pending = [...s.pending.values()].sort((a, b) => a.createdAt - b.createdAt);
-  const all = ordered.concat(pending);
+  const all = ordered.concat(pendingMessages(chatId));
   const seen = new Set();
   let prevSender = null;
   all.forEach((m, i) => {
@@ -978,63 +975,91 @@ function send(ev) {
   if (!chatId || !text.trim()) return;
   box.value = '';
   autosize();
+  updateCounter();
   sendTypingStopped();
-  const m = {
-    chatId,
-    clientMessageId: clientId(),
-    senderId: me(),
-    kind: 'text',
-    text,
-    createdAt: Date.now(),
-    position: 0,
-    sentAt: null,
-  };
-  storeOf(chatId).pending.set(m.clientMessageId, m);
+  outbox.add(chatId, clientId(), text);
   renderMessages({ toBottom: true });
-  transmit(m);
+  pump();
 }
 
-function transmit(m) {
-  m.failed = null;
-  const big = new Blob([m.text]).size > WS_MAX_TEXT_BYTES;
-  if (!big && conn.ws && conn.ws.readyState === WebSocket.OPEN) {
-    wsSend({ action: 'sendMessage', chatId: m.chatId, clientMessageId: m.clientMessageId, text: m.text });
-    return;
+let pumpTimer = null;
+
+/**
+ * Send what may go now: the head of each chat's queue (lib/outbox.js), over the socket
+ * when its frame fits and the rate limit has room, else over REST. One message per chat
+ * in flight, so the server stores them in typing order.
+ */
+function pump() {
+  clearTimeout(pumpTimer);
+  pumpTimer = null;
+  if (!session) return;
+  let wait = 0;
+  for (const e of outbox.ready()) {
+    const via = transportFor(e.chatId, e.clientMessageId, e.text, cfg.limits);
+    if (via === 'rest') {
+      outbox.markSending(e.clientMessageId, 'rest');
+      sendOverRest(e);
+      continue;
+    }
+    if (!conn.ws || conn.ws.readyState !== WebSocket.OPEN) continue; // sent once the socket is back
+    if (!budget.allows('send')) {
+      // The socket's rate-limit window is full: rather than wait up to 10 s, this head
+      // goes over REST (same clientMessageId, same order: it is still the only one of
+      // its chat in flight), and the socket keeps room for reads and syncs.
+      outbox.markSending(e.clientMessageId, 'rest');
+      sendOverRest(e);
+      continue;
+    }
+    outbox.markSending(e.clientMessageId, 'ws');
+    wsSend(JSON.parse(sendMessageFrame(e.chatId, e.clientMessageId, e.text)), { kind: 'send' });
   }
-  if (!big && conn.state !== 'online') {
-    // Stays pending; sent with the same clientMessageId when the socket is back.
-    return;
+  // A message sent with no answer for a while goes again (same clientMessageId).
+  const now = Date.now();
+  for (const e of outbox.inFlight()) {
+    if (e.via !== 'ws') continue;
+    const left = e.sentAt + ACK_TIMEOUT_MS - now;
+    if (left <= 0) {
+      outbox.requeue(e.clientMessageId, { why: 'The server did not answer. Tap to retry.' });
+      wait = 1;
+    } else wait = wait ? Math.min(wait, left) : left;
   }
-  api('POST', `/chats/${encodeURIComponent(m.chatId)}/messages`, { clientMessageId: m.clientMessageId, text: m.text })
-    .then((stored) => acknowledge(m.chatId, m.clientMessageId, stored))
-    .catch((e) => failPending(m.chatId, m.clientMessageId, e.message));
+  if (wait) pumpTimer = setTimeout(pump, wait);
+}
+
+async function sendOverRest(e) {
+  try {
+    const stored = await api('POST', `/chats/${encodeURIComponent(e.chatId)}/messages`, {
+      clientMessageId: e.clientMessageId,
+      text: e.text,
+    });
+    acknowledge(e.chatId, e.clientMessageId, stored);
+  } catch (err) {
+    const passing = err.code === 'network' || err.status === 429 || err.status >= 500 || err.status === 0;
+    if (passing) {
+      outbox.requeue(e.clientMessageId, { why: `${err.message} Tap to retry.` });
+      setTimeout(pump, 2000);
+    } else outbox.fail(e.clientMessageId, err.message, { refused: true });
+    pump();
+  }
+  if (current === e.chatId) renderMessages();
 }
 
 function retry(chatId, clientMessageId) {
-  const m = storeOf(chatId).pending.get(clientMessageId);
-  if (!m) return;
-  transmit(m);
+  if (!outbox.retry(clientMessageId)) return;
   if (current === chatId) renderMessages();
+  pump();
 }
 
-/** Send every unacknowledged message again (same clientMessageId: no duplicates). */
-function flushOutbox() {
-  for (const s of stores.values()) {
-    for (const m of s.pending.values()) if (!m.failed) transmit(m);
+/** The socket closed: what it carried without an answer goes again (counted). */
+function requeueSocketSends() {
+  for (const e of outbox.inFlight()) {
+    if (e.via === 'ws') outbox.requeue(e.clientMessageId, { why: 'The connection closed while sending this message.' });
   }
-}
-
-function failPending(chatId, clientMessageId, why) {
-  const m = storeOf(chatId).pending.get(clientMessageId);
-  if (!m) return;
-  m.failed = why;
-  if (current === chatId) renderMessages();
 }
 
 function acknowledge(chatId, clientMessageId, ack) {
   const s = storeOf(chatId);
-  const m = s.pending.get(clientMessageId);
-  if (m) s.pending.delete(clientMessageId);
+  const e = outbox.acked(clientMessageId);
   const stored = {
     chatId,
     messageId: ack.messageId,
@@ -1042,13 +1067,48 @@ function acknowledge(chatId, clientMessageId, ack) {
     kind: 'text',
     senderId: me(),
     clientMessageId,
-    text: m ? m.text : ack.text,
+    text: e ? e.text : ack.text,
     sentAt: ack.sentAt,
   };
+  pump();
   if (stored.text === undefined) return;
   s.byPos.set(stored.position, stored);
   noteMessage(stored);
   if (current === chatId) renderMessages();
+}
+
+/** The outbox's messages of a chat as the message list shows them. */
+function pendingMessages(chatId) {
+  return outbox.ofChat(chatId).map((e) => ({
+    chatId,
+    clientMessageId: e.clientMessageId,
+    senderId: me(),
+    kind: 'text',
+    text: e.text,
+    createdAt: e.createdAt,
+    position: 0,
+    sentAt: null,
+    failed: e.state === 'failed' ? e.error : null,
+  }));
+}
+
+/** The character counter near the limit; over it, sending is refused with a reason. */
+function updateCounter() {
+  const box = $('composer-text');
+  const max = cfg.limits.maxMessageChars;
+  const n = charCount(box.value);
+  const c = $('counter');
+  const near = n >= max * 0.9;
+  c.hidden = !near;
+  c.textContent = near ? `${n.toLocaleString()} / ${max.toLocaleString()}` : '';
+  c.classList.toggle('over', n > max);
+  $('send').disabled = n > max;
+}
+
+function updateTitle() {
+  let unread = 0;
+  for (const c of chats.values()) if (!c.muted) unread += c.unreadCount || 0;
+  document.title = titleWithUnread('Chat', unread);
 }
 
 function autosize() {
@@ -1063,6 +1123,7 @@ const typingOut = { chatId: null, lastStarted: 0, idle: null };
 
 function onComposerInput() {
   autosize();
+  updateCounter();
   if (!current) return;
   if (!$('composer-text').value) {
     sendTypingStopped();
@@ -1073,7 +1134,7 @@ function onComposerInput() {
     if (typingOut.chatId && typingOut.chatId !== current) sendTypingStopped();
     typingOut.chatId = current;
     typingOut.lastStarted = now;
-    wsSend({ action: 'typing', chatId: current, state: 'started' }, { low: true });
+    wsSend({ action: 'typing', chatId: current, state: 'started' }, { kind: 'low' });
   }
   clearTimeout(typingOut.idle);
   typingOut.idle = setTimeout(sendTypingStopped, TYPING_IDLE_MS);
@@ -1082,7 +1143,7 @@ function onComposerInput() {
 function sendTypingStopped() {
   clearTimeout(typingOut.idle);
   if (typingOut.chatId) {
-    wsSend({ action: 'typing', chatId: typingOut.chatId, state: 'stopped' }, { low: true });
+    wsSend({ action: 'typing', chatId: typingOut.chatId, state: 'stopped' }, { kind: 'low' });
     typingOut.chatId = null;
     typingOut.lastStarted = 0;
   }
@@ -1147,7 +1208,7 @@ function flushAcks() {
       acksDue.delete(chatId);
       continue;
     }
-    if (!wsSend({ action: 'ack', chatId, position }, { low: true })) break;
+    if (!wsSend({ action: 'ack', chatId, position }, { kind: 'low' })) break;
     c.deliveredPosition = position;
     acksDue.delete(chatId);
   }
@@ -1241,10 +1302,14 @@ async function onMessage(m) {
     if (!chats.has(m.chatId)) return;
   }
   const s = storeOf(m.chatId);
+  if (m.clientMessageId && m.senderId === me() && outbox.find(m.clientMessageId)) {
+    // Stored (seen from another device of ours, or the ack was lost): out of the outbox.
+    outbox.acked(m.clientMessageId);
+    pump();
+  }
   if (s.loaded) {
     const top = maxPos(s);
     s.byPos.set(m.position, m);
-    if (m.clientMessageId && m.senderId === me()) s.pending.delete(m.clientMessageId);
     if (top && m.position > top + 1) setTimeout(() => { if (contiguousTop(s) < m.position) fillGap(m.chatId); }, 1500);
   }
   if (typing.get(m.chatId)?.has(m.senderId)) {
@@ -1278,8 +1343,10 @@ function onSyncResult(res) {
     if (s.loaded) {
       for (const m of sc.messages || []) {
         s.byPos.set(m.position, m);
-        if (m.clientMessageId && m.senderId === me()) s.pending.delete(m.clientMessageId);
       }
+    }
+    for (const m of sc.messages || []) {
+      if (m.clientMessageId && m.senderId === me() && outbox.find(m.clientMessageId)) outbox.acked(m.clientMessageId);
     }
     for (const m of sc.messages || []) noteMessage({ ...m, chatId: sc.chatId });
     for (const ref of sc.refs || []) if (s.loaded) onMessageRef(ref);
@@ -1329,14 +1396,21 @@ function onPresence(ev) {
 
 function onServerError(ev) {
   if (ev.clientMessageId && ev.action === 'sendMessage') {
-    for (const [chatId, s] of stores) {
-      if (s.pending.has(ev.clientMessageId)) {
-        if (ev.code === 'unavailable' || ev.code === 'rate_limited' || ev.code === 'internal') {
-          // Retry later with the same id (idempotent).
-          setTimeout(() => retry(chatId, ev.clientMessageId), 2000);
-        } else failPending(chatId, ev.clientMessageId, words(ev));
-      }
+    const e = outbox.find(ev.clientMessageId);
+    if (!e) return;
+    if (ev.code === 'rate_limited') {
+      // Nothing was stored: the same message goes again (first in its chat) once the
+      // window has room. Not counted as a failed attempt.
+      budget.block(2000);
+      outbox.requeue(ev.clientMessageId, { counts: false });
+    } else if (ev.code === 'unavailable' || ev.code === 'internal') {
+      outbox.requeue(ev.clientMessageId, { why: `${words(ev)} Tap to retry.` });
+      budget.block(2000);
+    } else {
+      outbox.fail(ev.clientMessageId, words(ev), { refused: true });
     }
+    if (current === e.chatId) renderMessages();
+    pump();
     return;
   }
   if (ev.action === 'typing' || ev.action === 'ack' || ev.action === 'ping') return;
@@ -1408,24 +1482,16 @@ function setConn(state, detail = '') {
   strip.textContent = state === 'reconnecting' ? `Connection lost, reconnecting${detail}. Messages you send now go out once it is back.` : '';
 }
 
-// The server allows 30 frames per connection per 10-second window. Frames that can
-// wait (acks, typing) use at most LOW_BUDGET of the last 10 s, so sends, reads and
-// syncs keep room.
-const WINDOW_MS = 10000;
-const LOW_BUDGET = 18;
-const sentTimes = [];
-
-function framesInWindow() {
-  const now = Date.now();
-  while (sentTimes.length && now - sentTimes[0] > WINDOW_MS) sentTimes.shift();
-  return sentTimes.length;
-}
-
-function wsSend(frame, { low = false } = {}) {
+/**
+ * One frame on the socket, if it is open and the rate limit (lib/limits.js FrameBudget,
+ * from the server's limits) has room for its kind: 'low' (acks, typing: can wait),
+ * 'send' (messages: keep room for reads and syncs) or 'high'. False when not sent.
+ */
+function wsSend(frame, { kind = 'high' } = {}) {
   if (!conn.ws || conn.ws.readyState !== WebSocket.OPEN) return false;
-  if (low && framesInWindow() >= LOW_BUDGET) return false;
+  if (!budget.allows(kind)) return false;
   conn.ws.send(JSON.stringify(frame));
-  sentTimes.push(Date.now());
+  budget.note();
   return true;
 }
 
@@ -1468,8 +1534,9 @@ async function connect() {
     clearInterval(conn.ping);
     conn.ping = setInterval(() => wsSend({ action: 'ping' }), PING_EVERY_MS);
     // Catch up on whatever happened while we were away, then resend our outbox.
+    budget = new FrameBudget(cfg.limits); // a new connection has a new window
     requestSync();
-    flushOutbox();
+    pump();
     for (const c of chats.values()) ack(c.chatId, c.lastPosition || 0);
     if (current) markRead(current);
   };
@@ -1486,6 +1553,8 @@ async function connect() {
     if (conn.ws !== ws) return;
     conn.ws = null;
     clearInterval(conn.ping);
+    requeueSocketSends();
+    if (current) renderMessages();
     if (session) scheduleReconnect();
   };
 }
@@ -1561,6 +1630,14 @@ function wire() {
     if (id && id !== current && chats.has(id)) openChat(id);
     else if (!id && current) closeChat();
   });
+  // Leaving with messages still sending: the browser asks first (they would be sent
+  // after the next visit anyway, from the saved outbox).
+  window.addEventListener('beforeunload', (e) => {
+    if (session && outbox.unsentCount() > 0) {
+      e.preventDefault();
+      e.returnValue = '';
+    }
+  });
   window.addEventListener('online', () => {
     if (session && !conn.ws) {
       conn.attempt = Math.max(conn.attempt, 1);
@@ -1576,6 +1653,7 @@ function wire() {
 async function start() {
   wire();
   await loadConfig();
+  if (cfg.testHooks) installTestHooks();
   const saved = sessionStorage.getItem(REFRESH_KEY);
   if (!saved) {
     showAuth();
@@ -1596,19 +1674,22 @@ async function start() {
   }
 }
 
-// For the end-to-end test and debugging: drop the socket as a network failure would,
-// optionally holding reconnects back until release() (a longer outage).
+// For the end-to-end test: drop the socket as a network failure would, optionally
+// holding reconnects back until release() (a longer outage). Only installed when the
+// config asks for it on a loopback address (see loadConfig), never on a deployed page.
 let testHold = false;
-window.__chat = {
-  dropConnection({ hold = false } = {}) {
-    testHold = hold;
-    if (conn.ws) conn.ws.close(4000, 'test drop');
-  },
-  release() {
-    testHold = false;
-    if (session && !conn.ws) connect();
-  },
-  state: () => ({ conn: conn.state, current, chats: chats.size }),
-};
+function installTestHooks() {
+  window.__chat = {
+    dropConnection({ hold = false } = {}) {
+      testHold = hold;
+      if (conn.ws) conn.ws.close(4000, 'test drop');
+    },
+    release() {
+      testHold = false;
+      if (session && !conn.ws) connect();
+    },
+    state: () => ({ conn: conn.state, current, chats: chats.size, unsent: outbox.unsentCount() }),
+  };
+}
 
 start();

@@ -37,7 +37,9 @@ let stack; // { proc, dir, httpUrl, wsUrl, webUrl }
 let browser;
 const pages = {};
 const dialogs = [];
+const leaveWarnings = [];
 const pageErrors = [];
+const socketCloses = []; // `${page name}: ${url}` for every WebSocket that closed
 
 // ------------------------------------------------------------------ the stack
 
@@ -90,9 +92,16 @@ async function newPage(name, viewport = { width: 1280, height: 800 }, extra = {}
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT);
   page.on('dialog', (d) => {
+    if (d.type() === 'beforeunload') {
+      // "Leave the page? Messages are still sending": accepted, and counted.
+      leaveWarnings.push(name);
+      d.accept().catch(() => {});
+      return;
+    }
     dialogs.push(`${name}: ${d.message()}`);
     d.dismiss().catch(() => {});
   });
+  page.on('websocket', (ws) => ws.on('close', () => socketCloses.push(name)));
   page.on('pageerror', (e) => pageErrors.push(`${name}: ${e.message}`));
   await page.goto(stack.webUrl);
   pages[name] = page;
@@ -163,6 +172,20 @@ async function sendText(page, text) {
   await page.press('#composer-text', 'Enter');
 }
 
+/** The texts of the message list, in the order shown. */
+async function texts(page) {
+  return page.$$eval('#message-list li.msg .text', (ns) => ns.map((n) => n.textContent));
+}
+
+/** Wait until the page shows `n` messages whose text matches `re`. */
+async function waitCount(page, re, n, timeout = 60000) {
+  await page.waitForFunction(
+    ([src, count]) => [...document.querySelectorAll('#message-list li.msg .text')].filter((x) => new RegExp(src).test(x.textContent)).length >= count,
+    [re.source, n],
+    { timeout },
+  );
+}
+
 async function shot(page, name) {
   const file = path.join(shotsDir, `${name}.png`);
   await page.screenshot({ path: file });
@@ -205,7 +228,14 @@ describe('web client in a real browser', { timeout: 10 * 60 * 1000 }, () => {
   it('serves the page and its config', async () => {
     const res = await fetch(new URL('config.json', stack.webUrl));
     assert.equal(res.status, 200);
-    assert.deepEqual(await res.json(), { httpUrl: stack.httpUrl, wsUrl: stack.wsUrl });
+    const config = await res.json();
+    assert.equal(config.httpUrl, stack.httpUrl);
+    assert.equal(config.wsUrl, stack.wsUrl);
+    // The server's limits, from the code that enforces them (web/lib/limits.js uses them).
+    assert.deepEqual(config.limits, {
+      wsFrameBytes: 32768, wsMessageBytes: 131072, framesPerWindow: 30, typingPerWindow: 20, windowMs: 10000, maxMessageChars: 100000,
+    });
+    assert.equal(config.testHooks, true);
   });
 
   it('shows errors in words', async () => {
@@ -329,6 +359,74 @@ describe('web client in a real browser', { timeout: 10 * 60 * 1000 }, () => {
     await shot(pages.bob, 'bob-desktop-conversation');
   });
 
+  it('a 40,000- and a 100,000-character (non-ASCII) message arrive intact, the socket never closing', async () => {
+    const a = pages.alice;
+    const b = pages.bob;
+    const closes = socketCloses.length;
+    const ascii = Array.from({ length: 40000 }, (_, i) => String.fromCharCode(97 + (i % 26))).join('');
+    const unit = Array.from('Привет, мир! 👋 ‹tschüß› — ');
+    const wide = Array.from({ length: 100000 }, (_, i) => unit[i % unit.length]).join('');
+    for (const text of [ascii, wide]) {
+      await sendText(a, text);
+      await waitOwnState(a, text, 'read');
+      await waitMessage(b, text);
+    }
+    // Sent over REST (the frame would pass 32 KB), delivered as messageRef: no 1009.
+    assert.deepEqual(socketCloses.slice(closes), []);
+    assert.equal(await a.isVisible('#banner'), false);
+    // The counter shows near the limit, and a text over it cannot be sent.
+    await a.fill('#composer-text', `${wide}x`);
+    await a.dispatchEvent('#composer-text', 'input');
+    assert.equal(await a.textContent('#counter'), '100,001 / 100,000');
+    assert.equal(await a.isDisabled('#send'), true);
+    await a.fill('#composer-text', '');
+    await a.dispatchEvent('#composer-text', 'input');
+    assert.equal(await a.isVisible('#counter'), false);
+  });
+
+  it('100 messages sent as fast as Enter can be pressed are stored in order, on both sides', async () => {
+    const a = pages.alice;
+    const b = pages.bob;
+    const started = Date.now();
+    for (let i = 1; i <= 100; i += 1) await sendText(a, `fast ${i}`);
+    const typed = Date.now() - started;
+    await waitCount(b, /^fast \d+$/, 100);
+    await a.waitForFunction(() => ![...document.querySelectorAll('#message-list li.msg.own')].some((li) => li.dataset.state === 'pending' || li.dataset.state === 'failed'), null, { timeout: 60000 });
+    const want = Array.from({ length: 100 }, (_, i) => `fast ${i + 1}`);
+    for (const p of [a, b]) {
+      assert.deepEqual((await texts(p)).filter((t) => /^fast \d+$/.test(t)), want);
+    }
+    // And in the server's order (positions), as a reload shows it.
+    const positions = await b.$$eval('#message-list li.msg', (ns) => ns.filter((n) => /^fast \d+$/.test(n.querySelector('.text')?.textContent)).map((n) => Number(n.dataset.position)));
+    assert.deepEqual(positions, [...positions].sort((x, y) => x - y));
+    console.log(`100 messages typed in ${typed} ms, all stored in ${Date.now() - started} ms`);
+    assert.equal(await a.isVisible('#banner'), false, await a.textContent('#banner'));
+  });
+
+  it('a reload with unsent messages warns, then delivers them once, in order', async () => {
+    const a = pages.alice;
+    const b = pages.bob;
+    await a.evaluate(() => window.__chat.dropConnection({ hold: true }));
+    await a.waitForSelector('#conn[data-state="reconnecting"]');
+    for (let i = 1; i <= 5; i += 1) await sendText(a, `unsent ${i}`);
+    await waitOwnState(a, 'unsent 5', 'pending');
+    const warned = leaveWarnings.length;
+    await a.reload();
+    assert.equal(leaveWarnings.length, warned + 1, 'leaving with unsent messages asks first');
+    await waitOnline(a);
+    await waitCount(b, /^unsent \d$/, 5);
+    await waitOwnState(a, 'unsent 5', 'read');
+    const want = ['unsent 1', 'unsent 2', 'unsent 3', 'unsent 4', 'unsent 5'];
+    assert.deepEqual((await texts(b)).filter((t) => /^unsent \d$/.test(t)), want);
+    assert.deepEqual((await texts(a)).filter((t) => /^unsent \d$/.test(t)), want);
+    // Once: a second reload resends nothing and shows each once.
+    await a.reload();
+    await waitOnline(a);
+    await waitMessage(a, 'unsent 5');
+    assert.equal(await a.evaluate(() => window.__chat.state().unsent), 0);
+    assert.deepEqual((await texts(a)).filter((t) => /^unsent \d$/.test(t)), want);
+  });
+
   it('history pages back on scroll; the chat list shows unread counts', async () => {
     // Carol (over REST) writes Alice 60 messages.
     const reg = await api('POST', '/auth/register', { userName: carol.userName, password: carol.password, displayName: carol.displayName });
@@ -396,7 +494,7 @@ describe('web client in a real browser', { timeout: 10 * 60 * 1000 }, () => {
     assert.equal(await phone.isVisible('.conversation'), false);
     await shot(phone, 'bob-phone-chat-list');
     await phone.locator('#chat-list .chat-item').filter({ has: phone.locator('.chat-item-name', { hasText: /^Alice$/ }) }).click();
-    await waitMessage(phone, XSS);
+    await waitMessage(phone, 'unsent 5');
     assert.equal(await phone.isVisible('.sidebar'), false);
     await shot(phone, 'bob-phone-conversation');
     await phone.click('#back');
