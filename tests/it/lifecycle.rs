@@ -13,7 +13,6 @@ use chat_core::lifecycle::{Lifecycle, PurgeOutcome};
 use chat_core::model::{now_millis, Message, PurgePhase};
 use chat_core::store::{AccountStatus, NewGroup, PurgeState, SenderKey, Store};
 use chat_local::template::Template;
-use chat_tests::openapi::doc;
 use chat_tests::{TestStack, TestStackOptions};
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -59,16 +58,18 @@ struct User {
     refresh: String,
 }
 
+/// The stack's HTTP API (through the harness client, answers checked against the
+/// document) with this file's helpers.
 struct Api<'a> {
     stack: &'a TestStack,
-    http: reqwest::Client,
+    api: chat_tests::api::Api,
 }
 
 impl<'a> Api<'a> {
     fn new(stack: &'a TestStack) -> Self {
         Api {
             stack,
-            http: reqwest::Client::new(),
+            api: chat_tests::api::Api::new(stack),
         }
     }
 
@@ -84,30 +85,8 @@ impl<'a> Api<'a> {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let url = format!("{}{path}", self.stack.http_url());
-        let mut req = self
-            .http
-            .request(method.parse().unwrap(), &url)
-            .timeout(Duration::from_secs(30));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("request");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        let body: Value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-        };
-        let path_only = path.split('?').next().unwrap();
-        if let Err(e) = doc().check_response(method, path_only, status, &body) {
-            panic!("{e}");
-        }
-        (status, body)
+        let r = self.api.send_json(token, method, path, body).await;
+        (r.status, r.body)
     }
 
     async fn register(&self, tag: &str) -> User {
