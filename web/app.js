@@ -13,6 +13,7 @@
 // (lib/store.js) and words and shapes (lib/format.js); `node --test web/test/unit/`
 // checks them.
 
+import { ApiError, request, words } from './lib/api.js';
 import { FrameBudget, charCount, limitsFrom, sendMessageFrame, transportFor, DEFAULT_LIMITS } from './lib/limits.js';
 import { Outbox } from './lib/outbox.js';
 import { contiguousTop, firstUnread, maxPos, minPos, newStore, ordered } from './lib/store.js';
@@ -83,52 +84,6 @@ function debounce(fn, ms) {
     clearTimeout(t);
     t = setTimeout(() => fn(...args), ms);
   };
-}
-
-// ------------------------------------------------------------------ errors in words
-
-class ApiError extends Error {
-  constructor(code, message, status = 0, field = undefined) {
-    super(message);
-    this.code = code;
-    this.status = status;
-    this.field = field;
-  }
-}
-
-const FRIENDLY = {
-  invalid_credentials: 'Wrong user name or password.',
-  user_name_taken: 'That user name is already taken. Pick another one.',
-  rate_limited: 'Too many requests at once. Wait a moment and try again.',
-  unavailable: 'The server is busy right now. Try again in a moment.',
-  internal: 'Something went wrong on the server. Try again.',
-  not_found: 'That chat or user does not exist (or you are not a member).',
-  forbidden: 'You are not allowed to do that.',
-  group_full: 'The group is full (100 members at most).',
-  already_member: 'That person is already in the group.',
-  payload_too_large: 'That is too long to send.',
-  refresh_token_reused: 'Your session was ended for safety. Please log in again.',
-  session_revoked: 'You were logged out everywhere. Please log in again.',
-  invalid_refresh_token: 'Your session has ended. Please log in again.',
-  network: 'Cannot reach the chat server. Check your connection.',
-};
-
-/** A sentence for people from an error body `{error: {code, message, field}}`. */
-function words(err) {
-  if (!err) return 'Something went wrong.';
-  const code = err.code;
-  if (code === 'validation_failed' && err.message) {
-    // The server's message names the field ("password: must be at least 8 characters").
-    const m = String(err.message);
-    const i = m.indexOf(': ');
-    if (i > 0) {
-      const field = m.slice(0, i).replace(/([A-Z])/g, ' $1').toLowerCase();
-      return `${field.charAt(0).toUpperCase()}${field.slice(1)} ${m.slice(i + 2)}.`.replace(/\.\.$/, '.');
-    }
-    return m;
-  }
-  if (FRIENDLY[code]) return FRIENDLY[code];
-  return err.message || 'Something went wrong.';
 }
 
 // ------------------------------------------------------------------ state
@@ -206,40 +161,23 @@ function setConfig(httpUrl, wsUrl) {
 
 // ------------------------------------------------------------------ HTTP API
 
+/** One API request as the logged-in user (lib/api.js); a 401 refreshes the tokens once. */
 async function api(method, path, body, { auth = true, retried = false } = {}) {
-  const headers = {};
-  if (body !== undefined) headers['content-type'] = 'application/json';
+  let token = null;
   if (auth) {
     await ensureFreshToken();
     if (!session) throw new ApiError('unauthorized', 'Please log in again.', 401);
-    headers.authorization = `Bearer ${session.accessToken}`;
+    token = session.accessToken;
   }
-  let res;
   try {
-    res = await fetch(cfg.httpUrl + path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch {
-    throw new ApiError('network', FRIENDLY.network);
+    return await request(cfg.httpUrl, method, path, body, { token });
+  } catch (e) {
+    if (e.status === 401 && auth && !retried) {
+      await refreshTokens();
+      return api(method, path, body, { auth, retried: true });
+    }
+    throw e;
   }
-  if (res.status === 401 && auth && !retried) {
-    await refreshTokens();
-    return api(method, path, body, { auth, retried: true });
-  }
-  if (res.status === 204) return null;
-  let data = null;
-  try {
-    data = await res.json();
-  } catch {
-    /* not JSON */
-  }
-  if (!res.ok) {
-    const e = (data && data.error) || { code: `http_${res.status}`, message: `The server answered ${res.status}.` };
-    throw new ApiError(e.code, words(e), res.status, e.field);
-  }
-  return data;
 }
 
 // ------------------------------------------------------------------ tokens
@@ -1040,7 +978,8 @@ async function openChat(chatId) {
   if (first) {
     // Start where the user left off: the divider at the top of the view.
     const div = $('message-list').querySelector('.unread-divider');
-    if (div) $('messages').scrollTop = Math.max(0, div.offsetTop - 8);
+    const box = $('messages');
+    if (div) box.scrollTop += div.getBoundingClientRect().top - box.getBoundingClientRect().top - 20;
     updateJump();
   }
   markRead(chatId);

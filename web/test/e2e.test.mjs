@@ -49,7 +49,7 @@ async function startStack() {
   const args = [
     'up', '--in-memory', '--prefix', `e2e${run}`, '--data-dir', dir,
     '--dynamodb-port', '0', '--moto-port', '0', '--http-port', '0', '--ws-port', '0', '--web-port', '0',
-    '--web-dir', path.join(root, 'web'), '--ready-file', ready,
+    '--web-dir', process.env.E2E_WEB_DIR || path.join(root, 'web'), '--ready-file', ready,
   ];
   const proc = spawn(chatLocal, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'warn' } });
   let log = '';

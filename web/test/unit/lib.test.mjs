@@ -218,3 +218,36 @@ describe('format', () => {
     assert.equal(systemText({ text: 'plain' }, nameOf), 'plain');
   });
 });
+
+describe('api client', async () => {
+  const { ApiError, request, words } = await import('../../lib/api.js');
+  const answer = (status, body) => async () => ({ status, ok: status < 400, json: async () => body });
+
+  it('puts server errors in words, with the field of a validation error', async () => {
+    assert.equal(words({ code: 'validation_failed', message: 'displayName: must be at most 64 characters' }), 'Display name must be at most 64 characters.');
+    assert.equal(words({ code: 'invalid_credentials', message: 'x' }), 'Wrong user name or password.');
+    assert.equal(words({ code: 'something_new', message: 'As the server says.' }), 'As the server says.');
+    await assert.rejects(
+      request('http://x', 'GET', '/me', undefined, { fetchFn: answer(409, { error: { code: 'group_full', message: 'full' } }) }),
+      (e) => e instanceof ApiError && e.status === 409 && e.message === 'The group is full (100 members at most).',
+    );
+    await assert.rejects(
+      request('http://x', 'GET', '/me', undefined, { fetchFn: async () => { throw new TypeError('Failed to fetch'); } }),
+      (e) => e.code === 'network' && /Cannot reach/.test(e.message),
+    );
+    await assert.rejects(request('http://x', 'GET', '/me', undefined, { fetchFn: answer(502, null) }), (e) => e.code === 'http_502');
+  });
+
+  it('sends JSON with the bearer token and reads the answer', async () => {
+    let seen;
+    const fetchFn = async (url, init) => {
+      seen = { url, init };
+      return { status: 201, ok: true, json: async () => ({ ok: 1 }) };
+    };
+    assert.deepEqual(await request('http://x', 'POST', '/chats', { a: 1 }, { token: 't', fetchFn }), { ok: 1 });
+    assert.equal(seen.url, 'http://x/chats');
+    assert.equal(seen.init.headers.authorization, 'Bearer t');
+    assert.equal(seen.init.body, '{"a":1}');
+    assert.equal(await request('http://x', 'DELETE', '/y', undefined, { fetchFn: answer(204) }), null);
+  });
+});
