@@ -2057,6 +2057,11 @@ function installTestHooks() {
       if (session && !conn.ws) connect();
     },
     state: () => ({ conn: conn.state, current, chats: chats.size, unsent: outbox.unsentCount() }),
+    // As if the access token had expired without this page noticing (a laptop that
+    // slept through its refresh): the server refuses it from now on.
+    spoilAccessToken() {
+      if (session) session.accessToken = `${session.accessToken.slice(0, -6)}AAAAAA`;
+    },
   };
 }
 

@@ -346,6 +346,25 @@ describe('web client in a real browser', { timeout: 10 * 60 * 1000 }, () => {
     assert.equal(count, 1);
   });
 
+  it('an access token that expired unnoticed: the page refreshes, reconnects with a fresh token and goes on', async () => {
+    const a = pages.alice;
+    const b = pages.bob;
+    await a.evaluate(() => window.__chat.spoilAccessToken());
+    // REST: the 401 leads to one refresh and the request is retried.
+    await a.click('#chat-info');
+    await a.waitForSelector('#info-dialog[open]');
+    await a.click('#info-close');
+    assert.equal(await a.isVisible('#banner'), false, await a.textContent('#banner'));
+    // The socket: the next handshake is refused once, then made with a fresh token.
+    await a.evaluate(() => window.__chat.spoilAccessToken());
+    await a.evaluate(() => window.__chat.dropConnection());
+    await waitOnline(a);
+    await sendText(a, 'after the token expired');
+    await waitMessage(b, 'after the token expired');
+    await waitOwnState(a, 'after the token expired', 'read');
+    assert.equal(await a.isVisible('#auth'), false);
+  });
+
   it('a reload keeps the session and the history', async () => {
     const a = pages.alice;
     await a.reload();
