@@ -163,11 +163,24 @@ async fn run(args: &UpArgs, template: Template, backend: &mut Backend) -> Result
     } else {
         args.cors_origins.clone()
     });
+    let frame_bytes = cfg.limits.frame_bytes;
     let gateway = Gateway::start(cfg).await?;
-    // What the page reads at `/config.json` to find the APIs (see docs/web-client.md).
+    // What the page reads at `/config.json` (see docs/web-client.md): where the APIs
+    // are, the server's limits taken from the code that enforces them (so the client
+    // cannot drift from them), and `testHooks` (the browser test's hooks; only this
+    // local server turns them on, a deployed config.json has no such key).
     let web_config = serde_json::json!({
         "httpUrl": gateway.http_url(),
         "wsUrl": gateway.ws_url(),
+        "limits": {
+            "wsFrameBytes": frame_bytes,
+            "wsMessageBytes": chat_core::protocol::MAX_FRAME_BYTES,
+            "framesPerWindow": ws_message::REQUESTS_PER_WINDOW,
+            "typingPerWindow": ws_message::TYPING_PER_WINDOW,
+            "windowMs": ws_message::WINDOW_MS,
+            "maxMessageChars": chat_core::input::MAX_MESSAGE_CHARS,
+        },
+        "testHooks": true,
     })
     .to_string();
     let web = web_listener.is_some();

@@ -220,4 +220,11 @@ async fn cors_preflight_and_headers_follow_the_configuration() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["access-control-allow-origin"], allowed);
+    // A browser client may read Retry-After (429 rate limits, 503 overload) only when
+    // the template's CorsConfiguration exposes it (issue 17).
+    assert_eq!(
+        resp.headers()["access-control-expose-headers"],
+        "retry-after",
+        "the HTTP API's CORS must expose Retry-After"
+    );
 }
