@@ -15,8 +15,18 @@
 
 import { FrameBudget, charCount, limitsFrom, sendMessageFrame, transportFor, DEFAULT_LIMITS } from './lib/limits.js';
 import { Outbox } from './lib/outbox.js';
-import { contiguousTop, maxPos, minPos, newStore } from './lib/store.js';
-import { titleWithUnread } from './lib/format.js';
+import { contiguousTop, firstUnread, maxPos, minPos, newStore, ordered } from './lib/store.js';
+import {
+  clockTime,
+  dayKey,
+  dayLabel,
+  folded,
+  linkify,
+  listTime,
+  systemText as formatSystem,
+  systemUserIds,
+  titleWithUnread,
+} from './lib/format.js';
 
 const REFRESH_KEY = 'chat.refreshToken';
 const PAGE = 50;
@@ -51,16 +61,6 @@ function clientId() {
   if (crypto.randomUUID) return crypto.randomUUID();
   const b = crypto.getRandomValues(new Uint8Array(16));
   return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-}
-
-function timeOf(iso) {
-  const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return '';
-  const now = new Date();
-  if (d.toDateString() === now.toDateString()) {
-    return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-  }
-  return d.toLocaleDateString([], { month: 'short', day: 'numeric' });
 }
 
 function lastSeenText(p) {
@@ -244,9 +244,25 @@ async function api(method, path, body, { auth = true, retried = false } = {}) {
 
 // ------------------------------------------------------------------ tokens
 
+/**
+ * How long an access token lives, from its own `iat` and `exp` (a JWT): this device's
+ * clock may be off, so the server's absolute expiry time is only the fallback.
+ */
+function tokenLifetimeMs(tokens) {
+  try {
+    const part = tokens.accessToken.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const claims = JSON.parse(atob(part));
+    if (Number.isFinite(claims.exp) && Number.isFinite(claims.iat) && claims.exp > claims.iat) return (claims.exp - claims.iat) * 1000;
+  } catch {
+    /* not a JWT we can read */
+  }
+  const left = Date.parse(tokens.accessTokenExpiresAt) - Date.now();
+  return left > 0 ? left : 10 * 60 * 1000;
+}
+
 function acceptTokens(tokens) {
   session.accessToken = tokens.accessToken;
-  session.accessExp = Date.parse(tokens.accessTokenExpiresAt) || Date.now() + 10 * 60 * 1000;
+  session.accessExp = Date.now() + tokenLifetimeMs(tokens);
   session.refreshToken = tokens.refreshToken;
   sessionStorage.setItem(REFRESH_KEY, tokens.refreshToken);
   clearTimeout(refreshTimer);
@@ -378,6 +394,7 @@ async function enterApp() {
   $('me-name').textContent = session.user.displayName;
   $('me-username').textContent = `@${session.user.userName}`;
   profiles.set(session.user.userId, session.user);
+  loadProfiles();
   // The user's unsent messages from an earlier page (same clientMessageIds: sent once).
   outbox = new Outbox(localStorage, `chat.outbox.${session.user.userId}`);
   outbox.onchange = () => updateTitle();
@@ -408,6 +425,22 @@ async function loadChats() {
     banner(`Could not load your chats: ${e.message}`);
   }
   renderChatList();
+  saveProfiles();
+  // A system message last (its preview in words, as in the chat): fetch it.
+  const systemLast = [...chats.values()].filter((c) => c.lastMessage && c.lastMessage.senderId === null).slice(0, 20);
+  Promise.all(
+    systemLast.map((c) =>
+      api('GET', `/chats/${encodeURIComponent(c.chatId)}/messages?limit=1`)
+        .then((page) => {
+          const m = page.messages[page.messages.length - 1];
+          if (m) {
+            c.lastSystem = m;
+            ensureProfiles(systemUserIds(m));
+          }
+        })
+        .catch(() => {}),
+    ),
+  ).then(() => renderChatList());
   // Presence of direct-chat partners (the WebSocket tells us about changes after).
   const peers = [...chats.values()].filter((c) => c.peer).slice(0, 30);
   await Promise.all(peers.map((c) => loadPresence(c.peer.userId)));
@@ -472,7 +505,63 @@ function chatName(c) {
 function nameOf(userId) {
   if (userId === me()) return 'You';
   const p = profiles.get(userId);
-  return p ? p.displayName : 'Someone';
+  if (p) return p.displayName;
+  if (userId) ensureProfiles([userId]);
+  return 'Someone';
+}
+
+const profilesAsked = new Set();
+
+/**
+ * Look up the names of users we do not know (a member removed from a group, the sender
+ * of an old message): `GET /users/{id}`, kept in localStorage so old messages keep their
+ * names after a reload. Re-renders once they arrive.
+ */
+function ensureProfiles(ids) {
+  const want = [...new Set(ids)].filter((id) => typeof id === 'string' && id && id !== me() && !profiles.has(id) && !profilesAsked.has(id));
+  if (!want.length || !session) return;
+  for (const id of want) profilesAsked.add(id);
+  Promise.all(
+    want.slice(0, 20).map((id) =>
+      api('GET', `/users/${encodeURIComponent(id)}`)
+        .then((u) => profiles.set(id, u))
+        .catch(() => {}),
+    ),
+  ).then(() => {
+    saveProfiles();
+    renderChatList();
+    if (current) renderConversation();
+  });
+}
+
+function profilesKey() {
+  return session && session.user ? `chat.profiles.${session.user.userId}` : null;
+}
+
+/** Names seen so far (id -> display name, user name), for a reload. */
+function saveProfiles() {
+  const key = profilesKey();
+  if (!key) return;
+  const out = {};
+  for (const [id, p] of profiles) if (p && p.displayName) out[id] = { userId: id, displayName: p.displayName, userName: p.userName };
+  try {
+    localStorage.setItem(key, JSON.stringify(out));
+  } catch {
+    /* best effort */
+  }
+}
+
+function loadProfiles() {
+  const key = profilesKey();
+  if (!key) return;
+  try {
+    const saved = JSON.parse(localStorage.getItem(key) || '{}');
+    for (const [id, p] of Object.entries(saved)) {
+      if (!profiles.has(id) && p && typeof p.displayName === 'string') profiles.set(id, p);
+    }
+  } catch {
+    /* ignore a corrupt copy */
+  }
 }
 
 // ------------------------------------------------------------------ chat list
@@ -505,6 +594,12 @@ function renderChatList() {
       const who = c.lastMessage.senderId;
       const prefix = who === me() ? 'You: ' : c.kind === 'group' && who ? `${nameOf(who)}: ` : '';
       preview = prefix + c.lastMessage.preview;
+      if (!who) {
+        // A system message: the same words as in the chat ("You added Carol").
+        const pos = c.lastMessage.position;
+        const held = storeOf(c.chatId).byPos.get(pos) || (c.lastSystem && c.lastSystem.position === pos ? c.lastSystem : null);
+        if (held && held.system) preview = systemText(held);
+      }
     } else preview = 'No messages yet';
     return el(
       'li',
@@ -526,7 +621,8 @@ function renderChatList() {
             'span',
             { class: 'chat-item-top' },
             el('span', { class: 'chat-item-name', text: chatName(c) }),
-            el('span', { class: 'chat-item-time muted', text: c.lastMessage ? timeOf(c.lastMessage.sentAt) : '' }),
+            c.muted ? el('span', { class: 'muted-icon', title: 'Muted', 'aria-label': 'muted', text: '🔕' }) : null,
+            el('span', { class: 'chat-item-time muted', text: c.lastMessage ? listTime(c.lastMessage.sentAt) : '' }),
           ),
           el(
             'span',
@@ -551,10 +647,13 @@ function validPrefix(q) {
   return /^[A-Za-z0-9_.-]{2,32}$/.test(q);
 }
 
+/** Users whose user name starts with `q`, others only; `.self` says whether you matched. */
 async function searchUsers(q) {
   const page = await api('GET', `/users?prefix=${encodeURIComponent(q)}&limit=10`);
   for (const u of page.users) profiles.set(u.userId, u);
-  return page.users.filter((u) => u.userId !== me());
+  const others = page.users.filter((u) => u.userId !== me());
+  others.self = others.length < page.users.length;
+  return others;
 }
 
 function userRow(u, onpick) {
@@ -587,7 +686,14 @@ const runSidebarSearch = debounce(async () => {
     const users = await searchUsers(q);
     if ($('user-search').value.trim() !== q) return;
     box.replaceChildren(
-      ...(users.length ? users.map((u) => userRow(u, startDirect)) : [el('li', { class: 'muted hint', text: `No user name starts with “${q}”.` })]),
+      ...(users.length
+        ? users.map((u) => userRow(u, startDirect))
+        : [
+            el('li', {
+              class: 'muted hint',
+              text: users.self ? `That is you (@${session.user.userName}). Type someone else’s user name.` : `No user name starts with “${q}”.`,
+            }),
+          ]),
     );
   } catch (e) {
     box.replaceChildren(el('li', { class: 'error', text: e.message }));
@@ -708,33 +814,243 @@ async function submitGroup(ev) {
   }
 }
 
+// ------------------------------------------------------------------ chat info (members, rename, mute, leave)
+
+let infoChatId = null;
+
+function openInfo() {
+  if (!current) return;
+  infoChatId = current;
+  $('info-error').hidden = true;
+  renderInfo();
+  $('info-dialog').showModal();
+  // The member list may be stale (members added or removed elsewhere).
+  loadDetail(infoChatId).then(() => $('info-dialog').open && renderInfo());
+}
+
+function renderInfo() {
+  const c = chats.get(infoChatId);
+  if (!c) {
+    if ($('info-dialog').open) $('info-dialog').close();
+    return;
+  }
+  const group = c.kind === 'group';
+  const admin = group && c.role === 'admin';
+  $('info-title').textContent = chatName(c);
+  $('info-sub').textContent = group ? `Group · ${c.memberCount} members` : c.peer ? `@${c.peer.userName}` : '';
+  $('rename-form').hidden = !admin;
+  if (admin && document.activeElement !== $('rename-input')) $('rename-input').value = c.name || '';
+  $('info-members-title').hidden = !group;
+  const members = group ? c.members || [] : [];
+  $('info-members').replaceChildren(
+    ...members.map((m) => {
+      const p = m.profile || profiles.get(m.userId);
+      const isMe = m.userId === me();
+      return el(
+        'li',
+        { 'data-user-id': m.userId },
+        el('span', { class: 'member-name', text: isMe ? `${p ? p.displayName : 'You'} (you)` : p ? p.displayName : nameOf(m.userId) }),
+        m.role === 'admin' ? el('span', { class: 'role', text: 'admin' }) : null,
+        admin && !isMe
+          ? el('button', {
+              type: 'button',
+              class: 'link danger remove-member',
+              'aria-label': `Remove ${p ? p.displayName : 'member'}`,
+              text: 'Remove',
+              onclick: () => removeMember(c.chatId, m.userId),
+            })
+          : null,
+      );
+    }),
+  );
+  $('info-add').hidden = !admin;
+  $('info-leave').hidden = !group;
+  $('info-mute').textContent = c.muted ? 'Unmute' : 'Mute';
+  $('info-mute').setAttribute('aria-pressed', String(!!c.muted));
+}
+
+function infoError(e) {
+  $('info-error').textContent = e.message;
+  $('info-error').hidden = false;
+}
+
+async function renameGroup(ev) {
+  ev.preventDefault();
+  const name = $('rename-input').value.trim();
+  if (!name) return infoError(new Error('Give the group a name.'));
+  try {
+    upsertChat(await api('PATCH', `/chats/${encodeURIComponent(infoChatId)}`, { name }));
+    $('info-error').hidden = true;
+    renderInfo();
+    renderChatList();
+    if (current === infoChatId) renderHeader();
+  } catch (e) {
+    infoError(e);
+  }
+}
+
+async function removeMember(chatId, userId) {
+  try {
+    await api('DELETE', `/chats/${encodeURIComponent(chatId)}/members/${encodeURIComponent(userId)}`);
+    await loadDetail(chatId);
+    renderInfo();
+    if (current === chatId) renderConversation();
+  } catch (e) {
+    infoError(e);
+  }
+}
+
+async function toggleMute() {
+  const c = chats.get(infoChatId);
+  if (!c) return;
+  try {
+    const r = await api('PATCH', `/chats/${encodeURIComponent(c.chatId)}/members/me`, { muted: !c.muted });
+    c.muted = r && typeof r.muted === 'boolean' ? r.muted : !c.muted;
+    renderInfo();
+    renderChatList();
+  } catch (e) {
+    infoError(e);
+  }
+}
+
+async function leaveGroup() {
+  const chatId = infoChatId;
+  try {
+    await api('DELETE', `/chats/${encodeURIComponent(chatId)}/members/me`);
+    $('info-dialog').close();
+    forgetChat(chatId);
+    banner('');
+  } catch (e) {
+    infoError(e);
+  }
+}
+
+/** A chat we are no longer in: out of the list, the screen and the outbox. */
+function forgetChat(chatId) {
+  chats.delete(chatId);
+  stores.delete(chatId);
+  outbox.dropChat(chatId);
+  if (current === chatId) closeChat();
+  renderChatList();
+}
+
+// ------------------------------------------------------------------ profile, log out everywhere, notifications
+
+function openProfile() {
+  $('profile-name').value = session.user.displayName;
+  $('profile-username').textContent = `@${session.user.userName}`;
+  $('profile-error').hidden = true;
+  $('profile-saved').hidden = true;
+  $('notify-enable').hidden = !('Notification' in window) || Notification.permission !== 'default';
+  $('profile-dialog').showModal();
+}
+
+async function saveProfile(ev) {
+  ev.preventDefault();
+  const displayName = $('profile-name').value.trim();
+  $('profile-saved').hidden = true;
+  try {
+    const u = await api('PATCH', '/me', { displayName });
+    session.user = { ...session.user, ...u };
+    profiles.set(u.userId, session.user);
+    $('me-name').textContent = session.user.displayName;
+    $('profile-error').hidden = true;
+    $('profile-saved').hidden = false;
+  } catch (e) {
+    $('profile-error').textContent = e.message;
+    $('profile-error').hidden = false;
+  }
+}
+
+async function logoutEverywhere() {
+  try {
+    await api('POST', '/auth/logout-all');
+  } catch (e) {
+    $('profile-error').textContent = e.message;
+    $('profile-error').hidden = false;
+    return;
+  }
+  if ($('profile-dialog').open) $('profile-dialog').close();
+  localStorage.removeItem(`chat.outbox.${session.user.userId}`);
+  endSession('You logged out on every device.');
+}
+
+/** Asked only from a click (browsers refuse, or users dislike, a prompt on load). */
+async function enableNotifications() {
+  if (!('Notification' in window)) return;
+  await Notification.requestPermission();
+  $('notify-enable').hidden = Notification.permission !== 'default';
+}
+
+/** A new message from someone else: for screen readers, and a notification when hidden. */
+function announce(m) {
+  const c = chats.get(m.chatId);
+  if (!c || m.kind === 'system') return;
+  const who = nameOf(m.senderId);
+  const text = Array.from(m.text || '').slice(0, 140).join('');
+  if (current === m.chatId && document.visibilityState === 'visible') {
+    $('announce').textContent = `${who}: ${text}`;
+    return;
+  }
+  if (document.visibilityState === 'hidden' && !c.muted && 'Notification' in window && Notification.permission === 'granted') {
+    try {
+      const n = new Notification(c.kind === 'group' ? `${who} in ${chatName(c)}` : who, { body: text, tag: m.chatId });
+      n.onclick = () => {
+        window.focus();
+        openChat(m.chatId);
+        n.close();
+      };
+    } catch {
+      /* some browsers allow notifications from service workers only */
+    }
+  }
+}
+
 // ------------------------------------------------------------------ conversation
+
+/** chatId -> { position, count }: where the "N unread" divider sits while a chat is open. */
+const dividers = new Map();
+
+/** Phones and tablets: no auto-focus (it would pop the keyboard up on every chat open). */
+const finePointer = () => window.matchMedia('(hover: hover) and (pointer: fine)').matches;
 
 async function openChat(chatId) {
   if (!chats.has(chatId)) return;
   if (current && current !== chatId) sendTypingStopped();
+  if (current !== chatId) dividers.clear();
   current = chatId;
   if (decodeURIComponent(location.hash.slice(1)) !== chatId) location.hash = chatId;
   document.body.classList.add('show-conv');
+  const c = chats.get(chatId);
+  const unreadAtOpen = c.unreadCount || 0;
+  const readAtOpen = c.readPosition || 0;
   renderChatList();
   $('message-list').replaceChildren();
   renderConversation();
   const s = storeOf(chatId);
-  const c = chats.get(chatId);
   const jobs = [];
   if (!s.detailLoaded) jobs.push(loadDetail(chatId));
-  if (!s.loaded) jobs.push(loadLatest(chatId));
+  if (!s.loaded) jobs.push(loadLatest(chatId, unreadAtOpen, readAtOpen));
   if (c.peer) jobs.push(loadPresence(c.peer.userId));
   await Promise.all(jobs);
   if (current !== chatId) return;
-  renderConversation({ toBottom: true });
+  const first = unreadAtOpen > 0 ? firstUnread(ordered(s), readAtOpen, me()) : 0;
+  if (first) dividers.set(chatId, { position: first, count: unreadAtOpen });
+  renderConversation({ toBottom: !first });
+  if (first) {
+    // Start where the user left off: the divider at the top of the view.
+    const div = $('message-list').querySelector('.unread-divider');
+    if (div) $('messages').scrollTop = Math.max(0, div.offsetTop - 8);
+    updateJump();
+  }
   markRead(chatId);
-  $('composer-text').focus();
+  if (finePointer()) $('composer-text').focus();
 }
 
 function closeChat() {
   sendTypingStopped();
   current = null;
+  dividers.clear();
   document.body.classList.remove('show-conv');
   if (location.hash) history.replaceState(null, '', location.pathname + location.search);
   renderChatList();
@@ -750,16 +1066,68 @@ async function loadDetail(chatId) {
   }
 }
 
-async function loadLatest(chatId) {
+/**
+ * The first page of a chat: the latest messages, enough of them to reach the first
+ * unread one (up to 100); with more unread than that, the page from the first unread
+ * on (newer pages load on scrolling down or "jump to latest").
+ */
+async function loadLatest(chatId, unread = 0, readPosition = 0) {
   const s = storeOf(chatId);
+  const base = `/chats/${encodeURIComponent(chatId)}/messages`;
   try {
-    const page = await api('GET', `/chats/${encodeURIComponent(chatId)}/messages?limit=${PAGE}`);
-    for (const m of page.messages) s.byPos.set(m.position, m);
-    s.hasMoreBefore = page.hasMore;
+    if (unread > 90) {
+      const page = await api('GET', `${base}?after=${readPosition}&limit=100`);
+      for (const m of page.messages) s.byPos.set(m.position, m);
+      s.hasMoreBefore = readPosition > 0;
+      s.hasMoreAfter = page.hasMore;
+    } else {
+      const limit = Math.min(100, Math.max(PAGE, unread + 10));
+      const page = await api('GET', `${base}?limit=${limit}`);
+      for (const m of page.messages) s.byPos.set(m.position, m);
+      s.hasMoreBefore = page.hasMore;
+      s.hasMoreAfter = false;
+    }
     s.loaded = true;
+    ensureProfiles(ordered(s).flatMap((m) => [m.senderId, ...systemUserIds(m)]));
   } catch (e) {
     banner(`Could not load messages: ${e.message}`);
   }
+}
+
+/** The next page after what is held (a chat opened at its first of many unread). */
+async function loadNewer(chatId) {
+  const s = storeOf(chatId);
+  if (!s.loaded || !s.hasMoreAfter || s.loadingNewer) return;
+  s.loadingNewer = true;
+  try {
+    const page = await api('GET', `/chats/${encodeURIComponent(chatId)}/messages?after=${maxPos(s)}&limit=100`);
+    for (const m of page.messages) s.byPos.set(m.position, m);
+    s.hasMoreAfter = page.hasMore && page.messages.length > 0;
+    if (current === chatId) renderMessages();
+  } catch (e) {
+    banner(`Could not load newer messages: ${e.message}`);
+  } finally {
+    s.loadingNewer = false;
+  }
+}
+
+/** "Jump to latest": load what is missing below, then scroll to the end. */
+async function jumpToLatest() {
+  const chatId = current;
+  if (!chatId) return;
+  const s = storeOf(chatId);
+  for (let i = 0; i < 20 && s.hasMoreAfter && current === chatId; i += 1) await loadNewer(chatId);
+  if (current !== chatId) return;
+  renderMessages({ toBottom: true });
+  updateJump();
+}
+
+/** The jump-to-latest button: shown when the end of the chat is not in view. */
+function updateJump() {
+  const box = $('messages');
+  const s = current && storeOf(current);
+  const away = box.scrollHeight - box.scrollTop - box.clientHeight > 200;
+  $('jump').hidden = !current || !(away || (s && s.hasMoreAfter));
 }
 
 async function loadOlder(chatId) {
@@ -826,7 +1194,7 @@ function renderHeader() {
     const ids = c.memberIds || [];
     const names = ids.filter((id) => id !== me()).map(nameOf);
     const list = names.length > 4 ? `${names.slice(0, 4).join(', ')} and ${names.length - 4} more` : names.join(', ');
-    $('conv-sub').textContent = `${c.memberCount} members${list ? ` · you, ${list}` : ''}`;
+    $('conv-sub').textContent = `${c.memberCount} member${c.memberCount === 1 ? '' : 's'}${list ? ` · you, ${list}` : ''}`;
     $('add-members').hidden = c.role !== 'admin';
   }
 }
@@ -881,16 +1249,36 @@ function renderMessages({ toBottom = false } = {}) {
     msgNodes.clear();
     list.dataset.chatId = chatId;
   }
-  const ordered = [...s.byPos.values()].sort((a, b) => a.position - b.position);
-  const all = ordered.concat(pendingMessages(chatId));
+  const all = ordered(s).concat(pendingMessages(chatId));
+  const divider = dividers.get(chatId);
+  const wanted = [];
   const seen = new Set();
   let prevSender = null;
-  all.forEach((m, i) => {
+  let prevDay = '';
+  for (const m of all) {
     const key = msgKey(m);
-    if (seen.has(key)) return;
+    if (seen.has(key)) continue;
     seen.add(key);
-    const node = messageNode(chatId, c, m, key, prevSender);
+    // A day separator before the first message of each day (pending ones: today).
+    const when = m.sentAt || new Date(m.createdAt || Date.now()).toISOString();
+    const day = dayKey(when);
+    if (day && day !== prevDay) {
+      const dk = `d:${day}`;
+      seen.add(dk);
+      wanted.push(separatorNode(dk, 'day-separator', dayLabel(when)));
+      prevDay = day;
+      prevSender = null;
+    }
+    if (divider && m.position === divider.position) {
+      const uk = 'u:divider';
+      seen.add(uk);
+      wanted.push(separatorNode(uk, 'unread-divider', `${divider.count} unread message${divider.count === 1 ? '' : 's'}`));
+      prevSender = null;
+    }
+    wanted.push(messageNode(chatId, c, m, key, prevSender));
     prevSender = m.kind === 'system' ? null : m.senderId;
+  }
+  wanted.forEach((node, i) => {
     if (list.children[i] !== node) list.insertBefore(node, list.children[i] || null);
   });
   for (const [key, node] of msgNodes) {
@@ -901,34 +1289,36 @@ function renderMessages({ toBottom = false } = {}) {
   }
   renderHistoryStatus();
   if (toBottom || atBottom) box.scrollTop = box.scrollHeight;
+  updateJump();
 }
 
-/** A system message in words, with member names (the server's text as fallback). */
+/** A centred line between messages: a day ("Today", "2 Dec") or the unread divider. */
+function separatorNode(key, cls, text) {
+  let node = msgNodes.get(key);
+  if (node && node.textContent === text) return node;
+  const fresh = el('li', { class: `separator ${cls}`, role: cls === 'day-separator' ? 'separator' : undefined }, el('span', { text }));
+  if (node) node.replaceWith(fresh);
+  msgNodes.set(key, fresh);
+  return fresh;
+}
+
+/** A text as nodes: http(s) links clickable (new tab, no referrer, no opener), the rest text. */
+function textNodes(text) {
+  return linkify(text).map((part) =>
+    part.href ? el('a', { href: part.href, target: '_blank', rel: 'noopener noreferrer', text: part.text }) : part.text,
+  );
+}
+
+/** A system message in words, with member names (lib/format.js). */
 function systemText(m) {
-  const e = m.system;
-  if (!e) return m.text;
-  const list = (ids) => (ids || []).map(nameOf).join(', ');
-  switch (e.event) {
-    case 'chatCreated':
-      return e.name ? `${nameOf(e.by)} created the group “${e.name}”` : `${nameOf(e.by)} started the chat`;
-    case 'membersAdded':
-      return `${nameOf(e.by)} added ${list(e.members)}`;
-    case 'memberRemoved':
-      return `${nameOf(e.by)} removed ${nameOf(e.member)}`;
-    case 'memberLeft':
-      return `${nameOf(e.member)} left${e.promoted ? `; ${nameOf(e.promoted)} is now an admin` : ''}`;
-    case 'renamed':
-      return `${nameOf(e.by)} renamed the group to “${e.name}”`;
-    default:
-      return m.text;
-  }
+  return formatSystem(m, nameOf);
 }
 
 function messageNode(chatId, c, m, key, prevSender) {
   let node = msgNodes.get(key);
   const own = m.senderId === me();
   const sys = m.kind === 'system' ? systemText(m) : '';
-  const sig = JSON.stringify([m.position, m.text, sys, m.failed, own ? ownState(chatId, m) : 0, prevSender === m.senderId]);
+  const sig = JSON.stringify([m.position, m.text, sys, m.failed, own ? ownState(chatId, m) : 0, prevSender === m.senderId, nameOf(m.senderId)]);
   if (node && node.dataset.sig === sig) return node;
   let fresh;
   if (m.kind === 'system') {
@@ -936,6 +1326,7 @@ function messageNode(chatId, c, m, key, prevSender) {
   } else {
     const st = own ? ownState(chatId, m) : null;
     const showName = !own && c && c.kind === 'group' && prevSender !== m.senderId;
+    const short = folded(m.text || '');
     fresh = el(
       'li',
       {
@@ -948,11 +1339,24 @@ function messageNode(chatId, c, m, key, prevSender) {
         'div',
         { class: 'bubble' },
         showName ? el('div', { class: 'sender', text: nameOf(m.senderId) }) : null,
-        el('div', { class: 'text', text: m.text }),
+        el('div', { class: `text${short ? ' folded' : ''}` }, ...textNodes(m.text || '')),
+        short
+          ? el('button', {
+              type: 'button',
+              class: 'link read-more',
+              text: 'Read more',
+              onclick: (ev) => {
+                ev.stopPropagation();
+                const t = ev.currentTarget.previousElementSibling;
+                t.classList.remove('folded');
+                ev.currentTarget.remove();
+              },
+            })
+          : null,
         el(
           'div',
           { class: 'meta' },
-          el('time', { datetime: m.sentAt || undefined, title: m.sentAt ? new Date(m.sentAt).toLocaleString() : undefined, text: m.sentAt ? timeOf(m.sentAt) : '' }),
+          el('time', { datetime: m.sentAt || undefined, title: m.sentAt ? new Date(m.sentAt).toLocaleString() : undefined, text: m.sentAt ? clockTime(m.sentAt) : '' }),
           st ? el('span', { class: 'status', 'aria-label': st.label, title: st.label }, el('span', { class: 'ticks', 'aria-hidden': 'true' }), el('span', { class: 'status-label', text: st.label })) : null,
         ),
       ),
@@ -1317,7 +1721,11 @@ async function onMessage(m) {
     typing.get(m.chatId).delete(m.senderId);
   }
   noteMessage(m);
-  if (m.senderId !== me()) ack(m.chatId, m.position);
+  ensureProfiles([m.senderId, ...systemUserIds(m)]);
+  if (m.senderId !== me()) {
+    ack(m.chatId, m.position);
+    announce(m);
+  }
   if (current === m.chatId) {
     renderMessages();
     renderTyping();
@@ -1372,6 +1780,8 @@ function onMembership(ev) {
   if (gone) {
     chats.delete(ev.chatId);
     stores.delete(ev.chatId);
+    outbox.dropChat(ev.chatId);
+    if ($('info-dialog').open && infoChatId === ev.chatId) $('info-dialog').close();
     if (current === ev.chatId) {
       closeChat();
       banner('You are no longer a member of that group.');
@@ -1384,6 +1794,7 @@ function onMembership(ev) {
   storeOf(ev.chatId).detailLoaded = false;
   loadDetail(ev.chatId).then(() => {
     if (current === ev.chatId) renderConversation();
+    if ($('info-dialog').open && infoChatId === ev.chatId) renderInfo();
   });
   renderChatList();
 }
@@ -1620,8 +2031,26 @@ function wire() {
   });
   $('back').addEventListener('click', closeChat);
   $('messages').addEventListener('scroll', () => {
-    if (current && $('messages').scrollTop < 80) loadOlder(current);
+    const box = $('messages');
+    if (current && box.scrollTop < 80) loadOlder(current);
+    if (current && box.scrollHeight - box.scrollTop - box.clientHeight < 80) loadNewer(current);
+    updateJump();
   });
+  $('jump').addEventListener('click', jumpToLatest);
+  $('chat-info').addEventListener('click', openInfo);
+  $('rename-form').addEventListener('submit', renameGroup);
+  $('info-add').addEventListener('click', () => {
+    $('info-dialog').close();
+    openGroupDialog('add', infoChatId);
+  });
+  $('info-mute').addEventListener('click', toggleMute);
+  $('info-leave').addEventListener('click', leaveGroup);
+  $('info-close').addEventListener('click', () => $('info-dialog').close());
+  $('profile').addEventListener('click', openProfile);
+  $('profile-form').addEventListener('submit', saveProfile);
+  $('profile-close').addEventListener('click', () => $('profile-dialog').close());
+  $('logout-all').addEventListener('click', logoutEverywhere);
+  $('notify-enable').addEventListener('click', enableNotifications);
   document.addEventListener('visibilitychange', () => current && markRead(current));
   window.addEventListener('focus', () => current && markRead(current));
   window.addEventListener('hashchange', () => {

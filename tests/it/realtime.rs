@@ -14,16 +14,10 @@
 use chat_core::ids::{ChatId, ConnectionId};
 use chat_core::model::now_millis;
 use chat_core::store::Store;
-use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use std::collections::VecDeque;
-use std::time::Duration;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
-use tokio_tungstenite::tungstenite::protocol::frame::Frame;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use chat_tests::seed::{SeededUser, Seeder};
+use chat_tests::ws::{of_type, send_frame, Client};
 
 /// Glue to the shared test harness.
 mod stack {
@@ -48,8 +42,6 @@ mod stack {
         s.kill_connection(connection).await
     }
 }
-
-const WAIT: Duration = Duration::from_secs(10);
 
 struct Stack {
     s: stack::TestStack,
@@ -106,141 +98,6 @@ impl Stack {
 }
 
 type User = SeededUser;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-struct Client {
-    ws: Ws,
-    /// Frames read while looking for another type.
-    buffered: VecDeque<Value>,
-    pings: u64,
-}
-
-impl Client {
-    async fn open(
-        url: &str,
-        subprotocol: Option<&str>,
-    ) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
-        let mut req = url.into_client_request()?;
-        if let Some(p) = subprotocol {
-            req.headers_mut()
-                .insert("sec-websocket-protocol", p.parse().unwrap());
-        }
-        let (ws, _) = tokio_tungstenite::connect_async(req).await?;
-        Ok(Client {
-            ws,
-            buffered: VecDeque::new(),
-            pings: 0,
-        })
-    }
-
-    async fn send(&mut self, v: Value) {
-        self.send_text(&v.to_string()).await
-    }
-
-    /// Send text, fragmented into 30 KB frames as a browser would (API Gateway refuses
-    /// frames over 32 KB).
-    async fn send_text(&mut self, text: &str) {
-        let bytes = text.as_bytes();
-        if bytes.len() <= 30 * 1024 {
-            self.ws
-                .send(WsMessage::Text(text.to_owned().into()))
-                .await
-                .unwrap();
-            return;
-        }
-        let chunks: Vec<&[u8]> = bytes.chunks(30 * 1024).collect();
-        let last = chunks.len() - 1;
-        for (i, c) in chunks.into_iter().enumerate() {
-            let op = if i == 0 {
-                OpCode::Data(Data::Text)
-            } else {
-                OpCode::Data(Data::Continue)
-            };
-            self.ws
-                .send(WsMessage::Frame(Frame::message(c.to_vec(), op, i == last)))
-                .await
-                .unwrap();
-        }
-    }
-
-    /// The next frame (buffered first).
-    async fn next(&mut self) -> Value {
-        if let Some(v) = self.buffered.pop_front() {
-            return v;
-        }
-        self.read().await
-    }
-
-    async fn read(&mut self) -> Value {
-        loop {
-            let msg = tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .expect("timed out waiting for a frame")
-                .expect("connection closed")
-                .expect("websocket error");
-            match msg {
-                WsMessage::Text(t) => return serde_json::from_str(&t).expect("JSON frame"),
-                WsMessage::Close(c) => panic!("closed by the server: {c:?}"),
-                _ => continue,
-            }
-        }
-    }
-
-    /// The next frame of type `ty`; others are kept for later.
-    async fn next_of(&mut self, ty: &str) -> Value {
-        if let Some(i) = self.buffered.iter().position(|v| v["type"] == ty) {
-            return self.buffered.remove(i).unwrap();
-        }
-        loop {
-            let v = self.read().await;
-            if v["type"] == ty {
-                return v;
-            }
-            self.buffered.push_back(v);
-        }
-    }
-
-    /// Read frames (buffered ones first) into `log` until it holds `n` `message`
-    /// frames (each read waits with a time-out).
-    async fn collect_messages(&mut self, log: &mut Vec<Value>, n: usize) {
-        log.extend(self.buffered.drain(..));
-        while of_type(log, "message").len() < n {
-            let v = self.read().await;
-            log.push(v);
-        }
-    }
-
-    /// Ping and return every frame that arrived before the pong.
-    async fn barrier(&mut self) -> Vec<Value> {
-        self.pings += 1;
-        let id = format!("b{}", self.pings);
-        self.send(json!({"action": "ping", "id": id})).await;
-        let mut before: Vec<Value> = self.buffered.drain(..).collect();
-        loop {
-            let v = self.read().await;
-            if v["type"] == "pong" && v["id"] == id.as_str() {
-                return before;
-            }
-            before.push(v);
-        }
-    }
-
-    async fn close(mut self) {
-        let _ = self.ws.close(None).await;
-        // Drain until the server's close arrives, so `$disconnect` has run.
-        while let Ok(Some(Ok(_))) = tokio::time::timeout(WAIT, self.ws.next()).await {}
-    }
-}
-
-fn send_frame(chat: &ChatId, cmid: &str, text: &str) -> Value {
-    json!({"action": "sendMessage", "chatId": chat, "clientMessageId": cmid, "text": text})
-}
-
-fn of_type<'a>(frames: &'a [Value], ty: &str) -> Vec<&'a Value> {
-    frames.iter().filter(|v| v["type"] == ty).collect()
-}
 
 #[tokio::test]
 async fn two_users_two_devices_each_get_every_message_once_in_order() {
@@ -526,7 +383,7 @@ async fn refused_frames_get_documented_errors_and_store_nothing() {
     assert_eq!(err["code"], "not_found");
     assert_eq!(err["action"], "sendMessage");
     assert_eq!(err["clientMessageId"], "e1");
-    e.send(send_frame(&ChatId::new_group(), "e2", "hello?"))
+    e.send(send_frame(ChatId::new_group(), "e2", "hello?"))
         .await;
     let err2 = e.next_of("error").await;
     assert_eq!(err2["code"], "not_found");

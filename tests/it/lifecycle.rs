@@ -7,9 +7,6 @@
 //! release after 2 s, index settle 0 ms) and a purge batch of 2 messages, so that a
 //! purge needs several chained invocations.
 
-#[path = "support/openapi_check.rs"]
-mod openapi_check;
-
 use chat_core::ids::{ChatId, ClientMessageId, UserId};
 use chat_core::input::{GroupName, MessageText};
 use chat_core::lifecycle::{Lifecycle, PurgeOutcome};
@@ -18,19 +15,12 @@ use chat_core::store::{AccountStatus, NewGroup, PurgeState, SenderKey, Store};
 use chat_local::template::Template;
 use chat_tests::{TestStack, TestStackOptions};
 use futures::StreamExt;
-use openapi_check::OpenApi;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(10);
 const PASSWORD: &str = "correct horse battery staple";
-
-fn doc() -> &'static OpenApi {
-    static DOC: OnceLock<OpenApi> = OnceLock::new();
-    DOC.get_or_init(OpenApi::load)
-}
 
 /// The repository's template with test-sized delays and batches.
 fn test_template() -> Template {
@@ -150,16 +140,18 @@ struct User {
     refresh: String,
 }
 
+/// The stack's HTTP API (through the harness client, answers checked against the
+/// document) with this file's helpers.
 struct Api<'a> {
     stack: &'a TestStack,
-    http: reqwest::Client,
+    api: chat_tests::api::Api,
 }
 
 impl<'a> Api<'a> {
     fn new(stack: &'a TestStack) -> Self {
         Api {
             stack,
-            http: reqwest::Client::new(),
+            api: chat_tests::api::Api::new(stack),
         }
     }
 
@@ -175,30 +167,8 @@ impl<'a> Api<'a> {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let url = format!("{}{path}", self.stack.http_url());
-        let mut req = self
-            .http
-            .request(method.parse().unwrap(), &url)
-            .timeout(Duration::from_secs(30));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("request");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        let body: Value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-        };
-        let path_only = path.split('?').next().unwrap();
-        if let Err(e) = doc().check_response(method, path_only, status, &body) {
-            panic!("{e}");
-        }
-        (status, body)
+        let r = self.api.send_json(token, method, path, body).await;
+        (r.status, r.body)
     }
 
     async fn register(&self, tag: &str) -> User {

@@ -692,7 +692,7 @@ mod e2e {
     const WAIT: Duration = Duration::from_secs(20);
 
     /// `POST /devices`: the device id.
-    async fn register_device(api: &Api<'_>, user: &ApiUser, platform: &str, token: &str) -> String {
+    async fn register_device(api: &Api, user: &ApiUser, platform: &str, token: &str) -> String {
         let (st, body) = api
             .call(
                 user,
@@ -706,7 +706,7 @@ mod e2e {
         body["deviceId"].as_str().expect("deviceId").to_owned()
     }
 
-    async fn direct(api: &Api<'_>, a: &ApiUser, b: &ApiUser) -> String {
+    async fn direct(api: &Api, a: &ApiUser, b: &ApiUser) -> String {
         let (st, body) = api
             .call(
                 a,
@@ -719,7 +719,7 @@ mod e2e {
         body["chatId"].as_str().unwrap().to_owned()
     }
 
-    async fn rest_send(api: &Api<'_>, from: &ApiUser, chat: &str, cid: &str, text: &str) -> Value {
+    async fn rest_send(api: &Api, from: &ApiUser, chat: &str, cid: &str, text: &str) -> Value {
         let (st, body) = api
             .call(
                 from,
