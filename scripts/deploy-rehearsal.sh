@@ -155,7 +155,7 @@ deploy prod "$(stack_name prod)" yes_pipe
 # The branches samconfig's environments leave off: both push platforms set, and an
 # account whose API Gateway logging role already exists. parameter_overrides given on
 # the command line replace samconfig's list, so the list is passed whole.
-say "5/6 deploy dev with push ARNs set and ConfigureApiGatewayLogsRole=false"
+say "5/6 deploy dev with push ARNs set, ConfigureApiGatewayLogsRole=false, an alarm e-mail and reserved concurrency"
 mapfile -t variant < <("$py" - "$root/scripts" <<'PY'
 import sys
 sys.path.insert(0, sys.argv[1])
@@ -163,6 +163,8 @@ import deploy_checks as d
 o = d.overrides("dev")
 o.update(d.SAMPLE_PUSH_ARNS)
 o["ConfigureApiGatewayLogsRole"] = "false"
+o["AlarmEmail"] = "oncall@example.com"
+o["AsyncReservedConcurrency"] = "5"
 for k, v in o.items():
     print(f"{k}={v}")
 PY
@@ -192,6 +194,18 @@ for want in ("arn:aws:sns:us-east-1:123456789012:endpoint/APNS/chat-apns/*",
     if want not in text:
         sys.exit(f"PUSH POLICY: the push notifier may not publish to {want}")
 print("  push notifier may publish to the APNs and FCM endpoints of the given applications")
+import os
+out = os.path.dirname(sys.argv[1])
+given = json.load(open(os.path.join(out, "parameters-chat-rehearsal-push.json")))
+pv = d.parameter_values(json.load(open(os.path.join(out, "received-chat-rehearsal-push.json"))), given)
+for fn in ("PushNotifierFunction", "AccountPurgerFunction"):
+    got = d.evaluate(t, t["Resources"][fn]["Properties"].get("ReservedConcurrentExecutions"), pv)
+    if str(got) != "5":
+        sys.exit(f"GUARD RAILS: {fn} ReservedConcurrentExecutions is {got!r}, expected 5")
+sub = t["Resources"].get("AlarmEmailSubscription", {}).get("Properties", {})
+if d.evaluate(t, sub.get("Endpoint"), pv) != "oncall@example.com" or sub.get("Protocol") != "email":
+    sys.exit(f"GUARD RAILS: no e-mail subscription to AlarmTopic: {sub}")
+print("  async functions reserve 5 each; AlarmTopic has the e-mail subscription")
 PY
 
 say "6/6 deploy the CI/CD bootstrap (infra/pipeline-bootstrap.yaml), as docs/deployment.md says"
