@@ -13,7 +13,9 @@
 // (lib/store.js) and words and shapes (lib/format.js); `node --test web/test/unit/`
 // checks them.
 
-import { FrameBudget, charCount, limitsFrom, sendMessageFrame, transportFor, DEFAULT_LIMITS } from './lib/limits.js';
+import { ApiError, request, words } from './lib/api.js';
+import { Socket } from './lib/socket.js';
+import { charCount, limitsFrom, sendMessageFrame, transportFor, DEFAULT_LIMITS } from './lib/limits.js';
 import { Outbox } from './lib/outbox.js';
 import { contiguousTop, firstUnread, maxPos, minPos, newStore, ordered } from './lib/store.js';
 import {
@@ -85,52 +87,6 @@ function debounce(fn, ms) {
   };
 }
 
-// ------------------------------------------------------------------ errors in words
-
-class ApiError extends Error {
-  constructor(code, message, status = 0, field = undefined) {
-    super(message);
-    this.code = code;
-    this.status = status;
-    this.field = field;
-  }
-}
-
-const FRIENDLY = {
-  invalid_credentials: 'Wrong user name or password.',
-  user_name_taken: 'That user name is already taken. Pick another one.',
-  rate_limited: 'Too many requests at once. Wait a moment and try again.',
-  unavailable: 'The server is busy right now. Try again in a moment.',
-  internal: 'Something went wrong on the server. Try again.',
-  not_found: 'That chat or user does not exist (or you are not a member).',
-  forbidden: 'You are not allowed to do that.',
-  group_full: 'The group is full (100 members at most).',
-  already_member: 'That person is already in the group.',
-  payload_too_large: 'That is too long to send.',
-  refresh_token_reused: 'Your session was ended for safety. Please log in again.',
-  session_revoked: 'You were logged out everywhere. Please log in again.',
-  invalid_refresh_token: 'Your session has ended. Please log in again.',
-  network: 'Cannot reach the chat server. Check your connection.',
-};
-
-/** A sentence for people from an error body `{error: {code, message, field}}`. */
-function words(err) {
-  if (!err) return 'Something went wrong.';
-  const code = err.code;
-  if (code === 'validation_failed' && err.message) {
-    // The server's message names the field ("password: must be at least 8 characters").
-    const m = String(err.message);
-    const i = m.indexOf(': ');
-    if (i > 0) {
-      const field = m.slice(0, i).replace(/([A-Z])/g, ' $1').toLowerCase();
-      return `${field.charAt(0).toUpperCase()}${field.slice(1)} ${m.slice(i + 2)}.`.replace(/\.\.$/, '.');
-    }
-    return m;
-  }
-  if (FRIENDLY[code]) return FRIENDLY[code];
-  return err.message || 'Something went wrong.';
-}
-
 // ------------------------------------------------------------------ state
 
 const cfg = { httpUrl: '', wsUrl: '', limits: DEFAULT_LIMITS, testHooks: false };
@@ -146,19 +102,34 @@ const presence = new Map(); // userId -> { online, lastSeenAt }
 const receipts = new Map(); // chatId -> Map(userId -> { delivered, read })
 const stores = new Map(); // chatId -> message store (lib/store.js)
 let outbox = new Outbox(); // replaced by the user's persisted one at log in
-let budget = new FrameBudget(DEFAULT_LIMITS); // the socket's frame rate limit
 const typing = new Map(); // chatId -> Map(userId -> timeout)
 let current = null; // the chat id on screen
 
-const conn = {
-  ws: null,
-  state: 'offline',
-  attempt: 0,
-  timer: null,
-  ping: null,
-  opened: false,
-  nextAt: 0,
-};
+/** The WebSocket (lib/socket.js); started at log in, stopped at log out. */
+const sock = new Socket({
+  url: () => cfg.wsUrl,
+  token: async ({ fresh }) => {
+    if (!session) return null;
+    if (fresh) await refreshTokens();
+    else await ensureFreshToken();
+    return session ? session.accessToken : null;
+  },
+  limits: () => cfg.limits,
+  onOpen: () => {
+    // Catch up on whatever happened while we were away, then resend the outbox.
+    requestSync();
+    pump();
+    for (const c of chats.values()) ack(c.chatId, c.lastPosition || 0);
+    if (current) markRead(current);
+  },
+  onEvent: (ev) => handleEvent(ev),
+  onClose: () => {
+    requeueSocketSends();
+    if (current) renderMessages();
+  },
+  onState: (state, detail) => setConn(state, detail),
+  pingEveryMs: PING_EVERY_MS,
+});
 
 const me = () => session && session.user.userId;
 
@@ -206,40 +177,23 @@ function setConfig(httpUrl, wsUrl) {
 
 // ------------------------------------------------------------------ HTTP API
 
+/** One API request as the logged-in user (lib/api.js); a 401 refreshes the tokens once. */
 async function api(method, path, body, { auth = true, retried = false } = {}) {
-  const headers = {};
-  if (body !== undefined) headers['content-type'] = 'application/json';
+  let token = null;
   if (auth) {
     await ensureFreshToken();
     if (!session) throw new ApiError('unauthorized', 'Please log in again.', 401);
-    headers.authorization = `Bearer ${session.accessToken}`;
+    token = session.accessToken;
   }
-  let res;
   try {
-    res = await fetch(cfg.httpUrl + path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch {
-    throw new ApiError('network', FRIENDLY.network);
+    return await request(cfg.httpUrl, method, path, body, { token });
+  } catch (e) {
+    if (e.status === 401 && auth && !retried) {
+      await refreshTokens();
+      return api(method, path, body, { auth, retried: true });
+    }
+    throw e;
   }
-  if (res.status === 401 && auth && !retried) {
-    await refreshTokens();
-    return api(method, path, body, { auth, retried: true });
-  }
-  if (res.status === 204) return null;
-  let data = null;
-  try {
-    data = await res.json();
-  } catch {
-    /* not JSON */
-  }
-  if (!res.ok) {
-    const e = (data && data.error) || { code: `http_${res.status}`, message: `The server answered ${res.status}.` };
-    throw new ApiError(e.code, words(e), res.status, e.field);
-  }
-  return data;
 }
 
 // ------------------------------------------------------------------ tokens
@@ -358,7 +312,7 @@ function endSession(message) {
   session = null;
   clearTimeout(refreshTimer);
   sessionStorage.removeItem(REFRESH_KEY);
-  closeSocket();
+  sock.stop();
   clearTimeout(pumpTimer);
   outbox = new Outbox();
   chats.clear();
@@ -399,7 +353,7 @@ async function enterApp() {
   outbox = new Outbox(localStorage, `chat.outbox.${session.user.userId}`);
   outbox.onchange = () => updateTitle();
   await loadChats();
-  connect();
+  sock.start();
   const fromHash = decodeURIComponent(location.hash.slice(1));
   if (fromHash && chats.has(fromHash)) openChat(fromHash);
   else renderConversation();
@@ -1040,7 +994,8 @@ async function openChat(chatId) {
   if (first) {
     // Start where the user left off: the divider at the top of the view.
     const div = $('message-list').querySelector('.unread-divider');
-    if (div) $('messages').scrollTop = Math.max(0, div.offsetTop - 8);
+    const box = $('messages');
+    if (div) box.scrollTop += div.getBoundingClientRect().top - box.getBoundingClientRect().top - 20;
     updateJump();
   }
   markRead(chatId);
@@ -1405,8 +1360,8 @@ function pump() {
       sendOverRest(e);
       continue;
     }
-    if (!conn.ws || conn.ws.readyState !== WebSocket.OPEN) continue; // sent once the socket is back
-    if (!budget.allows('send')) {
+    if (!sock.isOpen) continue; // sent once the socket is back
+    if (!sock.budget.allows('send')) {
       // The socket's rate-limit window is full: rather than wait up to 10 s, this head
       // goes over REST (same clientMessageId, same order: it is still the only one of
       // its chat in flight), and the socket keeps room for reads and syncs.
@@ -1617,7 +1572,7 @@ function flushAcks() {
     acksDue.delete(chatId);
   }
   // Whatever did not fit goes when the window has room (or after the next connect).
-  if (acksDue.size && conn.ws) acksTimer = setTimeout(flushAcks, 1000);
+  if (acksDue.size && sock.ws) acksTimer = setTimeout(flushAcks, 1000);
 }
 
 function isVisible(chatId) {
@@ -1812,11 +1767,11 @@ function onServerError(ev) {
     if (ev.code === 'rate_limited') {
       // Nothing was stored: the same message goes again (first in its chat) once the
       // window has room. Not counted as a failed attempt.
-      budget.block(2000);
+      sock.budget.block(2000);
       outbox.requeue(ev.clientMessageId, { counts: false });
     } else if (ev.code === 'unavailable' || ev.code === 'internal') {
       outbox.requeue(ev.clientMessageId, { why: `${words(ev)} Tap to retry.` });
-      budget.block(2000);
+      sock.budget.block(2000);
     } else {
       outbox.fail(ev.clientMessageId, words(ev), { refused: true });
     }
@@ -1836,7 +1791,7 @@ function onServerError(ev) {
       return;
     }
     if (ev.action === 'sync') {
-      setTimeout(() => conn.ws && requestSync(), 3000);
+      setTimeout(() => sock.isOpen && requestSync(), 3000);
       return;
     }
   }
@@ -1882,7 +1837,6 @@ function handleEvent(ev) {
 // ------------------------------------------------------------------ the WebSocket
 
 function setConn(state, detail = '') {
-  conn.state = state;
   const badge = $('conn');
   badge.dataset.state = state;
   badge.textContent =
@@ -1893,81 +1847,9 @@ function setConn(state, detail = '') {
   strip.textContent = state === 'reconnecting' ? `Connection lost, reconnecting${detail}. Messages you send now go out once it is back.` : '';
 }
 
-/**
- * One frame on the socket, if it is open and the rate limit (lib/limits.js FrameBudget,
- * from the server's limits) has room for its kind: 'low' (acks, typing: can wait),
- * 'send' (messages: keep room for reads and syncs) or 'high'. False when not sent.
- */
-function wsSend(frame, { kind = 'high' } = {}) {
-  if (!conn.ws || conn.ws.readyState !== WebSocket.OPEN) return false;
-  if (!budget.allows(kind)) return false;
-  conn.ws.send(JSON.stringify(frame));
-  budget.note();
-  return true;
-}
-
-async function connect() {
-  clearTimeout(conn.timer);
-  if (!session) return;
-  if (testHold) {
-    // The end-to-end test keeps us disconnected for a moment (see window.__chat).
-    scheduleReconnect();
-    return;
-  }
-  setConn(conn.attempt === 0 && !conn.opened ? 'connecting' : 'reconnecting');
-  try {
-    // A refused handshake looks like any close to a browser: after a failed attempt,
-    // get a fresh access token before the next one.
-    if (conn.attempt > 0 && !conn.lastOpened) await refreshTokens();
-    else await ensureFreshToken();
-  } catch {
-    if (!session) return;
-    scheduleReconnect();
-    return;
-  }
-  if (!session) return;
-  const url = `${cfg.wsUrl}?token=${encodeURIComponent(session.accessToken)}&device=${encodeURIComponent('Web browser')}`;
-  let ws;
-  try {
-    ws = new WebSocket(url);
-  } catch {
-    scheduleReconnect();
-    return;
-  }
-  conn.ws = ws;
-  conn.lastOpened = false;
-  ws.onopen = () => {
-    if (conn.ws !== ws) return;
-    conn.attempt = 0;
-    conn.opened = true;
-    conn.lastOpened = true;
-    setConn('online');
-    clearInterval(conn.ping);
-    conn.ping = setInterval(() => wsSend({ action: 'ping' }), PING_EVERY_MS);
-    // Catch up on whatever happened while we were away, then resend our outbox.
-    budget = new FrameBudget(cfg.limits); // a new connection has a new window
-    requestSync();
-    pump();
-    for (const c of chats.values()) ack(c.chatId, c.lastPosition || 0);
-    if (current) markRead(current);
-  };
-  ws.onmessage = (e) => {
-    let ev;
-    try {
-      ev = JSON.parse(e.data);
-    } catch {
-      return;
-    }
-    if (ev && typeof ev === 'object') handleEvent(ev);
-  };
-  ws.onclose = () => {
-    if (conn.ws !== ws) return;
-    conn.ws = null;
-    clearInterval(conn.ping);
-    requeueSocketSends();
-    if (current) renderMessages();
-    if (session) scheduleReconnect();
-  };
+/** One frame on the socket within the rate limit (lib/socket.js); false when not sent. */
+function wsSend(frame, opts) {
+  return sock.send(frame, opts);
 }
 
 /** `sync` from the positions we hold (chats we only know from the list: their last). */
@@ -1978,36 +1860,6 @@ function requestSync() {
     return { chatId: c.chatId, position };
   });
   wsSend({ action: 'sync', chats: known.slice(0, 1000), limit: 100 });
-}
-
-function scheduleReconnect() {
-  clearTimeout(conn.timer);
-  conn.attempt += 1;
-  const base = Math.min(30000, 500 * 2 ** (conn.attempt - 1));
-  const delay = Math.round(base * (0.8 + Math.random() * 0.4));
-  conn.nextAt = Date.now() + delay;
-  const tick = () => {
-    if (conn.state !== 'reconnecting' || conn.ws) return;
-    const left = Math.max(0, Math.ceil((conn.nextAt - Date.now()) / 1000));
-    setConn('reconnecting', left > 0 ? ` (retrying in ${left} s)` : '');
-    if (left > 0) conn.countdown = setTimeout(tick, 1000);
-  };
-  setConn('reconnecting');
-  clearTimeout(conn.countdown);
-  tick();
-  conn.timer = setTimeout(connect, delay);
-}
-
-function closeSocket() {
-  clearTimeout(conn.timer);
-  clearTimeout(conn.countdown);
-  clearInterval(conn.ping);
-  const ws = conn.ws;
-  conn.ws = null;
-  conn.attempt = 0;
-  conn.opened = false;
-  if (ws) ws.close(1000, 'bye');
-  setConn('offline');
 }
 
 // ------------------------------------------------------------------ start
@@ -2067,12 +1919,7 @@ function wire() {
       e.returnValue = '';
     }
   });
-  window.addEventListener('online', () => {
-    if (session && !conn.ws) {
-      conn.attempt = Math.max(conn.attempt, 1);
-      connect();
-    }
-  });
+  window.addEventListener('online', () => sock.nudge());
   // Relative "last seen" times age.
   setInterval(() => {
     if (session && current) renderHeader();
@@ -2106,18 +1953,20 @@ async function start() {
 // For the end-to-end test: drop the socket as a network failure would, optionally
 // holding reconnects back until release() (a longer outage). Only installed when the
 // config asks for it on a loopback address (see loadConfig), never on a deployed page.
-let testHold = false;
 function installTestHooks() {
   window.__chat = {
     dropConnection({ hold = false } = {}) {
-      testHold = hold;
-      if (conn.ws) conn.ws.close(4000, 'test drop');
+      sock.drop({ hold });
     },
     release() {
-      testHold = false;
-      if (session && !conn.ws) connect();
+      sock.release();
     },
-    state: () => ({ conn: conn.state, current, chats: chats.size, unsent: outbox.unsentCount() }),
+    state: () => ({ conn: sock.state, current, chats: chats.size, unsent: outbox.unsentCount() }),
+    // As if the access token had expired without this page noticing (a laptop that
+    // slept through its refresh): the server refuses it from now on.
+    spoilAccessToken() {
+      if (session) session.accessToken = `${session.accessToken.slice(0, -6)}AAAAAA`;
+    },
   };
 }
 

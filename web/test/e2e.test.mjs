@@ -49,7 +49,7 @@ async function startStack() {
   const args = [
     'up', '--in-memory', '--prefix', `e2e${run}`, '--data-dir', dir,
     '--dynamodb-port', '0', '--moto-port', '0', '--http-port', '0', '--ws-port', '0', '--web-port', '0',
-    '--web-dir', path.join(root, 'web'), '--ready-file', ready,
+    '--web-dir', process.env.E2E_WEB_DIR || path.join(root, 'web'), '--ready-file', ready,
   ];
   const proc = spawn(chatLocal, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'warn' } });
   let log = '';
@@ -344,6 +344,25 @@ describe('web client in a real browser', { timeout: 10 * 60 * 1000 }, () => {
     await waitOwnState(a, 'written while offline', 'read');
     const count = await b.$$eval('#message-list .text', (ns) => ns.filter((n) => n.textContent === 'written while offline').length);
     assert.equal(count, 1);
+  });
+
+  it('an access token that expired unnoticed: the page refreshes, reconnects with a fresh token and goes on', async () => {
+    const a = pages.alice;
+    const b = pages.bob;
+    await a.evaluate(() => window.__chat.spoilAccessToken());
+    // REST: the 401 leads to one refresh and the request is retried.
+    await a.click('#chat-info');
+    await a.waitForSelector('#info-dialog[open]');
+    await a.click('#info-close');
+    assert.equal(await a.isVisible('#banner'), false, await a.textContent('#banner'));
+    // The socket: the next handshake is refused once, then made with a fresh token.
+    await a.evaluate(() => window.__chat.spoilAccessToken());
+    await a.evaluate(() => window.__chat.dropConnection());
+    await waitOnline(a);
+    await sendText(a, 'after the token expired');
+    await waitMessage(b, 'after the token expired');
+    await waitOwnState(a, 'after the token expired', 'read');
+    assert.equal(await a.isVisible('#auth'), false);
   });
 
   it('a reload keeps the session and the history', async () => {
