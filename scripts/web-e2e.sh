@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Browser end-to-end test of the web client (web/test/e2e.test.mjs), from a fresh
+# The web client's tests: unit tests of web/lib (web/test/unit/) and the browser
+# end-to-end test (web/test/e2e.test.mjs), from a fresh
 # machine: installs Debian's chromium (and an emoji font) if missing, playwright-core
 # from web/package-lock.json, DynamoDB Local + moto (scripts/install-local-deps.sh),
 # builds chat-local, and runs the test. It starts `chat-local up` itself on free ports.

@@ -13,10 +13,22 @@
 // (lib/store.js) and words and shapes (lib/format.js); `node --test web/test/unit/`
 // checks them.
 
-import { FrameBudget, charCount, limitsFrom, sendMessageFrame, transportFor, DEFAULT_LIMITS } from './lib/limits.js';
+import { ApiError, request, words } from './lib/api.js';
+import { Socket } from './lib/socket.js';
+import { charCount, limitsFrom, sendMessageFrame, transportFor, DEFAULT_LIMITS } from './lib/limits.js';
 import { Outbox } from './lib/outbox.js';
-import { contiguousTop, maxPos, minPos, newStore } from './lib/store.js';
-import { titleWithUnread } from './lib/format.js';
+import { contiguousTop, firstUnread, maxPos, minPos, newStore, ordered } from './lib/store.js';
+import {
+  clockTime,
+  dayKey,
+  dayLabel,
+  folded,
+  linkify,
+  listTime,
+  systemText as formatSystem,
+  systemUserIds,
+  titleWithUnread,
+} from './lib/format.js';
 
 const REFRESH_KEY = 'chat.refreshToken';
 const PAGE = 50;
@@ -53,16 +65,6 @@ function clientId() {
   return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 }
 
-function timeOf(iso) {
-  const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return '';
-  const now = new Date();
-  if (d.toDateString() === now.toDateString()) {
-    return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-  }
-  return d.toLocaleDateString([], { month: 'short', day: 'numeric' });
-}
-
 function lastSeenText(p) {
   if (!p) return '';
   if (p.online) return 'online';
@@ -85,52 +87,6 @@ function debounce(fn, ms) {
   };
 }
 
-// ------------------------------------------------------------------ errors in words
-
-class ApiError extends Error {
-  constructor(code, message, status = 0, field = undefined) {
-    super(message);
-    this.code = code;
-    this.status = status;
-    this.field = field;
-  }
-}
-
-const FRIENDLY = {
-  invalid_credentials: 'Wrong user name or password.',
-  user_name_taken: 'That user name is already taken. Pick another one.',
-  rate_limited: 'Too many requests at once. Wait a moment and try again.',
-  unavailable: 'The server is busy right now. Try again in a moment.',
-  internal: 'Something went wrong on the server. Try again.',
-  not_found: 'That chat or user does not exist (or you are not a member).',
-  forbidden: 'You are not allowed to do that.',
-  group_full: 'The group is full (100 members at most).',
-  already_member: 'That person is already in the group.',
-  payload_too_large: 'That is too long to send.',
-  refresh_token_reused: 'Your session was ended for safety. Please log in again.',
-  session_revoked: 'You were logged out everywhere. Please log in again.',
-  invalid_refresh_token: 'Your session has ended. Please log in again.',
-  network: 'Cannot reach the chat server. Check your connection.',
-};
-
-/** A sentence for people from an error body `{error: {code, message, field}}`. */
-function words(err) {
-  if (!err) return 'Something went wrong.';
-  const code = err.code;
-  if (code === 'validation_failed' && err.message) {
-    // The server's message names the field ("password: must be at least 8 characters").
-    const m = String(err.message);
-    const i = m.indexOf(': ');
-    if (i > 0) {
-      const field = m.slice(0, i).replace(/([A-Z])/g, ' $1').toLowerCase();
-      return `${field.charAt(0).toUpperCase()}${field.slice(1)} ${m.slice(i + 2)}.`.replace(/\.\.$/, '.');
-    }
-    return m;
-  }
-  if (FRIENDLY[code]) return FRIENDLY[code];
-  return err.message || 'Something went wrong.';
-}
-
 // ------------------------------------------------------------------ state
 
 const cfg = { httpUrl: '', wsUrl: '', limits: DEFAULT_LIMITS, testHooks: false };
@@ -146,19 +102,34 @@ const presence = new Map(); // userId -> { online, lastSeenAt }
 const receipts = new Map(); // chatId -> Map(userId -> { delivered, read })
 const stores = new Map(); // chatId -> message store (lib/store.js)
 let outbox = new Outbox(); // replaced by the user's persisted one at log in
-let budget = new FrameBudget(DEFAULT_LIMITS); // the socket's frame rate limit
 const typing = new Map(); // chatId -> Map(userId -> timeout)
 let current = null; // the chat id on screen
 
-const conn = {
-  ws: null,
-  state: 'offline',
-  attempt: 0,
-  timer: null,
-  ping: null,
-  opened: false,
-  nextAt: 0,
-};
+/** The WebSocket (lib/socket.js); started at log in, stopped at log out. */
+const sock = new Socket({
+  url: () => cfg.wsUrl,
+  token: async ({ fresh }) => {
+    if (!session) return null;
+    if (fresh) await refreshTokens();
+    else await ensureFreshToken();
+    return session ? session.accessToken : null;
+  },
+  limits: () => cfg.limits,
+  onOpen: () => {
+    // Catch up on whatever happened while we were away, then resend the outbox.
+    requestSync();
+    pump();
+    for (const c of chats.values()) ack(c.chatId, c.lastPosition || 0);
+    if (current) markRead(current);
+  },
+  onEvent: (ev) => handleEvent(ev),
+  onClose: () => {
+    requeueSocketSends();
+    if (current) renderMessages();
+  },
+  onState: (state, detail) => setConn(state, detail),
+  pingEveryMs: PING_EVERY_MS,
+});
 
 const me = () => session && session.user.userId;
 
@@ -206,47 +177,46 @@ function setConfig(httpUrl, wsUrl) {
 
 // ------------------------------------------------------------------ HTTP API
 
+/** One API request as the logged-in user (lib/api.js); a 401 refreshes the tokens once. */
 async function api(method, path, body, { auth = true, retried = false } = {}) {
-  const headers = {};
-  if (body !== undefined) headers['content-type'] = 'application/json';
+  let token = null;
   if (auth) {
     await ensureFreshToken();
     if (!session) throw new ApiError('unauthorized', 'Please log in again.', 401);
-    headers.authorization = `Bearer ${session.accessToken}`;
+    token = session.accessToken;
   }
-  let res;
   try {
-    res = await fetch(cfg.httpUrl + path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch {
-    throw new ApiError('network', FRIENDLY.network);
+    return await request(cfg.httpUrl, method, path, body, { token });
+  } catch (e) {
+    if (e.status === 401 && auth && !retried) {
+      await refreshTokens();
+      return api(method, path, body, { auth, retried: true });
+    }
+    throw e;
   }
-  if (res.status === 401 && auth && !retried) {
-    await refreshTokens();
-    return api(method, path, body, { auth, retried: true });
-  }
-  if (res.status === 204) return null;
-  let data = null;
-  try {
-    data = await res.json();
-  } catch {
-    /* not JSON */
-  }
-  if (!res.ok) {
-    const e = (data && data.error) || { code: `http_${res.status}`, message: `The server answered ${res.status}.` };
-    throw new ApiError(e.code, words(e), res.status, e.field);
-  }
-  return data;
 }
 
 // ------------------------------------------------------------------ tokens
 
+/**
+ * How long an access token lives, from its own `iat` and `exp` (a JWT): this device's
+ * clock may be off, so the server's absolute expiry time is only the fallback.
+ */
+function tokenLifetimeMs(tokens) {
+  try {
+    const part = tokens.accessToken.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const claims = JSON.parse(atob(part));
+    if (Number.isFinite(claims.exp) && Number.isFinite(claims.iat) && claims.exp > claims.iat) return (claims.exp - claims.iat) * 1000;
+  } catch {
+    /* not a JWT we can read */
+  }
+  const left = Date.parse(tokens.accessTokenExpiresAt) - Date.now();
+  return left > 0 ? left : 10 * 60 * 1000;
+}
+
 function acceptTokens(tokens) {
   session.accessToken = tokens.accessToken;
-  session.accessExp = Date.parse(tokens.accessTokenExpiresAt) || Date.now() + 10 * 60 * 1000;
+  session.accessExp = Date.now() + tokenLifetimeMs(tokens);
   session.refreshToken = tokens.refreshToken;
   sessionStorage.setItem(REFRESH_KEY, tokens.refreshToken);
   clearTimeout(refreshTimer);
@@ -342,7 +312,7 @@ function endSession(message) {
   session = null;
   clearTimeout(refreshTimer);
   sessionStorage.removeItem(REFRESH_KEY);
-  closeSocket();
+  sock.stop();
   clearTimeout(pumpTimer);
   outbox = new Outbox();
   chats.clear();
@@ -378,11 +348,12 @@ async function enterApp() {
   $('me-name').textContent = session.user.displayName;
   $('me-username').textContent = `@${session.user.userName}`;
   profiles.set(session.user.userId, session.user);
+  loadProfiles();
   // The user's unsent messages from an earlier page (same clientMessageIds: sent once).
   outbox = new Outbox(localStorage, `chat.outbox.${session.user.userId}`);
   outbox.onchange = () => updateTitle();
   await loadChats();
-  connect();
+  sock.start();
   const fromHash = decodeURIComponent(location.hash.slice(1));
   if (fromHash && chats.has(fromHash)) openChat(fromHash);
   else renderConversation();
@@ -408,6 +379,22 @@ async function loadChats() {
     banner(`Could not load your chats: ${e.message}`);
   }
   renderChatList();
+  saveProfiles();
+  // A system message last (its preview in words, as in the chat): fetch it.
+  const systemLast = [...chats.values()].filter((c) => c.lastMessage && c.lastMessage.senderId === null).slice(0, 20);
+  Promise.all(
+    systemLast.map((c) =>
+      api('GET', `/chats/${encodeURIComponent(c.chatId)}/messages?limit=1`)
+        .then((page) => {
+          const m = page.messages[page.messages.length - 1];
+          if (m) {
+            c.lastSystem = m;
+            ensureProfiles(systemUserIds(m));
+          }
+        })
+        .catch(() => {}),
+    ),
+  ).then(() => renderChatList());
   // Presence of direct-chat partners (the WebSocket tells us about changes after).
   const peers = [...chats.values()].filter((c) => c.peer).slice(0, 30);
   await Promise.all(peers.map((c) => loadPresence(c.peer.userId)));
@@ -472,7 +459,63 @@ function chatName(c) {
 function nameOf(userId) {
   if (userId === me()) return 'You';
   const p = profiles.get(userId);
-  return p ? p.displayName : 'Someone';
+  if (p) return p.displayName;
+  if (userId) ensureProfiles([userId]);
+  return 'Someone';
+}
+
+const profilesAsked = new Set();
+
+/**
+ * Look up the names of users we do not know (a member removed from a group, the sender
+ * of an old message): `GET /users/{id}`, kept in localStorage so old messages keep their
+ * names after a reload. Re-renders once they arrive.
+ */
+function ensureProfiles(ids) {
+  const want = [...new Set(ids)].filter((id) => typeof id === 'string' && id && id !== me() && !profiles.has(id) && !profilesAsked.has(id));
+  if (!want.length || !session) return;
+  for (const id of want) profilesAsked.add(id);
+  Promise.all(
+    want.slice(0, 20).map((id) =>
+      api('GET', `/users/${encodeURIComponent(id)}`)
+        .then((u) => profiles.set(id, u))
+        .catch(() => {}),
+    ),
+  ).then(() => {
+    saveProfiles();
+    renderChatList();
+    if (current) renderConversation();
+  });
+}
+
+function profilesKey() {
+  return session && session.user ? `chat.profiles.${session.user.userId}` : null;
+}
+
+/** Names seen so far (id -> display name, user name), for a reload. */
+function saveProfiles() {
+  const key = profilesKey();
+  if (!key) return;
+  const out = {};
+  for (const [id, p] of profiles) if (p && p.displayName) out[id] = { userId: id, displayName: p.displayName, userName: p.userName };
+  try {
+    localStorage.setItem(key, JSON.stringify(out));
+  } catch {
+    /* best effort */
+  }
+}
+
+function loadProfiles() {
+  const key = profilesKey();
+  if (!key) return;
+  try {
+    const saved = JSON.parse(localStorage.getItem(key) || '{}');
+    for (const [id, p] of Object.entries(saved)) {
+      if (!profiles.has(id) && p && typeof p.displayName === 'string') profiles.set(id, p);
+    }
+  } catch {
+    /* ignore a corrupt copy */
+  }
 }
 
 // ------------------------------------------------------------------ chat list
@@ -505,6 +548,12 @@ function renderChatList() {
       const who = c.lastMessage.senderId;
       const prefix = who === me() ? 'You: ' : c.kind === 'group' && who ? `${nameOf(who)}: ` : '';
       preview = prefix + c.lastMessage.preview;
+      if (!who) {
+        // A system message: the same words as in the chat ("You added Carol").
+        const pos = c.lastMessage.position;
+        const held = storeOf(c.chatId).byPos.get(pos) || (c.lastSystem && c.lastSystem.position === pos ? c.lastSystem : null);
+        if (held && held.system) preview = systemText(held);
+      }
     } else preview = 'No messages yet';
     return el(
       'li',
@@ -526,7 +575,8 @@ function renderChatList() {
             'span',
             { class: 'chat-item-top' },
             el('span', { class: 'chat-item-name', text: chatName(c) }),
-            el('span', { class: 'chat-item-time muted', text: c.lastMessage ? timeOf(c.lastMessage.sentAt) : '' }),
+            c.muted ? el('span', { class: 'muted-icon', title: 'Muted', 'aria-label': 'muted', text: '🔕' }) : null,
+            el('span', { class: 'chat-item-time muted', text: c.lastMessage ? listTime(c.lastMessage.sentAt) : '' }),
           ),
           el(
             'span',
@@ -551,10 +601,13 @@ function validPrefix(q) {
   return /^[A-Za-z0-9_.-]{2,32}$/.test(q);
 }
 
+/** Users whose user name starts with `q`, others only; `.self` says whether you matched. */
 async function searchUsers(q) {
   const page = await api('GET', `/users?prefix=${encodeURIComponent(q)}&limit=10`);
   for (const u of page.users) profiles.set(u.userId, u);
-  return page.users.filter((u) => u.userId !== me());
+  const others = page.users.filter((u) => u.userId !== me());
+  others.self = others.length < page.users.length;
+  return others;
 }
 
 function userRow(u, onpick) {
@@ -587,7 +640,14 @@ const runSidebarSearch = debounce(async () => {
     const users = await searchUsers(q);
     if ($('user-search').value.trim() !== q) return;
     box.replaceChildren(
-      ...(users.length ? users.map((u) => userRow(u, startDirect)) : [el('li', { class: 'muted hint', text: `No user name starts with “${q}”.` })]),
+      ...(users.length
+        ? users.map((u) => userRow(u, startDirect))
+        : [
+            el('li', {
+              class: 'muted hint',
+              text: users.self ? `That is you (@${session.user.userName}). Type someone else’s user name.` : `No user name starts with “${q}”.`,
+            }),
+          ]),
     );
   } catch (e) {
     box.replaceChildren(el('li', { class: 'error', text: e.message }));
@@ -708,33 +768,244 @@ async function submitGroup(ev) {
   }
 }
 
+// ------------------------------------------------------------------ chat info (members, rename, mute, leave)
+
+let infoChatId = null;
+
+function openInfo() {
+  if (!current) return;
+  infoChatId = current;
+  $('info-error').hidden = true;
+  renderInfo();
+  $('info-dialog').showModal();
+  // The member list may be stale (members added or removed elsewhere).
+  loadDetail(infoChatId).then(() => $('info-dialog').open && renderInfo());
+}
+
+function renderInfo() {
+  const c = chats.get(infoChatId);
+  if (!c) {
+    if ($('info-dialog').open) $('info-dialog').close();
+    return;
+  }
+  const group = c.kind === 'group';
+  const admin = group && c.role === 'admin';
+  $('info-title').textContent = chatName(c);
+  $('info-sub').textContent = group ? `Group · ${c.memberCount} members` : c.peer ? `@${c.peer.userName}` : '';
+  $('rename-form').hidden = !admin;
+  if (admin && document.activeElement !== $('rename-input')) $('rename-input').value = c.name || '';
+  $('info-members-title').hidden = !group;
+  const members = group ? c.members || [] : [];
+  $('info-members').replaceChildren(
+    ...members.map((m) => {
+      const p = m.profile || profiles.get(m.userId);
+      const isMe = m.userId === me();
+      return el(
+        'li',
+        { 'data-user-id': m.userId },
+        el('span', { class: 'member-name', text: isMe ? `${p ? p.displayName : 'You'} (you)` : p ? p.displayName : nameOf(m.userId) }),
+        m.role === 'admin' ? el('span', { class: 'role', text: 'admin' }) : null,
+        admin && !isMe
+          ? el('button', {
+              type: 'button',
+              class: 'link danger remove-member',
+              'aria-label': `Remove ${p ? p.displayName : 'member'}`,
+              text: 'Remove',
+              onclick: () => removeMember(c.chatId, m.userId),
+            })
+          : null,
+      );
+    }),
+  );
+  $('info-add').hidden = !admin;
+  $('info-leave').hidden = !group;
+  $('info-mute').textContent = c.muted ? 'Unmute' : 'Mute';
+  $('info-mute').setAttribute('aria-pressed', String(!!c.muted));
+}
+
+function infoError(e) {
+  $('info-error').textContent = e.message;
+  $('info-error').hidden = false;
+}
+
+async function renameGroup(ev) {
+  ev.preventDefault();
+  const name = $('rename-input').value.trim();
+  if (!name) return infoError(new Error('Give the group a name.'));
+  try {
+    upsertChat(await api('PATCH', `/chats/${encodeURIComponent(infoChatId)}`, { name }));
+    $('info-error').hidden = true;
+    renderInfo();
+    renderChatList();
+    if (current === infoChatId) renderHeader();
+  } catch (e) {
+    infoError(e);
+  }
+}
+
+async function removeMember(chatId, userId) {
+  try {
+    await api('DELETE', `/chats/${encodeURIComponent(chatId)}/members/${encodeURIComponent(userId)}`);
+    await loadDetail(chatId);
+    renderInfo();
+    if (current === chatId) renderConversation();
+  } catch (e) {
+    infoError(e);
+  }
+}
+
+async function toggleMute() {
+  const c = chats.get(infoChatId);
+  if (!c) return;
+  try {
+    const r = await api('PATCH', `/chats/${encodeURIComponent(c.chatId)}/members/me`, { muted: !c.muted });
+    c.muted = r && typeof r.muted === 'boolean' ? r.muted : !c.muted;
+    renderInfo();
+    renderChatList();
+  } catch (e) {
+    infoError(e);
+  }
+}
+
+async function leaveGroup() {
+  const chatId = infoChatId;
+  try {
+    await api('DELETE', `/chats/${encodeURIComponent(chatId)}/members/me`);
+    $('info-dialog').close();
+    forgetChat(chatId);
+    banner('');
+  } catch (e) {
+    infoError(e);
+  }
+}
+
+/** A chat we are no longer in: out of the list, the screen and the outbox. */
+function forgetChat(chatId) {
+  chats.delete(chatId);
+  stores.delete(chatId);
+  outbox.dropChat(chatId);
+  if (current === chatId) closeChat();
+  renderChatList();
+}
+
+// ------------------------------------------------------------------ profile, log out everywhere, notifications
+
+function openProfile() {
+  $('profile-name').value = session.user.displayName;
+  $('profile-username').textContent = `@${session.user.userName}`;
+  $('profile-error').hidden = true;
+  $('profile-saved').hidden = true;
+  $('notify-enable').hidden = !('Notification' in window) || Notification.permission !== 'default';
+  $('profile-dialog').showModal();
+}
+
+async function saveProfile(ev) {
+  ev.preventDefault();
+  const displayName = $('profile-name').value.trim();
+  $('profile-saved').hidden = true;
+  try {
+    const u = await api('PATCH', '/me', { displayName });
+    session.user = { ...session.user, ...u };
+    profiles.set(u.userId, session.user);
+    $('me-name').textContent = session.user.displayName;
+    $('profile-error').hidden = true;
+    $('profile-saved').hidden = false;
+  } catch (e) {
+    $('profile-error').textContent = e.message;
+    $('profile-error').hidden = false;
+  }
+}
+
+async function logoutEverywhere() {
+  try {
+    await api('POST', '/auth/logout-all');
+  } catch (e) {
+    $('profile-error').textContent = e.message;
+    $('profile-error').hidden = false;
+    return;
+  }
+  if ($('profile-dialog').open) $('profile-dialog').close();
+  localStorage.removeItem(`chat.outbox.${session.user.userId}`);
+  endSession('You logged out on every device.');
+}
+
+/** Asked only from a click (browsers refuse, or users dislike, a prompt on load). */
+async function enableNotifications() {
+  if (!('Notification' in window)) return;
+  await Notification.requestPermission();
+  $('notify-enable').hidden = Notification.permission !== 'default';
+}
+
+/** A new message from someone else: for screen readers, and a notification when hidden. */
+function announce(m) {
+  const c = chats.get(m.chatId);
+  if (!c || m.kind === 'system') return;
+  const who = nameOf(m.senderId);
+  const text = Array.from(m.text || '').slice(0, 140).join('');
+  if (current === m.chatId && document.visibilityState === 'visible') {
+    $('announce').textContent = `${who}: ${text}`;
+    return;
+  }
+  if (document.visibilityState === 'hidden' && !c.muted && 'Notification' in window && Notification.permission === 'granted') {
+    try {
+      const n = new Notification(c.kind === 'group' ? `${who} in ${chatName(c)}` : who, { body: text, tag: m.chatId });
+      n.onclick = () => {
+        window.focus();
+        openChat(m.chatId);
+        n.close();
+      };
+    } catch {
+      /* some browsers allow notifications from service workers only */
+    }
+  }
+}
+
 // ------------------------------------------------------------------ conversation
+
+/** chatId -> { position, count }: where the "N unread" divider sits while a chat is open. */
+const dividers = new Map();
+
+/** Phones and tablets: no auto-focus (it would pop the keyboard up on every chat open). */
+const finePointer = () => window.matchMedia('(hover: hover) and (pointer: fine)').matches;
 
 async function openChat(chatId) {
   if (!chats.has(chatId)) return;
   if (current && current !== chatId) sendTypingStopped();
+  if (current !== chatId) dividers.clear();
   current = chatId;
   if (decodeURIComponent(location.hash.slice(1)) !== chatId) location.hash = chatId;
   document.body.classList.add('show-conv');
+  const c = chats.get(chatId);
+  const unreadAtOpen = c.unreadCount || 0;
+  const readAtOpen = c.readPosition || 0;
   renderChatList();
   $('message-list').replaceChildren();
   renderConversation();
   const s = storeOf(chatId);
-  const c = chats.get(chatId);
   const jobs = [];
   if (!s.detailLoaded) jobs.push(loadDetail(chatId));
-  if (!s.loaded) jobs.push(loadLatest(chatId));
+  if (!s.loaded) jobs.push(loadLatest(chatId, unreadAtOpen, readAtOpen));
   if (c.peer) jobs.push(loadPresence(c.peer.userId));
   await Promise.all(jobs);
   if (current !== chatId) return;
-  renderConversation({ toBottom: true });
+  const first = unreadAtOpen > 0 ? firstUnread(ordered(s), readAtOpen, me()) : 0;
+  if (first) dividers.set(chatId, { position: first, count: unreadAtOpen });
+  renderConversation({ toBottom: !first });
+  if (first) {
+    // Start where the user left off: the divider at the top of the view.
+    const div = $('message-list').querySelector('.unread-divider');
+    const box = $('messages');
+    if (div) box.scrollTop += div.getBoundingClientRect().top - box.getBoundingClientRect().top - 20;
+    updateJump();
+  }
   markRead(chatId);
-  $('composer-text').focus();
+  if (finePointer()) $('composer-text').focus();
 }
 
 function closeChat() {
   sendTypingStopped();
   current = null;
+  dividers.clear();
   document.body.classList.remove('show-conv');
   if (location.hash) history.replaceState(null, '', location.pathname + location.search);
   renderChatList();
@@ -750,16 +1021,68 @@ async function loadDetail(chatId) {
   }
 }
 
-async function loadLatest(chatId) {
+/**
+ * The first page of a chat: the latest messages, enough of them to reach the first
+ * unread one (up to 100); with more unread than that, the page from the first unread
+ * on (newer pages load on scrolling down or "jump to latest").
+ */
+async function loadLatest(chatId, unread = 0, readPosition = 0) {
   const s = storeOf(chatId);
+  const base = `/chats/${encodeURIComponent(chatId)}/messages`;
   try {
-    const page = await api('GET', `/chats/${encodeURIComponent(chatId)}/messages?limit=${PAGE}`);
-    for (const m of page.messages) s.byPos.set(m.position, m);
-    s.hasMoreBefore = page.hasMore;
+    if (unread > 90) {
+      const page = await api('GET', `${base}?after=${readPosition}&limit=100`);
+      for (const m of page.messages) s.byPos.set(m.position, m);
+      s.hasMoreBefore = readPosition > 0;
+      s.hasMoreAfter = page.hasMore;
+    } else {
+      const limit = Math.min(100, Math.max(PAGE, unread + 10));
+      const page = await api('GET', `${base}?limit=${limit}`);
+      for (const m of page.messages) s.byPos.set(m.position, m);
+      s.hasMoreBefore = page.hasMore;
+      s.hasMoreAfter = false;
+    }
     s.loaded = true;
+    ensureProfiles(ordered(s).flatMap((m) => [m.senderId, ...systemUserIds(m)]));
   } catch (e) {
     banner(`Could not load messages: ${e.message}`);
   }
+}
+
+/** The next page after what is held (a chat opened at its first of many unread). */
+async function loadNewer(chatId) {
+  const s = storeOf(chatId);
+  if (!s.loaded || !s.hasMoreAfter || s.loadingNewer) return;
+  s.loadingNewer = true;
+  try {
+    const page = await api('GET', `/chats/${encodeURIComponent(chatId)}/messages?after=${maxPos(s)}&limit=100`);
+    for (const m of page.messages) s.byPos.set(m.position, m);
+    s.hasMoreAfter = page.hasMore && page.messages.length > 0;
+    if (current === chatId) renderMessages();
+  } catch (e) {
+    banner(`Could not load newer messages: ${e.message}`);
+  } finally {
+    s.loadingNewer = false;
+  }
+}
+
+/** "Jump to latest": load what is missing below, then scroll to the end. */
+async function jumpToLatest() {
+  const chatId = current;
+  if (!chatId) return;
+  const s = storeOf(chatId);
+  for (let i = 0; i < 20 && s.hasMoreAfter && current === chatId; i += 1) await loadNewer(chatId);
+  if (current !== chatId) return;
+  renderMessages({ toBottom: true });
+  updateJump();
+}
+
+/** The jump-to-latest button: shown when the end of the chat is not in view. */
+function updateJump() {
+  const box = $('messages');
+  const s = current && storeOf(current);
+  const away = box.scrollHeight - box.scrollTop - box.clientHeight > 200;
+  $('jump').hidden = !current || !(away || (s && s.hasMoreAfter));
 }
 
 async function loadOlder(chatId) {
@@ -826,7 +1149,7 @@ function renderHeader() {
     const ids = c.memberIds || [];
     const names = ids.filter((id) => id !== me()).map(nameOf);
     const list = names.length > 4 ? `${names.slice(0, 4).join(', ')} and ${names.length - 4} more` : names.join(', ');
-    $('conv-sub').textContent = `${c.memberCount} members${list ? ` · you, ${list}` : ''}`;
+    $('conv-sub').textContent = `${c.memberCount} member${c.memberCount === 1 ? '' : 's'}${list ? ` · you, ${list}` : ''}`;
     $('add-members').hidden = c.role !== 'admin';
   }
 }
@@ -881,16 +1204,36 @@ function renderMessages({ toBottom = false } = {}) {
     msgNodes.clear();
     list.dataset.chatId = chatId;
   }
-  const ordered = [...s.byPos.values()].sort((a, b) => a.position - b.position);
-  const all = ordered.concat(pendingMessages(chatId));
+  const all = ordered(s).concat(pendingMessages(chatId));
+  const divider = dividers.get(chatId);
+  const wanted = [];
   const seen = new Set();
   let prevSender = null;
-  all.forEach((m, i) => {
+  let prevDay = '';
+  for (const m of all) {
     const key = msgKey(m);
-    if (seen.has(key)) return;
+    if (seen.has(key)) continue;
     seen.add(key);
-    const node = messageNode(chatId, c, m, key, prevSender);
+    // A day separator before the first message of each day (pending ones: today).
+    const when = m.sentAt || new Date(m.createdAt || Date.now()).toISOString();
+    const day = dayKey(when);
+    if (day && day !== prevDay) {
+      const dk = `d:${day}`;
+      seen.add(dk);
+      wanted.push(separatorNode(dk, 'day-separator', dayLabel(when)));
+      prevDay = day;
+      prevSender = null;
+    }
+    if (divider && m.position === divider.position) {
+      const uk = 'u:divider';
+      seen.add(uk);
+      wanted.push(separatorNode(uk, 'unread-divider', `${divider.count} unread message${divider.count === 1 ? '' : 's'}`));
+      prevSender = null;
+    }
+    wanted.push(messageNode(chatId, c, m, key, prevSender));
     prevSender = m.kind === 'system' ? null : m.senderId;
+  }
+  wanted.forEach((node, i) => {
     if (list.children[i] !== node) list.insertBefore(node, list.children[i] || null);
   });
   for (const [key, node] of msgNodes) {
@@ -901,34 +1244,36 @@ function renderMessages({ toBottom = false } = {}) {
   }
   renderHistoryStatus();
   if (toBottom || atBottom) box.scrollTop = box.scrollHeight;
+  updateJump();
 }
 
-/** A system message in words, with member names (the server's text as fallback). */
+/** A centred line between messages: a day ("Today", "2 Dec") or the unread divider. */
+function separatorNode(key, cls, text) {
+  let node = msgNodes.get(key);
+  if (node && node.textContent === text) return node;
+  const fresh = el('li', { class: `separator ${cls}`, role: cls === 'day-separator' ? 'separator' : undefined }, el('span', { text }));
+  if (node) node.replaceWith(fresh);
+  msgNodes.set(key, fresh);
+  return fresh;
+}
+
+/** A text as nodes: http(s) links clickable (new tab, no referrer, no opener), the rest text. */
+function textNodes(text) {
+  return linkify(text).map((part) =>
+    part.href ? el('a', { href: part.href, target: '_blank', rel: 'noopener noreferrer', text: part.text }) : part.text,
+  );
+}
+
+/** A system message in words, with member names (lib/format.js). */
 function systemText(m) {
-  const e = m.system;
-  if (!e) return m.text;
-  const list = (ids) => (ids || []).map(nameOf).join(', ');
-  switch (e.event) {
-    case 'chatCreated':
-      return e.name ? `${nameOf(e.by)} created the group “${e.name}”` : `${nameOf(e.by)} started the chat`;
-    case 'membersAdded':
-      return `${nameOf(e.by)} added ${list(e.members)}`;
-    case 'memberRemoved':
-      return `${nameOf(e.by)} removed ${nameOf(e.member)}`;
-    case 'memberLeft':
-      return `${nameOf(e.member)} left${e.promoted ? `; ${nameOf(e.promoted)} is now an admin` : ''}`;
-    case 'renamed':
-      return `${nameOf(e.by)} renamed the group to “${e.name}”`;
-    default:
-      return m.text;
-  }
+  return formatSystem(m, nameOf);
 }
 
 function messageNode(chatId, c, m, key, prevSender) {
   let node = msgNodes.get(key);
   const own = m.senderId === me();
   const sys = m.kind === 'system' ? systemText(m) : '';
-  const sig = JSON.stringify([m.position, m.text, sys, m.failed, own ? ownState(chatId, m) : 0, prevSender === m.senderId]);
+  const sig = JSON.stringify([m.position, m.text, sys, m.failed, own ? ownState(chatId, m) : 0, prevSender === m.senderId, nameOf(m.senderId)]);
   if (node && node.dataset.sig === sig) return node;
   let fresh;
   if (m.kind === 'system') {
@@ -936,6 +1281,7 @@ function messageNode(chatId, c, m, key, prevSender) {
   } else {
     const st = own ? ownState(chatId, m) : null;
     const showName = !own && c && c.kind === 'group' && prevSender !== m.senderId;
+    const short = folded(m.text || '');
     fresh = el(
       'li',
       {
@@ -948,11 +1294,24 @@ function messageNode(chatId, c, m, key, prevSender) {
         'div',
         { class: 'bubble' },
         showName ? el('div', { class: 'sender', text: nameOf(m.senderId) }) : null,
-        el('div', { class: 'text', text: m.text }),
+        el('div', { class: `text${short ? ' folded' : ''}` }, ...textNodes(m.text || '')),
+        short
+          ? el('button', {
+              type: 'button',
+              class: 'link read-more',
+              text: 'Read more',
+              onclick: (ev) => {
+                ev.stopPropagation();
+                const t = ev.currentTarget.previousElementSibling;
+                t.classList.remove('folded');
+                ev.currentTarget.remove();
+              },
+            })
+          : null,
         el(
           'div',
           { class: 'meta' },
-          el('time', { datetime: m.sentAt || undefined, title: m.sentAt ? new Date(m.sentAt).toLocaleString() : undefined, text: m.sentAt ? timeOf(m.sentAt) : '' }),
+          el('time', { datetime: m.sentAt || undefined, title: m.sentAt ? new Date(m.sentAt).toLocaleString() : undefined, text: m.sentAt ? clockTime(m.sentAt) : '' }),
           st ? el('span', { class: 'status', 'aria-label': st.label, title: st.label }, el('span', { class: 'ticks', 'aria-hidden': 'true' }), el('span', { class: 'status-label', text: st.label })) : null,
         ),
       ),
@@ -1001,8 +1360,8 @@ function pump() {
       sendOverRest(e);
       continue;
     }
-    if (!conn.ws || conn.ws.readyState !== WebSocket.OPEN) continue; // sent once the socket is back
-    if (!budget.allows('send')) {
+    if (!sock.isOpen) continue; // sent once the socket is back
+    if (!sock.budget.allows('send')) {
       // The socket's rate-limit window is full: rather than wait up to 10 s, this head
       // goes over REST (same clientMessageId, same order: it is still the only one of
       // its chat in flight), and the socket keeps room for reads and syncs.
@@ -1213,7 +1572,7 @@ function flushAcks() {
     acksDue.delete(chatId);
   }
   // Whatever did not fit goes when the window has room (or after the next connect).
-  if (acksDue.size && conn.ws) acksTimer = setTimeout(flushAcks, 1000);
+  if (acksDue.size && sock.ws) acksTimer = setTimeout(flushAcks, 1000);
 }
 
 function isVisible(chatId) {
@@ -1317,7 +1676,11 @@ async function onMessage(m) {
     typing.get(m.chatId).delete(m.senderId);
   }
   noteMessage(m);
-  if (m.senderId !== me()) ack(m.chatId, m.position);
+  ensureProfiles([m.senderId, ...systemUserIds(m)]);
+  if (m.senderId !== me()) {
+    ack(m.chatId, m.position);
+    announce(m);
+  }
   if (current === m.chatId) {
     renderMessages();
     renderTyping();
@@ -1372,6 +1735,8 @@ function onMembership(ev) {
   if (gone) {
     chats.delete(ev.chatId);
     stores.delete(ev.chatId);
+    outbox.dropChat(ev.chatId);
+    if ($('info-dialog').open && infoChatId === ev.chatId) $('info-dialog').close();
     if (current === ev.chatId) {
       closeChat();
       banner('You are no longer a member of that group.');
@@ -1384,6 +1749,7 @@ function onMembership(ev) {
   storeOf(ev.chatId).detailLoaded = false;
   loadDetail(ev.chatId).then(() => {
     if (current === ev.chatId) renderConversation();
+    if ($('info-dialog').open && infoChatId === ev.chatId) renderInfo();
   });
   renderChatList();
 }
@@ -1401,11 +1767,11 @@ function onServerError(ev) {
     if (ev.code === 'rate_limited') {
       // Nothing was stored: the same message goes again (first in its chat) once the
       // window has room. Not counted as a failed attempt.
-      budget.block(2000);
+      sock.budget.block(2000);
       outbox.requeue(ev.clientMessageId, { counts: false });
     } else if (ev.code === 'unavailable' || ev.code === 'internal') {
       outbox.requeue(ev.clientMessageId, { why: `${words(ev)} Tap to retry.` });
-      budget.block(2000);
+      sock.budget.block(2000);
     } else {
       outbox.fail(ev.clientMessageId, words(ev), { refused: true });
     }
@@ -1425,7 +1791,7 @@ function onServerError(ev) {
       return;
     }
     if (ev.action === 'sync') {
-      setTimeout(() => conn.ws && requestSync(), 3000);
+      setTimeout(() => sock.isOpen && requestSync(), 3000);
       return;
     }
   }
@@ -1471,7 +1837,6 @@ function handleEvent(ev) {
 // ------------------------------------------------------------------ the WebSocket
 
 function setConn(state, detail = '') {
-  conn.state = state;
   const badge = $('conn');
   badge.dataset.state = state;
   badge.textContent =
@@ -1482,81 +1847,9 @@ function setConn(state, detail = '') {
   strip.textContent = state === 'reconnecting' ? `Connection lost, reconnecting${detail}. Messages you send now go out once it is back.` : '';
 }
 
-/**
- * One frame on the socket, if it is open and the rate limit (lib/limits.js FrameBudget,
- * from the server's limits) has room for its kind: 'low' (acks, typing: can wait),
- * 'send' (messages: keep room for reads and syncs) or 'high'. False when not sent.
- */
-function wsSend(frame, { kind = 'high' } = {}) {
-  if (!conn.ws || conn.ws.readyState !== WebSocket.OPEN) return false;
-  if (!budget.allows(kind)) return false;
-  conn.ws.send(JSON.stringify(frame));
-  budget.note();
-  return true;
-}
-
-async function connect() {
-  clearTimeout(conn.timer);
-  if (!session) return;
-  if (testHold) {
-    // The end-to-end test keeps us disconnected for a moment (see window.__chat).
-    scheduleReconnect();
-    return;
-  }
-  setConn(conn.attempt === 0 && !conn.opened ? 'connecting' : 'reconnecting');
-  try {
-    // A refused handshake looks like any close to a browser: after a failed attempt,
-    // get a fresh access token before the next one.
-    if (conn.attempt > 0 && !conn.lastOpened) await refreshTokens();
-    else await ensureFreshToken();
-  } catch {
-    if (!session) return;
-    scheduleReconnect();
-    return;
-  }
-  if (!session) return;
-  const url = `${cfg.wsUrl}?token=${encodeURIComponent(session.accessToken)}&device=${encodeURIComponent('Web browser')}`;
-  let ws;
-  try {
-    ws = new WebSocket(url);
-  } catch {
-    scheduleReconnect();
-    return;
-  }
-  conn.ws = ws;
-  conn.lastOpened = false;
-  ws.onopen = () => {
-    if (conn.ws !== ws) return;
-    conn.attempt = 0;
-    conn.opened = true;
-    conn.lastOpened = true;
-    setConn('online');
-    clearInterval(conn.ping);
-    conn.ping = setInterval(() => wsSend({ action: 'ping' }), PING_EVERY_MS);
-    // Catch up on whatever happened while we were away, then resend our outbox.
-    budget = new FrameBudget(cfg.limits); // a new connection has a new window
-    requestSync();
-    pump();
-    for (const c of chats.values()) ack(c.chatId, c.lastPosition || 0);
-    if (current) markRead(current);
-  };
-  ws.onmessage = (e) => {
-    let ev;
-    try {
-      ev = JSON.parse(e.data);
-    } catch {
-      return;
-    }
-    if (ev && typeof ev === 'object') handleEvent(ev);
-  };
-  ws.onclose = () => {
-    if (conn.ws !== ws) return;
-    conn.ws = null;
-    clearInterval(conn.ping);
-    requeueSocketSends();
-    if (current) renderMessages();
-    if (session) scheduleReconnect();
-  };
+/** One frame on the socket within the rate limit (lib/socket.js); false when not sent. */
+function wsSend(frame, opts) {
+  return sock.send(frame, opts);
 }
 
 /** `sync` from the positions we hold (chats we only know from the list: their last). */
@@ -1567,36 +1860,6 @@ function requestSync() {
     return { chatId: c.chatId, position };
   });
   wsSend({ action: 'sync', chats: known.slice(0, 1000), limit: 100 });
-}
-
-function scheduleReconnect() {
-  clearTimeout(conn.timer);
-  conn.attempt += 1;
-  const base = Math.min(30000, 500 * 2 ** (conn.attempt - 1));
-  const delay = Math.round(base * (0.8 + Math.random() * 0.4));
-  conn.nextAt = Date.now() + delay;
-  const tick = () => {
-    if (conn.state !== 'reconnecting' || conn.ws) return;
-    const left = Math.max(0, Math.ceil((conn.nextAt - Date.now()) / 1000));
-    setConn('reconnecting', left > 0 ? ` (retrying in ${left} s)` : '');
-    if (left > 0) conn.countdown = setTimeout(tick, 1000);
-  };
-  setConn('reconnecting');
-  clearTimeout(conn.countdown);
-  tick();
-  conn.timer = setTimeout(connect, delay);
-}
-
-function closeSocket() {
-  clearTimeout(conn.timer);
-  clearTimeout(conn.countdown);
-  clearInterval(conn.ping);
-  const ws = conn.ws;
-  conn.ws = null;
-  conn.attempt = 0;
-  conn.opened = false;
-  if (ws) ws.close(1000, 'bye');
-  setConn('offline');
 }
 
 // ------------------------------------------------------------------ start
@@ -1620,8 +1883,26 @@ function wire() {
   });
   $('back').addEventListener('click', closeChat);
   $('messages').addEventListener('scroll', () => {
-    if (current && $('messages').scrollTop < 80) loadOlder(current);
+    const box = $('messages');
+    if (current && box.scrollTop < 80) loadOlder(current);
+    if (current && box.scrollHeight - box.scrollTop - box.clientHeight < 80) loadNewer(current);
+    updateJump();
   });
+  $('jump').addEventListener('click', jumpToLatest);
+  $('chat-info').addEventListener('click', openInfo);
+  $('rename-form').addEventListener('submit', renameGroup);
+  $('info-add').addEventListener('click', () => {
+    $('info-dialog').close();
+    openGroupDialog('add', infoChatId);
+  });
+  $('info-mute').addEventListener('click', toggleMute);
+  $('info-leave').addEventListener('click', leaveGroup);
+  $('info-close').addEventListener('click', () => $('info-dialog').close());
+  $('profile').addEventListener('click', openProfile);
+  $('profile-form').addEventListener('submit', saveProfile);
+  $('profile-close').addEventListener('click', () => $('profile-dialog').close());
+  $('logout-all').addEventListener('click', logoutEverywhere);
+  $('notify-enable').addEventListener('click', enableNotifications);
   document.addEventListener('visibilitychange', () => current && markRead(current));
   window.addEventListener('focus', () => current && markRead(current));
   window.addEventListener('hashchange', () => {
@@ -1638,12 +1919,7 @@ function wire() {
       e.returnValue = '';
     }
   });
-  window.addEventListener('online', () => {
-    if (session && !conn.ws) {
-      conn.attempt = Math.max(conn.attempt, 1);
-      connect();
-    }
-  });
+  window.addEventListener('online', () => sock.nudge());
   // Relative "last seen" times age.
   setInterval(() => {
     if (session && current) renderHeader();
@@ -1677,18 +1953,20 @@ async function start() {
 // For the end-to-end test: drop the socket as a network failure would, optionally
 // holding reconnects back until release() (a longer outage). Only installed when the
 // config asks for it on a loopback address (see loadConfig), never on a deployed page.
-let testHold = false;
 function installTestHooks() {
   window.__chat = {
     dropConnection({ hold = false } = {}) {
-      testHold = hold;
-      if (conn.ws) conn.ws.close(4000, 'test drop');
+      sock.drop({ hold });
     },
     release() {
-      testHold = false;
-      if (session && !conn.ws) connect();
+      sock.release();
     },
-    state: () => ({ conn: conn.state, current, chats: chats.size, unsent: outbox.unsentCount() }),
+    state: () => ({ conn: sock.state, current, chats: chats.size, unsent: outbox.unsentCount() }),
+    // As if the access token had expired without this page noticing (a laptop that
+    // slept through its refresh): the server refuses it from now on.
+    spoilAccessToken() {
+      if (session) session.accessToken = `${session.accessToken.slice(0, -6)}AAAAAA`;
+    },
   };
 }
 

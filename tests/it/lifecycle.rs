@@ -42,6 +42,88 @@ fn test_template() -> Template {
     Template::parse(&text).expect("test template parses")
 }
 
+/// The repository's template with one message per purge batch, so that a purge of a
+/// few dozen messages needs more SNS hops than Lambda's recursive-loop limit (16);
+/// `allow_loop: false` takes the purger's `RecursiveLoop: Allow` out.
+fn one_message_batches(allow_loop: bool) -> Template {
+    let mut text = chat_tests::fakes::template_text();
+    for (from, to) in [
+        (
+            "          PURGE_BATCH_MESSAGES: \"2000\"\n",
+            "          PURGE_BATCH_MESSAGES: \"1\"\n          PURGE_INDEX_SETTLE_MS: \"0\"\n",
+        ),
+        (
+            "      RecursiveLoop: Allow\n",
+            if allow_loop {
+                "      RecursiveLoop: Allow\n"
+            } else {
+                ""
+            },
+        ),
+    ] {
+        assert!(text.contains(from), "template has no {from:?}");
+        text = text.replace(from, to);
+    }
+    Template::parse(&text).expect("test template parses")
+}
+
+/// Deletes an account whose 20 messages take one purge batch each (over 20 SNS hops).
+async fn delete_account_with_long_purge(allow_loop: bool) -> (TestStack, UserId) {
+    let stack = TestStack::start_with(TestStackOptions {
+        template: Some(one_message_batches(allow_loop)),
+        sns_delivery: true,
+        ..TestStackOptions::default()
+    })
+    .await;
+    let api = Api::new(&stack);
+    let (a, b) = tokio::join!(api.register("lpa"), api.register("lpb"));
+    let direct = api.direct(&a, &b).await;
+    for i in 0..20 {
+        api.send(&a, &direct, &format!("m{i}")).await;
+    }
+    let (status, _) = api
+        .call(
+            Some(&a.access),
+            "DELETE",
+            "/me",
+            Some(json!({"password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(status, 202);
+    (stack, a.id.clone())
+}
+
+#[tokio::test]
+async fn a_purge_of_more_batches_than_lambdas_loop_limit_completes() {
+    // The purger republishes to its own trigger topic once per batch: without
+    // RecursiveLoop: Allow, Lambda (and the local SNS bridge) stops it after 16 hops.
+    let (stack, user) = delete_account_with_long_purge(true).await;
+    wait_purged(stack.store(), &user).await;
+    assert_eq!(stack.gateway().sns_loop_drops(), 0);
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_recursive_loop_allow_the_local_bridge_stops_the_purge_as_lambda_would() {
+    // The emulation itself: the same purge with the template's RecursiveLoop: Allow
+    // removed is stopped at the loop limit and never finishes.
+    let (stack, user) = delete_account_with_long_purge(false).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    while stack.gateway().sns_loop_drops() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the loop was not stopped: {:?}",
+            stack.store().account_status(&user).await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    match stack.store().account_status(&user).await.unwrap() {
+        AccountStatus::Deleted { purge, .. } => assert_ne!(purge.phase, PurgePhase::Done),
+        other => panic!("the account is not deleted: {other:?}"),
+    }
+    stack.shutdown().await;
+}
+
 async fn start(sns_delivery: bool) -> TestStack {
     TestStack::start_with(TestStackOptions {
         template: Some(test_template()),

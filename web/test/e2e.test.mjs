@@ -49,7 +49,7 @@ async function startStack() {
   const args = [
     'up', '--in-memory', '--prefix', `e2e${run}`, '--data-dir', dir,
     '--dynamodb-port', '0', '--moto-port', '0', '--http-port', '0', '--ws-port', '0', '--web-port', '0',
-    '--web-dir', path.join(root, 'web'), '--ready-file', ready,
+    '--web-dir', process.env.E2E_WEB_DIR || path.join(root, 'web'), '--ready-file', ready,
   ];
   const proc = spawn(chatLocal, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'warn' } });
   let log = '';
@@ -346,6 +346,25 @@ describe('web client in a real browser', { timeout: 10 * 60 * 1000 }, () => {
     assert.equal(count, 1);
   });
 
+  it('an access token that expired unnoticed: the page refreshes, reconnects with a fresh token and goes on', async () => {
+    const a = pages.alice;
+    const b = pages.bob;
+    await a.evaluate(() => window.__chat.spoilAccessToken());
+    // REST: the 401 leads to one refresh and the request is retried.
+    await a.click('#chat-info');
+    await a.waitForSelector('#info-dialog[open]');
+    await a.click('#info-close');
+    assert.equal(await a.isVisible('#banner'), false, await a.textContent('#banner'));
+    // The socket: the next handshake is refused once, then made with a fresh token.
+    await a.evaluate(() => window.__chat.spoilAccessToken());
+    await a.evaluate(() => window.__chat.dropConnection());
+    await waitOnline(a);
+    await sendText(a, 'after the token expired');
+    await waitMessage(b, 'after the token expired');
+    await waitOwnState(a, 'after the token expired', 'read');
+    assert.equal(await a.isVisible('#auth'), false);
+  });
+
   it('a reload keeps the session and the history', async () => {
     const a = pages.alice;
     await a.reload();
@@ -425,37 +444,92 @@ describe('web client in a real browser', { timeout: 10 * 60 * 1000 }, () => {
     await waitMessage(a, 'unsent 5');
     assert.equal(await a.evaluate(() => window.__chat.state().unsent), 0);
     assert.deepEqual((await texts(a)).filter((t) => /^unsent \d$/.test(t)), want);
+    // Nothing unread: the latest 50 at the bottom; older pages load on scrolling up.
+    assert.equal(await a.locator('#message-list li.msg').count(), 50);
+    await a.waitForSelector('#history-status:has-text("Scroll up")');
+    await a.evaluate(() => { document.getElementById('messages').scrollTop = 0; });
+    await a.waitForFunction(() => document.querySelectorAll('#message-list li.msg').length > 50);
   });
 
-  it('history pages back on scroll; the chat list shows unread counts', async () => {
-    // Carol (over REST) writes Alice 60 messages.
+  it('a chat with 61 unread opens at the first unread under an "N unread" divider, with jump-to-latest and safe links', async () => {
+    // Carol (over REST) writes Alice 60 messages and a link.
     const reg = await api('POST', '/auth/register', { userName: carol.userName, password: carol.password, displayName: carol.displayName });
-    const token = reg.tokens.accessToken;
-    const aliceId = (await api('GET', `/users?prefix=${alice.userName}`, undefined, token)).users[0].userId;
-    const chat = await api('POST', '/chats', { kind: 'direct', userId: aliceId }, token);
+    carol.token = reg.tokens.accessToken;
+    const aliceId = (await api('GET', `/users?prefix=${alice.userName}`, undefined, carol.token)).users[0].userId;
+    const chat = await api('POST', '/chats', { kind: 'direct', userId: aliceId }, carol.token);
     for (let i = 1; i <= 60; i += 1) {
-      await api('POST', `/chats/${chat.chatId}/messages`, { clientMessageId: `c${i}`, text: `carol ${i}` }, token);
+      await api('POST', `/chats/${chat.chatId}/messages`, { clientMessageId: `c${i}`, text: `carol ${i}` }, carol.token);
     }
+    const LINKS = 'docs: https://example.com/docs?a=1. not javascript:alert(1) nor data:text/html,x';
+    await api('POST', `/chats/${chat.chatId}/messages`, { clientMessageId: 'c61', text: LINKS }, carol.token);
     const a = pages.alice;
     const item = a.locator('#chat-list .chat-item', { hasText: 'Carol' });
     await a.waitForFunction(() => document.querySelector('#chat-list li .chat-item-name')?.textContent === 'Carol');
     await item.locator('.badge').waitFor();
-    assert.equal(await item.locator('.badge').textContent(), '60');
-    assert.equal(await item.locator('.chat-item-preview').textContent(), 'carol 60');
+    await a.waitForFunction(() => document.querySelector('#chat-list .chat-item .badge')?.textContent === '61');
+    assert.equal(await item.locator('.chat-item-preview').textContent(), LINKS);
+    // Unread count in the tab title.
+    await a.waitForFunction(() => /^\(61\) /.test(document.title));
     await shot(a, 'alice-desktop-chat-list-unread');
     await item.click();
-    await waitMessage(a, 'carol 60');
-    assert.equal(await a.locator('#message-list li.msg').count(), 50);
-    await a.waitForSelector('#history-status:has-text("Scroll up")');
-    await a.evaluate(() => { document.getElementById('messages').scrollTop = 0; });
-    await waitMessage(a, 'carol 1');
-    await a.waitForSelector('#history-status:has-text("start of the chat")');
-    assert.equal(await a.locator('#message-list li.msg').count(), 60);
-    const order = await a.$$eval('#message-list .text', (ns) => ns.map((n) => n.textContent));
+    await waitMessage(a, LINKS);
+    assert.equal(await a.textContent('#message-list .unread-divider'), '61 unread messages');
+    // The divider comes right before "carol 1", which is in view; the last one is not.
+    const next = await a.$eval('#message-list .unread-divider', (d) => d.nextElementSibling.querySelector('.text').textContent);
+    assert.equal(next, 'carol 1');
+    const inView = (t) => a.evaluate((text) => {
+      const box = document.getElementById('messages').getBoundingClientRect();
+      const li = [...document.querySelectorAll('#message-list li.msg')].find((n) => n.querySelector('.text')?.textContent === text);
+      const r = li.getBoundingClientRect();
+      return r.bottom > box.top && r.top < box.bottom;
+    }, t);
+    assert.equal(await inView('carol 1'), true);
+    assert.equal(await inView(LINKS), false);
+    await a.waitForSelector('#jump:not([hidden])');
+    await shot(a, 'alice-desktop-unread-divider');
+    await a.click('#jump');
+    await a.waitForFunction(() => {
+      const b = document.getElementById('messages');
+      return b.scrollHeight - b.scrollTop - b.clientHeight < 5;
+    });
+    assert.equal(await inView(LINKS), true);
+    await a.waitForSelector('#jump', { state: 'hidden' });
+    const order = (await texts(a)).filter((t) => /^carol \d+$/.test(t));
     assert.deepEqual(order, Array.from({ length: 60 }, (_, i) => `carol ${i + 1}`));
     await item.locator('.badge').waitFor({ state: 'detached' });
-    // 60 incoming messages did not push the client over the server's frame rate limit.
+    await a.waitForFunction(() => document.title === 'Chat');
+    // Only the http(s) URL is a link, opened safely; the rest stays text.
+    const links = await a.$$eval('#message-list .text a', (ns) => ns.map((n) => [n.getAttribute('href'), n.textContent, n.rel, n.target]));
+    assert.deepEqual(links, [['https://example.com/docs?a=1', 'https://example.com/docs?a=1', 'noopener noreferrer', '_blank']]);
+    // Every message has a time, and today's start under a "Today" separator.
+    const times = await a.$$eval('#message-list li.msg:not(.system) time', (ns) => ns.map((n) => n.textContent));
+    assert.ok(times.length >= 61 && times.every((t) => /\d{1,2}:\d{2}/.test(t)), `times: ${times.slice(0, 3)}`);
+    assert.deepEqual(await a.$$eval('#message-list .day-separator', (ns) => ns.map((n) => n.textContent)), ['Today']);
+    // 61 incoming messages did not push the client over the server's frame rate limit.
     assert.equal(await a.isVisible('#banner'), false, await a.textContent('#banner'));
+  });
+
+  it('two days later, the same chat shows a day separator and the time of every message', async () => {
+    // Carol's browser, its clock two days ahead.
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    await context.clock.setFixedTime(new Date(Date.now() + 2 * 86400000));
+    const page = await context.newPage();
+    page.setDefaultTimeout(WAIT);
+    page.on('pageerror', (e) => pageErrors.push(`carol: ${e.message}`));
+    await page.goto(stack.webUrl);
+    await login(page, carol);
+    await page.click('#chat-list .chat-item:has-text("Alice")');
+    await waitMessage(page, 'carol 60');
+    const seps = await page.$$eval('#message-list .day-separator', (ns) => ns.map((n) => n.textContent));
+    const weekdays = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
+    assert.equal(seps.length, 1);
+    assert.ok(weekdays.includes(seps[0]), `separator: ${seps[0]}`);
+    const times = await page.$$eval('#message-list li.msg:not(.system) time', (ns) => ns.map((n) => n.textContent));
+    assert.ok(times.every((t) => /\d{1,2}:\d{2}/.test(t)), `times: ${times.slice(0, 3)}`);
+    // The list shows the day too, not a bare date.
+    assert.equal(await page.textContent('#chat-list .chat-item-time'), seps[0].slice(0, 3));
+    await shot(page, 'carol-desktop-day-separator');
+    await context.close();
   });
 
   it('Alice creates a group with Bob; Bob sees it and reads', async () => {
@@ -485,6 +559,44 @@ describe('web client in a real browser', { timeout: 10 * 60 * 1000 }, () => {
     await a.waitForFunction(() => document.querySelector('#message-list li.msg.own .status-label')?.textContent === 'Read by 1');
     await shot(a, 'alice-desktop-group');
   });
+  it('the group admin renames, removes a member (whose name stays) and mutes; a member leaves', async () => {
+    const a = pages.alice;
+    const b = pages.bob;
+    await a.click('#chat-info');
+    await a.waitForSelector('#info-dialog[open]');
+    await a.waitForFunction(() => document.querySelectorAll('#info-members li').length === 3);
+    assert.deepEqual(await a.$$eval('#info-members li .member-name', (ns) => ns.map((n) => n.textContent).sort()), ['Alice (you)', bob.displayName, 'Carol'].sort());
+    await shot(a, 'alice-desktop-group-info');
+    // Rename.
+    await a.fill('#rename-input', 'Crag <b>crew</b>');
+    await a.click('#rename-submit');
+    await a.waitForFunction(() => document.getElementById('conv-name').textContent === 'Crag <b>crew</b>');
+    await b.waitForFunction(() => [...document.querySelectorAll('#chat-list .chat-item-name')].some((n) => n.textContent === 'Crag <b>crew</b>'));
+    // Remove Carol: the system message names her, in the chat and in the list.
+    await a.click('#info-members li:has-text("Carol") .remove-member');
+    await a.waitForFunction(() => document.querySelectorAll('#info-members li').length === 2);
+    await a.waitForFunction(() => [...document.querySelectorAll('#message-list li.msg.system')].some((n) => n.textContent === 'You removed Carol'));
+    await a.waitForFunction(() => document.querySelector('#chat-list .chat-item.active .chat-item-preview')?.textContent === 'You removed Carol');
+    // Mute: the list shows it.
+    await a.click('#info-mute');
+    await a.waitForFunction(() => document.getElementById('info-mute').textContent === 'Unmute');
+    await a.click('#info-close');
+    await a.locator('#chat-list .chat-item.active .muted-icon').waitFor();
+    // After a reload the removed member's name is still known.
+    await a.reload();
+    await waitOnline(a);
+    await a.waitForFunction(() => [...document.querySelectorAll('#message-list li.msg.system')].some((n) => n.textContent === 'You removed Carol'));
+    assert.equal(await a.locator('#message-list li.msg.system:has-text("Someone")').count(), 0);
+    // Bob leaves: gone from his list; Alice sees it in words.
+    await b.click('#chat-list .chat-item:has-text("Crag")');
+    await b.waitForFunction(() => document.getElementById('conv-name').textContent === 'Crag <b>crew</b>');
+    await b.click('#chat-info');
+    await b.click('#info-leave');
+    await b.waitForFunction(() => ![...document.querySelectorAll('#chat-list .chat-item-name')].some((n) => n.textContent.startsWith('Crag')));
+    await a.waitForFunction((name) => [...document.querySelectorAll('#message-list li.msg.system')].some((n) => n.textContent === `${name} left`), bob.displayName);
+    await a.waitForFunction(() => document.getElementById('conv-sub').textContent.startsWith('1 member'));
+  });
+
 
   it('works at phone width (Bob logs in on a phone)', async () => {
     const phone = await newPage('bob-phone', { width: 390, height: 844 }, { isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
@@ -517,6 +629,36 @@ describe('web client in a real browser', { timeout: 10 * 60 * 1000 }, () => {
     await a.waitForFunction(() => /last seen just now$/.test(document.getElementById('conv-sub').textContent));
     assert.doesNotMatch(await a.getAttribute('#conv-avatar .dot', 'class'), /online/);
     await shot(a, 'alice-phone-bob-offline');
+  });
+
+  it('searching your own user name says so; the page has a favicon', async () => {
+    const a = pages.alice;
+    await a.click('#back'); // phone width: back to the list, where the search is
+    await a.fill('#user-search', alice.userName);
+    await a.waitForFunction(() => /That is you/.test(document.getElementById('search-results').textContent));
+    await a.fill('#user-search', '');
+    const ico = await fetch(new URL('favicon.ico', stack.webUrl));
+    assert.equal(ico.status, 200);
+    assert.equal(ico.headers.get('content-type'), 'image/x-icon');
+  });
+
+  it('Alice edits her profile, then logs out everywhere', async () => {
+    const a = pages.alice;
+    await a.click('#profile');
+    await a.waitForSelector('#profile-dialog[open]');
+    await a.fill('#profile-name', 'Alice Liddell');
+    await a.click('#profile-submit');
+    await a.waitForSelector('#profile-saved:not([hidden])');
+    assert.equal(await a.textContent('#me-name'), 'Alice Liddell');
+    const me = await api('POST', '/auth/login', { userName: alice.userName, password: alice.password });
+    assert.equal(me.user.displayName, 'Alice Liddell');
+    await shot(a, 'alice-phone-profile');
+    await a.click('#logout-all');
+    await a.waitForSelector('#auth:not([hidden])');
+    assert.equal(await a.textContent('#auth-error'), 'You logged out on every device.');
+    // The token from the login above no longer works either.
+    const res = await fetch(`${stack.httpUrl}/me`, { headers: { authorization: `Bearer ${me.tokens.accessToken}` } });
+    assert.equal(res.status, 401);
   });
 
   it('no page errors and no dialogs', () => {

@@ -15,11 +15,11 @@
 //!
 //! See `docs/security.md` for the design and `docs/openapi.yaml` for the contract.
 
-use chat_core::auth::{self, password, refresh, TokenConfig, TokenPair};
+use chat_core::auth::{self, password, refresh, Authenticated, TokenConfig, TokenPair};
 use chat_core::config::{Env, Tables};
 use chat_core::error::ApiError;
 use chat_core::function::{BoxFuture, SharedFunction};
-use chat_core::http::{self as edge, Router, SMALL_BODY};
+use chat_core::http::{self as edge, Router, SignIn, SMALL_BODY};
 use chat_core::ids::UserId;
 use chat_core::input::{DisplayName, InvalidInput, Password, UserName};
 use chat_core::model::{now_millis, Millis, Profile, UserAccount};
@@ -58,6 +58,15 @@ pub struct AuthState {
     pub failure_floor: Duration,
 }
 
+impl SignIn for AuthState {
+    fn token_config(&self) -> &TokenConfig {
+        &self.tokens
+    }
+    fn account_store(&self) -> &Store {
+        &self.store
+    }
+}
+
 /// Build the function from its environment (at init). Besides the tables and the
 /// token settings: `LOGIN_LOCK_THRESHOLD` (5), `LOGIN_LOCK_SECONDS` (900),
 /// `LOGIN_FAILURE_MIN_MS` (300).
@@ -89,7 +98,7 @@ pub fn router(state: AuthState) -> Router<AuthState> {
         .route("POST /auth/login", login)
         .route("POST /auth/refresh", refresh_tokens)
         .route("POST /auth/logout", logout)
-        .route("POST /auth/logout-all", logout_all)
+        .signed_in("POST /auth/logout-all", logout_all)
 }
 
 #[derive(Deserialize)]
@@ -275,8 +284,11 @@ pub async fn logout(s: Arc<AuthState>, req: Request) -> Result<Response<Body>, A
 }
 
 /// `POST /auth/logout-all`.
-pub async fn logout_all(s: Arc<AuthState>, req: Request) -> Result<Response<Body>, ApiError> {
-    let me = auth::authenticate(&req, &s.tokens, &s.store).await?;
+pub async fn logout_all(
+    s: Arc<AuthState>,
+    me: Authenticated,
+    _: Request,
+) -> Result<Response<Body>, ApiError> {
     let version = match s.store.bump_token_version(&me.user_id).await {
         Ok(v) => v,
         Err(StoreError::NotFound(_)) => {

@@ -218,3 +218,93 @@ describe('format', () => {
     assert.equal(systemText({ text: 'plain' }, nameOf), 'plain');
   });
 });
+
+describe('api client', async () => {
+  const { ApiError, request, words } = await import('../../lib/api.js');
+  const answer = (status, body) => async () => ({ status, ok: status < 400, json: async () => body });
+
+  it('puts server errors in words, with the field of a validation error', async () => {
+    assert.equal(words({ code: 'validation_failed', message: 'displayName: must be at most 64 characters' }), 'Display name must be at most 64 characters.');
+    assert.equal(words({ code: 'invalid_credentials', message: 'x' }), 'Wrong user name or password.');
+    assert.equal(words({ code: 'something_new', message: 'As the server says.' }), 'As the server says.');
+    await assert.rejects(
+      request('http://x', 'GET', '/me', undefined, { fetchFn: answer(409, { error: { code: 'group_full', message: 'full' } }) }),
+      (e) => e instanceof ApiError && e.status === 409 && e.message === 'The group is full (100 members at most).',
+    );
+    await assert.rejects(
+      request('http://x', 'GET', '/me', undefined, { fetchFn: async () => { throw new TypeError('Failed to fetch'); } }),
+      (e) => e.code === 'network' && /Cannot reach/.test(e.message),
+    );
+    await assert.rejects(request('http://x', 'GET', '/me', undefined, { fetchFn: answer(502, null) }), (e) => e.code === 'http_502');
+  });
+
+  it('sends JSON with the bearer token and reads the answer', async () => {
+    let seen;
+    const fetchFn = async (url, init) => {
+      seen = { url, init };
+      return { status: 201, ok: true, json: async () => ({ ok: 1 }) };
+    };
+    assert.deepEqual(await request('http://x', 'POST', '/chats', { a: 1 }, { token: 't', fetchFn }), { ok: 1 });
+    assert.equal(seen.url, 'http://x/chats');
+    assert.equal(seen.init.headers.authorization, 'Bearer t');
+    assert.equal(seen.init.body, '{"a":1}');
+    assert.equal(await request('http://x', 'DELETE', '/y', undefined, { fetchFn: answer(204) }), null);
+  });
+});
+
+describe('socket', async () => {
+  const { Socket, backoffMs } = await import('../../lib/socket.js');
+
+  it('backs off from 0.5 s doubling to 30 s, with ±20 % jitter', () => {
+    assert.deepEqual([1, 2, 3, 7, 20].map((n) => backoffMs(n, () => 0.5)), [500, 1000, 2000, 30000, 30000]);
+    assert.equal(backoffMs(1, () => 0), 400);
+    assert.equal(backoffMs(1, () => 0.999999), 600);
+  });
+
+  it('after a handshake that never opened, reconnects with a fresh token; sends within the budget', async () => {
+    const made = [];
+    class FakeWs {
+      constructor(url) {
+        this.url = url;
+        this.readyState = 0;
+        this.sent = [];
+        made.push(this);
+      }
+      send(s) { this.sent.push(JSON.parse(s)); }
+      close() { this.readyState = 3; setTimeout(() => this.onclose && this.onclose(), 0); }
+      open() { this.readyState = 1; this.onopen(); }
+    }
+    const asks = [];
+    const states = [];
+    let opens = 0;
+    const sock = new Socket({
+      url: () => 'ws://x',
+      token: async ({ fresh }) => { asks.push(fresh); return fresh ? 'fresh' : 'old'; },
+      onOpen: () => { opens += 1; },
+      onState: (s) => states.push(s),
+      WebSocketImpl: FakeWs,
+      random: () => 0,
+    });
+    const until = async (cond) => { for (let i = 0; i < 300 && !cond(); i += 1) await new Promise((r) => setTimeout(r, 10)); assert.ok(cond()); };
+    sock.start();
+    await until(() => made.length === 1);
+    assert.match(made[0].url, /^ws:\/\/x\?token=old&device=Web%20browser$/);
+    made[0].close(); // refused handshake: never opened
+    await until(() => made.length === 2);
+    assert.deepEqual(asks, [false, true]);
+    assert.match(made[1].url, /token=fresh/);
+    made[1].open();
+    assert.equal(opens, 1);
+    assert.equal(sock.state, 'online');
+    assert.equal(sock.send({ action: 'ping' }), true);
+    let lows = 0;
+    while (sock.send({ action: 'typing' }, { kind: 'low' })) lows += 1;
+    assert.equal(lows, 17); // 60 % of 30, one frame already used
+    made[1].close(); // an open connection dropped: the token is still good
+    await until(() => made.length === 3);
+    assert.deepEqual(asks, [false, true, false]);
+    assert.ok(states.includes('connecting') && states.includes('reconnecting'));
+    sock.stop();
+    assert.equal(sock.state, 'offline');
+  });
+});
