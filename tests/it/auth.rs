@@ -235,6 +235,7 @@ async fn user_names_are_unique_regardless_of_case() {
 
 #[tokio::test]
 async fn weak_passwords_and_bad_fields_are_refused_with_the_field() {
+    chat_tests::needs_backend!();
     let stack = TestStack::start().await;
     let api = Api::new(&stack);
     let name = unique("weak");
@@ -372,6 +373,7 @@ async fn oversized_bodies_are_413() {
 
 #[tokio::test]
 async fn login_refusals_look_the_same_and_lock_after_five_failures() {
+    chat_tests::needs_backend!();
     let stack = TestStack::start().await;
     let api = Api::new(&stack);
     let name = unique("lock");
@@ -432,6 +434,7 @@ async fn login_refusals_look_the_same_and_lock_after_five_failures() {
 
 #[tokio::test]
 async fn forged_and_bad_bearer_tokens_are_401() {
+    chat_tests::needs_backend!();
     let stack = TestStack::start().await;
     let api = Api::new(&stack);
     let s = api.register(&unique("forge")).await;
@@ -693,6 +696,7 @@ async fn concurrent_refreshes_with_one_token_let_exactly_one_win() {
 
 #[tokio::test]
 async fn logout_all_forgets_connections_the_gateway_already_lost() {
+    chat_tests::needs_backend!();
     let stack = TestStack::start().await;
     let api = Api::new(&stack);
     let s = api.register(&unique("stale")).await;

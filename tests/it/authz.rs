@@ -532,6 +532,7 @@ fn every_route_has_a_row_and_every_row_a_route() {
 
 #[tokio::test]
 async fn every_http_route_refuses_every_caller_it_must() {
+    chat_tests::needs_backend!();
     let w = World::start().await;
     let before = snapshot(w).await;
     let unknown = ChatId::new_group().to_string();
@@ -771,6 +772,7 @@ async fn barrier(ws: &mut Ws, n: usize) -> Vec<Value> {
 
 #[tokio::test]
 async fn every_websocket_route_refuses_every_caller_it_must() {
+    chat_tests::needs_backend!();
     let w = World::start().await;
     let before = snapshot(w).await;
 

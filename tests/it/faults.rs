@@ -148,6 +148,7 @@ async fn offline_events(s: &TestStack, chat: &ChatId) -> Vec<Value> {
 /// event published; never both, never neither. The sender's ack is unaffected.
 #[tokio::test]
 async fn gone_for_a_fraction_of_connections_forgets_them_and_others_still_receive() {
+    chat_tests::needs_backend!();
     let st = Stack::start(TestStackOptions::default()).await;
     let alice = st.user("alice").await;
     let mut others = Vec::new();
@@ -213,6 +214,7 @@ async fn gone_for_a_fraction_of_connections_forgets_them_and_others_still_receiv
 /// is not a 410), and the other recipient got the message.
 #[tokio::test]
 async fn management_errors_are_retried_a_bounded_number_of_times_then_count_as_offline() {
+    chat_tests::needs_backend!();
     let st = Stack::start(TestStackOptions::default()).await;
     let alice = st.user("alice").await;
     let bob = st.user("bob").await;
@@ -264,6 +266,7 @@ async fn management_errors_are_retried_a_bounded_number_of_times_then_count_as_o
 /// fast recipient has the message (and the sender its ack) before the slow one does.
 #[tokio::test]
 async fn a_slow_connection_does_not_hold_up_the_other_recipients() {
+    chat_tests::needs_backend!();
     let st = Stack::start(TestStackOptions::default()).await;
     let alice = st.user("alice").await;
     let bob = st.user("bob").await;
@@ -321,6 +324,7 @@ async fn a_slow_connection_does_not_hold_up_the_other_recipients() {
 /// and the chat has no gaps and no half-written messages.
 #[tokio::test]
 async fn dynamodb_unreachable_mid_burst_fails_sends_cleanly_and_retries_store_once() {
+    chat_tests::needs_backend!();
     let st = Stack::start(TestStackOptions::default().proxy_dynamodb()).await;
     let proxy = st.s.dynamodb_proxy();
     let alice = st.user("alice").await;
@@ -417,6 +421,7 @@ async fn dynamodb_unreachable_mid_burst_fails_sends_cleanly_and_retries_store_on
 /// clientMessageId after recovery stores it once.
 #[tokio::test]
 async fn rest_send_with_dynamodb_unreachable_is_a_retryable_503() {
+    chat_tests::needs_backend!();
     let st = Stack::start(TestStackOptions::default().proxy_dynamodb()).await;
     let api = chat_tests::api::Api::new(&st.s);
     let alice = api.register("Alice").await;
@@ -491,6 +496,7 @@ async fn rest_send_with_dynamodb_unreachable_is_a_retryable_503() {
 /// the budget, and the retry stores it once.
 #[tokio::test]
 async fn throttling_is_retried_with_backoff_within_a_bounded_budget() {
+    chat_tests::needs_backend!();
     let st = Stack::start(TestStackOptions::default().proxy_dynamodb()).await;
     let proxy = st.s.dynamodb_proxy();
     let alice = st.user("alice").await;
@@ -576,6 +582,7 @@ fn template_with_ws_message_timeout(secs: u64) -> chat_local::template::Template
 /// the same clientMessageId stores and delivers the message exactly once.
 #[tokio::test]
 async fn a_killed_function_fails_the_frame_and_the_retry_completes_the_send_once() {
+    chat_tests::needs_backend!();
     let opts = process_options();
     let bin_dir = opts.process_bin_dir.clone().unwrap();
     let st = Stack::start(opts).await;
@@ -625,6 +632,7 @@ async fn a_killed_function_fails_the_frame_and_the_retry_completes_the_send_once
 /// gets the message exactly once.
 #[tokio::test]
 async fn a_timeout_after_the_write_committed_is_completed_by_the_retry() {
+    chat_tests::needs_backend!();
     let mut opts = process_options();
     opts.template = Some(template_with_ws_message_timeout(2));
     let st = Stack::start(opts).await;
@@ -675,6 +683,7 @@ async fn a_timeout_after_the_write_committed_is_completed_by_the_retry() {
 /// the message by sync.
 #[tokio::test]
 async fn sns_unavailable_stores_and_delivers_and_reports_the_failed_offline_event() {
+    chat_tests::needs_backend!();
     let cap = chat_tests::capture::capture();
     let st = Stack::start(TestStackOptions::default().proxy_sns()).await;
     let proxy = st.s.sns_proxy();

@@ -286,6 +286,7 @@ fn texts_of(messages: &[Value]) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn export_contains_exactly_the_callers_data() {
+    chat_tests::needs_backend!();
     let stack = start(true).await;
     let api = Api::new(&stack);
     let (a, b) = tokio::join!(api.register("exa"), api.register("exb"));
@@ -395,6 +396,7 @@ async fn export_contains_exactly_the_callers_data() {
 
 #[tokio::test]
 async fn export_pages_are_bounded_and_complete() {
+    chat_tests::needs_backend!();
     let stack = start(false).await;
     let api = Api::new(&stack);
     let a = api.register("pga").await;
@@ -457,6 +459,7 @@ where
 
 #[tokio::test]
 async fn deleting_an_account_makes_it_unusable_and_purges_it() {
+    chat_tests::needs_backend!();
     let stack = start(true).await;
     let api = Api::new(&stack);
     let (a, b, c) = tokio::join!(
@@ -691,6 +694,7 @@ async fn deleting_an_account_makes_it_unusable_and_purges_it() {
 
 #[tokio::test]
 async fn a_repeated_or_partial_purge_is_safe() {
+    chat_tests::needs_backend!();
     // No SNS delivery: this test runs every purge step itself.
     let stack = start(false).await;
     let api = Api::new(&stack);

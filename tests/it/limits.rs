@@ -280,6 +280,7 @@ async fn text_and_names_at_their_limits() {
 
 #[tokio::test]
 async fn a_group_can_be_created_full_and_filled_97_at_a_time() {
+    chat_tests::needs_backend!();
     let stack = TestStack::start().await;
     let api = Api::new(&stack);
     let admin = api.register("admin").await;
@@ -476,6 +477,7 @@ const URL_CURSOR_BUDGET: usize = 8192;
 
 #[tokio::test]
 async fn the_rest_sync_cursor_of_a_user_in_300_chats_fits_a_url_and_is_accepted() {
+    chat_tests::needs_backend!();
     let stack = TestStack::start().await;
     let api = Api::new(&stack);
     let a = api.register("alice").await;

@@ -59,6 +59,7 @@ fn metric_def<'a>(record: &'a Value, name: &str) -> Option<&'a Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_logs_and_counts_what_happened() {
+    chat_tests::needs_backend!();
     let cap = capture();
     let s = TestStack::start().await;
     let tokens = TokenConfig::from_env(s.env()).unwrap();

@@ -18,6 +18,8 @@
 //! - [`openapi`]: `docs/openapi.yaml` parsed once ([`openapi::doc`]) and a response
 //!   checker against it.
 //! - [`capture`]: the process-wide capture of the functions' logs and EMF records.
+//! - [`remote`]: the remote mode (`CHAT_HTTP_URL`, `CHAT_WS_URL`): the same tests
+//!   against a running stack's public APIs; [`needs_backend!`] skips the others.
 //! - [`fakes`]: a local gateway with recording fake functions, for testing the gateway
 //!   itself without the real functions or a database.
 
@@ -27,6 +29,7 @@ pub mod capture;
 pub mod fakes;
 pub mod openapi;
 pub mod process;
+pub mod remote;
 pub mod seed;
 pub mod stack;
 pub mod ws;
