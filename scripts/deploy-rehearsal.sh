@@ -155,6 +155,9 @@ deploy prod "$(stack_name prod)" yes_pipe
 # The branches samconfig's environments leave off: both push platforms set, and an
 # account whose API Gateway logging role already exists. parameter_overrides given on
 # the command line replace samconfig's list, so the list is passed whole.
+say "   prod guard rails (scripts/protect-prod-stack.sh, as the deploy workflow runs it)"
+"$root/scripts/protect-prod-stack.sh" "$(stack_name prod)" us-east-1
+
 say "5/6 deploy dev with push ARNs set, ConfigureApiGatewayLogsRole=false, an alarm e-mail and reserved concurrency"
 mapfile -t variant < <("$py" - "$root/scripts" <<'PY'
 import sys
