@@ -543,6 +543,12 @@ impl Gateway {
                 &format!("/{stage}/@connections/{{id}}"),
                 any(management::connection),
             )
+            // The form AWS's guide documents (and curl/Postman users send): `@`
+            // percent-encoded; the id is percent-decoded either way.
+            .route(
+                &format!("/{stage}/%40connections/{{id}}"),
+                any(management::connection),
+            )
             .route(
                 "/_local/faults",
                 get(management::list_faults)
