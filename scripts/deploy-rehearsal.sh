@@ -48,7 +48,7 @@ say() { echo "rehearsal: $*" >&2; }
 py="$venv/bin/python"
 moto_py="$local_dir/venv/bin/python"
 
-say "1/5 deploy checks"
+say "1/6 deploy checks"
 # REHEARSAL_SKIP_CHECKS=1 skips them, to see the deploy itself fail on a blocker.
 if [ "${REHEARSAL_SKIP_CHECKS:-}" != 1 ]; then
   "$py" "$root/scripts/deploy_checks.py"
@@ -94,7 +94,7 @@ printf '[default]\nregion = us-east-1\ns3 =\n    addressing_style = path\n' >"$A
 : >"$AWS_SHARED_CREDENTIALS_FILE"
 export SAM_CLI_TELEMETRY=0 SAM_CLI_POLL_DELAY=1
 
-say "2/5 sam build ($mode)"
+say "2/6 sam build ($mode)"
 build_start=$(date +%s)
 if [ "$mode" = standin ]; then
   shim="$work/shim"
@@ -146,16 +146,16 @@ deploy() {
 
 stack_name() { "$py" -c 'import sys,tomllib; print(tomllib.load(open(sys.argv[1],"rb"))[sys.argv[2]]["global"]["parameters"]["stack_name"])' "$repo/samconfig.toml" "$1"; }
 
-say "3/5 deploy dev"
+say "3/6 deploy dev"
 deploy dev "$(stack_name dev)" env
-say "4/5 deploy prod (confirming the change set as an operator would)"
+say "4/6 deploy prod (confirming the change set as an operator would)"
 yes_pipe() { (set +o pipefail; yes y | "$@"); }
 deploy prod "$(stack_name prod)" yes_pipe
 
 # The branches samconfig's environments leave off: both push platforms set, and an
 # account whose API Gateway logging role already exists. parameter_overrides given on
 # the command line replace samconfig's list, so the list is passed whole.
-say "5/5 deploy dev with push ARNs set and ConfigureApiGatewayLogsRole=false"
+say "5/6 deploy dev with push ARNs set, ConfigureApiGatewayLogsRole=false, an alarm e-mail and reserved concurrency"
 mapfile -t variant < <("$py" - "$root/scripts" <<'PY'
 import sys
 sys.path.insert(0, sys.argv[1])
@@ -163,11 +163,18 @@ import deploy_checks as d
 o = d.overrides("dev")
 o.update(d.SAMPLE_PUSH_ARNS)
 o["ConfigureApiGatewayLogsRole"] = "false"
+o["AlarmEmail"] = "oncall@example.com"
+o["AsyncReservedConcurrency"] = "5"
 for k, v in o.items():
     print(f"{k}={v}")
 PY
 )
-with_variant() { "$@" --stack-name chat-rehearsal-push --s3-prefix chat-rehearsal-push --parameter-overrides "${variant[@]}"; }
+# ... deployed as .github/workflows/deploy.yml does it (--role-arn, no prompt, no bar).
+with_variant() {
+  "$@" --stack-name chat-rehearsal-push --s3-prefix chat-rehearsal-push --parameter-overrides "${variant[@]}" \
+    --region us-east-1 --role-arn arn:aws:iam::123456789012:role/chat-pipeline-CloudFormationExecutionRole \
+    --no-confirm-changeset --no-progressbar
+}
 deploy dev chat-rehearsal-push with_variant
 "$py" - "$work/out/transformed-chat-rehearsal-push.json" "$root/scripts" <<'PY'
 import json, sys
@@ -187,6 +194,45 @@ for want in ("arn:aws:sns:us-east-1:123456789012:endpoint/APNS/chat-apns/*",
     if want not in text:
         sys.exit(f"PUSH POLICY: the push notifier may not publish to {want}")
 print("  push notifier may publish to the APNs and FCM endpoints of the given applications")
+import os
+out = os.path.dirname(sys.argv[1])
+given = json.load(open(os.path.join(out, "parameters-chat-rehearsal-push.json")))
+pv = d.parameter_values(json.load(open(os.path.join(out, "received-chat-rehearsal-push.json"))), given)
+for fn in ("PushNotifierFunction", "AccountPurgerFunction"):
+    got = d.evaluate(t, t["Resources"][fn]["Properties"].get("ReservedConcurrentExecutions"), pv)
+    if str(got) != "5":
+        sys.exit(f"GUARD RAILS: {fn} ReservedConcurrentExecutions is {got!r}, expected 5")
+sub = t["Resources"].get("AlarmEmailSubscription", {}).get("Properties", {})
+if d.evaluate(t, sub.get("Endpoint"), pv) != "oncall@example.com" or sub.get("Protocol") != "email":
+    sys.exit(f"GUARD RAILS: no e-mail subscription to AlarmTopic: {sub}")
+print("  async functions reserve 5 each; AlarmTopic has the e-mail subscription")
+PY
+
+say "6/6 deploy the CI/CD bootstrap (infra/pipeline-bootstrap.yaml), as docs/deployment.md says"
+if ! (cd "$repo" && "$venv/bin/sam" deploy --template-file infra/pipeline-bootstrap.yaml \
+       --stack-name chat-pipeline --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset \
+       --region us-east-1 --parameter-overrides GitHubRepository=example/chat) >"$work/deploy-pipeline.log" 2>&1; then
+  tail -30 "$work/deploy-pipeline.log" >&2
+  say "FAILED: the CI/CD bootstrap stack"
+  exit 1
+fi
+"$moto_py" - "$moto_url" <<'PY'
+import sys, boto3
+from moto.cloudformation.parsing import get_model_map
+kw = dict(endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+cfn, iam = boto3.client("cloudformation", **kw), boto3.client("iam", **kw)
+st = cfn.describe_stacks(StackName="chat-pipeline")["Stacks"][0]
+if st["StackStatus"] != "CREATE_COMPLETE":
+    sys.exit(f"PIPELINE: chat-pipeline is {st['StackStatus']}")
+res = cfn.list_stack_resources(StackName="chat-pipeline")["StackResourceSummaries"]
+roles = [r for r in res if r["ResourceType"] == "AWS::IAM::Role"]
+for r in roles:
+    doc = iam.get_role(RoleName=r["PhysicalResourceId"])["Role"]["AssumeRolePolicyDocument"]
+    print(f"  {r['LogicalResourceId']}: trusts {[s.get('Condition', {}).get('StringEquals', {}).get('token.actions.githubusercontent.com:sub') or s['Principal'] for s in doc['Statement']]}")
+if len(roles) != 3:
+    sys.exit(f"PIPELINE: expected 3 roles, moto created {len(roles)}")
+stubbed = sorted({t for t in ["AWS::IAM::OIDCProvider"] if t not in get_model_map()})
+print(f"  stack chat-pipeline: {st['StackStatus']}; STUBBED by moto: {', '.join(stubbed) or 'none'}")
 PY
 
 say "ok in $(( $(date +%s) - start )) s (sam build $build_secs s, $mode)"

@@ -4,26 +4,27 @@
 // the WebSocket API (docs/protocol.md) for everything live: sending with messageAck,
 // delivery and read receipts, typing, presence, catch-up sync after a reconnect.
 //
-// Safety rule of this file: user data (names, messages, error texts) only ever reaches
-// the page through `textContent` / attributes set with `setAttribute` on elements made
-// by `el()`; nothing is parsed as HTML.
+// Safety rule: user data (names, messages, error texts) only ever reaches the page
+// through `textContent` / attributes set by `el()` (views/dom.js); nothing is parsed as
+// HTML.
 //
-// The pure parts live in lib/: the server's limits and which transport a text takes
-// (lib/limits.js), the ordered, persisted outbox (lib/outbox.js), the message store
-// (lib/store.js) and words and shapes (lib/format.js); `node --test web/test/unit/`
-// checks them.
+// This file holds the page's state and decides what happens; the rest is in modules:
+// lib/api.js (HTTP requests, errors in words), lib/socket.js (the WebSocket),
+// lib/limits.js (the server's limits, which transport a text takes, the frame budget),
+// lib/outbox.js (the ordered, persisted outbox), lib/store.js (a chat's messages),
+// lib/format.js (times, links, words), views/render.js (chat items, bubbles,
+// separators as DOM) and views/dom.js. `node --test web/test/unit/` checks lib/.
 
 import { ApiError, request, words } from './lib/api.js';
 import { Socket } from './lib/socket.js';
+import { $, debounce, el } from './views/dom.js';
+import { avatar as avatarView, chatItem, messageBubble, separator, systemMessage } from './views/render.js';
 import { charCount, limitsFrom, sendMessageFrame, transportFor, DEFAULT_LIMITS } from './lib/limits.js';
 import { Outbox } from './lib/outbox.js';
 import { contiguousTop, firstUnread, maxPos, minPos, newStore, ordered } from './lib/store.js';
 import {
-  clockTime,
   dayKey,
   dayLabel,
-  folded,
-  linkify,
   listTime,
   systemText as formatSystem,
   systemUserIds,
@@ -39,25 +40,6 @@ const PING_EVERY_MS = 4 * 60 * 1000;
 const ACK_TIMEOUT_MS = 15000; // a sent message with no answer by then is sent again
 
 // ------------------------------------------------------------------ small helpers
-
-const $ = (id) => document.getElementById(id);
-
-/** An element with attributes and children (strings become text nodes). */
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === 'class') node.className = v;
-    else if (k === 'text') node.textContent = v;
-    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v === true ? '' : String(v));
-  }
-  for (const c of children) {
-    if (c === null || c === undefined || c === false) continue;
-    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return node;
-}
 
 function clientId() {
   if (crypto.randomUUID) return crypto.randomUUID();
@@ -77,14 +59,6 @@ function lastSeenText(p) {
     return `last seen today at ${d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}`;
   }
   return `last seen ${d.toLocaleDateString([], { month: 'short', day: 'numeric' })}`;
-}
-
-function debounce(fn, ms) {
-  let t;
-  return (...args) => {
-    clearTimeout(t);
-    t = setTimeout(() => fn(...args), ms);
-  };
 }
 
 // ------------------------------------------------------------------ state
@@ -520,17 +494,9 @@ function loadProfiles() {
 
 // ------------------------------------------------------------------ chat list
 
-/** A round avatar with the chat's initial; direct chats get a presence dot on it. */
+/** A chat's avatar (views/render.js) with its partner's presence. */
 function avatar(c, p) {
-  const initial = Array.from(chatName(c).trim())[0] || '?';
-  return el(
-    'span',
-    { class: `avatar${c.kind === 'group' ? ' group' : ''}`, 'aria-hidden': 'true' },
-    el('span', { class: 'initial', text: initial.toUpperCase() }),
-    c.kind === 'direct'
-      ? el('span', { class: `dot${p && p.online ? ' online' : ''}`, title: p ? lastSeenText(p) : undefined })
-      : null,
-  );
+  return avatarView({ name: chatName(c), group: c.kind === 'group', online: !!(p && p.online), presenceText: p ? lastSeenText(p) : undefined });
 }
 
 function renderChatList() {
@@ -555,39 +521,21 @@ function renderChatList() {
         if (held && held.system) preview = systemText(held);
       }
     } else preview = 'No messages yet';
-    return el(
-      'li',
-      {},
-      el(
-        'button',
-        {
-          type: 'button',
-          class: `chat-item${c.chatId === current ? ' active' : ''}`,
-          'data-chat-id': c.chatId,
-          'aria-current': c.chatId === current ? 'true' : undefined,
-          onclick: () => openChat(c.chatId),
-        },
-        avatar(c, p),
-        el(
-          'span',
-          { class: 'chat-item-main' },
-          el(
-            'span',
-            { class: 'chat-item-top' },
-            el('span', { class: 'chat-item-name', text: chatName(c) }),
-            c.muted ? el('span', { class: 'muted-icon', title: 'Muted', 'aria-label': 'muted', text: '🔕' }) : null,
-            el('span', { class: 'chat-item-time muted', text: c.lastMessage ? listTime(c.lastMessage.sentAt) : '' }),
-          ),
-          el(
-            'span',
-            { class: 'chat-item-bottom' },
-            el('span', { class: `chat-item-preview${typers ? ' typing-text' : ''}`, text: preview }),
-            c.unreadCount > 0 && c.chatId !== current
-              ? el('span', { class: 'badge', 'aria-label': `${c.unreadCount} unread`, text: String(c.unreadCount) })
-              : null,
-          ),
-        ),
-      ),
+    return chatItem(
+      {
+        chatId: c.chatId,
+        name: chatName(c),
+        group: c.kind === 'group',
+        online: !!(p && p.online),
+        presenceText: p ? lastSeenText(p) : undefined,
+        muted: !!c.muted,
+        time: c.lastMessage ? listTime(c.lastMessage.sentAt) : '',
+        preview,
+        typing: !!typers,
+        unread: c.chatId !== current ? c.unreadCount : 0,
+        active: c.chatId === current,
+      },
+      () => openChat(c.chatId),
     );
   });
   list.replaceChildren(...items);
@@ -860,6 +808,7 @@ async function toggleMute() {
   try {
     const r = await api('PATCH', `/chats/${encodeURIComponent(c.chatId)}/members/me`, { muted: !c.muted });
     c.muted = r && typeof r.muted === 'boolean' ? r.muted : !c.muted;
+    mutedChangedAt.set(c.chatId, Date.now());
     renderInfo();
     renderChatList();
   } catch (e) {
@@ -1012,9 +961,16 @@ function closeChat() {
   renderConversation();
 }
 
+/** chatId -> when this page last changed the chat's mute setting. */
+const mutedChangedAt = new Map();
+
 async function loadDetail(chatId) {
+  const started = Date.now();
   try {
     const d = await api('GET', `/chats/${encodeURIComponent(chatId)}`);
+    // A detail read before our own mute change answered must not undo it on screen.
+    const c = chats.get(chatId);
+    if (c && (mutedChangedAt.get(chatId) || 0) >= started) d.muted = c.muted;
     upsertChat(d);
   } catch (e) {
     banner(`Could not load the chat: ${e.message}`);
@@ -1251,18 +1207,12 @@ function renderMessages({ toBottom = false } = {}) {
 function separatorNode(key, cls, text) {
   let node = msgNodes.get(key);
   if (node && node.textContent === text) return node;
-  const fresh = el('li', { class: `separator ${cls}`, role: cls === 'day-separator' ? 'separator' : undefined }, el('span', { text }));
+  const fresh = separator(cls, text);
   if (node) node.replaceWith(fresh);
   msgNodes.set(key, fresh);
   return fresh;
 }
 
-/** A text as nodes: http(s) links clickable (new tab, no referrer, no opener), the rest text. */
-function textNodes(text) {
-  return linkify(text).map((part) =>
-    part.href ? el('a', { href: part.href, target: '_blank', rel: 'noopener noreferrer', text: part.text }) : part.text,
-  );
-}
 
 /** A system message in words, with member names (lib/format.js). */
 function systemText(m) {
@@ -1276,47 +1226,21 @@ function messageNode(chatId, c, m, key, prevSender) {
   const sig = JSON.stringify([m.position, m.text, sys, m.failed, own ? ownState(chatId, m) : 0, prevSender === m.senderId, nameOf(m.senderId)]);
   if (node && node.dataset.sig === sig) return node;
   let fresh;
-  if (m.kind === 'system') {
-    fresh = el('li', { class: 'msg system', 'data-position': m.position }, el('span', { class: 'text', text: sys }));
-  } else {
-    const st = own ? ownState(chatId, m) : null;
+  if (m.kind === 'system') fresh = systemMessage(m.position, sys);
+  else {
     const showName = !own && c && c.kind === 'group' && prevSender !== m.senderId;
-    const short = folded(m.text || '');
-    fresh = el(
-      'li',
+    fresh = messageBubble(
       {
-        class: `msg${own ? ' own' : ''}`,
-        'data-position': m.position || undefined,
-        'data-state': st ? st.state : undefined,
-        'data-client-id': own ? m.clientMessageId : undefined,
+        position: m.position,
+        clientMessageId: m.clientMessageId,
+        own,
+        text: m.text,
+        sentAt: m.sentAt,
+        senderName: showName ? nameOf(m.senderId) : null,
+        state: own ? ownState(chatId, m) : null,
       },
-      el(
-        'div',
-        { class: 'bubble' },
-        showName ? el('div', { class: 'sender', text: nameOf(m.senderId) }) : null,
-        el('div', { class: `text${short ? ' folded' : ''}` }, ...textNodes(m.text || '')),
-        short
-          ? el('button', {
-              type: 'button',
-              class: 'link read-more',
-              text: 'Read more',
-              onclick: (ev) => {
-                ev.stopPropagation();
-                const t = ev.currentTarget.previousElementSibling;
-                t.classList.remove('folded');
-                ev.currentTarget.remove();
-              },
-            })
-          : null,
-        el(
-          'div',
-          { class: 'meta' },
-          el('time', { datetime: m.sentAt || undefined, title: m.sentAt ? new Date(m.sentAt).toLocaleString() : undefined, text: m.sentAt ? clockTime(m.sentAt) : '' }),
-          st ? el('span', { class: 'status', 'aria-label': st.label, title: st.label }, el('span', { class: 'ticks', 'aria-hidden': 'true' }), el('span', { class: 'status-label', text: st.label })) : null,
-        ),
-      ),
+      () => retry(chatId, m.clientMessageId),
     );
-    if (own && m.failed) fresh.addEventListener('click', () => retry(chatId, m.clientMessageId));
   }
   fresh.dataset.sig = sig;
   if (node) node.replaceWith(fresh);

@@ -15,7 +15,8 @@
 //!   in the local gateway; [`telemetry`]: structured logs.
 //! - [`lifecycle`]: account deletion (the synchronous start and the resumable purge).
 //! - [`http`]: the REST edge (routing, JSON bodies, responses) every HTTP function uses;
-//!   [`cursor`]: every opaque cursor the API hands out.
+//!   [`cursor`]: every opaque cursor the API hands out; [`ws`]: the WebSocket edge
+//!   (connection id, frame text, the route's answer).
 
 pub mod auth;
 pub mod aws;
@@ -34,5 +35,6 @@ pub mod model;
 pub mod protocol;
 pub mod store;
 pub mod telemetry;
+pub mod ws;
 
 pub use error::ApiError;

@@ -129,6 +129,12 @@ impl ChatServices {
         Ok(Self::new(store, tokens, management, sns, topic))
     }
 
+    /// [`ChatServices::from_env`] as a function's init step
+    /// ([`crate::function::with_state`]).
+    pub async fn init(env: Env) -> Result<Self, lambda_runtime::Error> {
+        Ok(Self::from_env(&env).await?)
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }

@@ -579,7 +579,9 @@ describe('web client in a real browser', { timeout: 10 * 60 * 1000 }, () => {
     await a.waitForFunction(() => document.querySelector('#chat-list .chat-item.active .chat-item-preview')?.textContent === 'You removed Carol');
     // Mute: the list shows it.
     await a.click('#info-mute');
-    await a.waitForFunction(() => document.getElementById('info-mute').textContent === 'Unmute');
+    await a.waitForFunction(() => document.getElementById('info-mute').textContent === 'Unmute').catch(async (e) => {
+      throw new Error(`${e.message}; button: ${await a.textContent('#info-mute')}; error: ${await a.textContent('#info-error')}`);
+    });
     await a.click('#info-close');
     await a.locator('#chat-list .chat-item.active .muted-icon').waitFor();
     // After a reload the removed member's name is still known.

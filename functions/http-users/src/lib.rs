@@ -19,7 +19,7 @@
 
 pub mod export;
 
-use chat_core::auth::{self, password, Authenticated, TokenConfig};
+use chat_core::auth::{self, password, Authenticated, LockoutRule, TokenConfig};
 use chat_core::config::{Env, Tables};
 use chat_core::error::ApiError;
 use chat_core::function::{BoxFuture, SharedFunction};
@@ -46,6 +46,9 @@ pub struct UsersState {
     pub tokens: TokenConfig,
     /// Account deletion (`DELETE /me`).
     pub lifecycle: Lifecycle,
+    /// The login's lockout rule: `DELETE /me` checks the password and shares the
+    /// counter.
+    pub lockout: LockoutRule,
 }
 
 impl SignIn for UsersState {
@@ -56,11 +59,6 @@ impl SignIn for UsersState {
         &self.store
     }
 }
-
-/// Failed password checks in a row that lock the account, and for how long (the
-/// login's rule, see `http-auth`): `DELETE /me` shares the counter.
-pub const LOCK_THRESHOLD: u32 = 5;
-pub const LOCK_MS: i64 = 15 * 60 * 1000;
 
 /// Build the function from its environment (at init).
 pub fn build(env: Env) -> BoxFuture<'static, Result<SharedFunction, Error>> {
@@ -73,6 +71,7 @@ pub fn build(env: Env) -> BoxFuture<'static, Result<SharedFunction, Error>> {
             ),
             tokens: TokenConfig::from_env(&env)?,
             lifecycle: Lifecycle::from_env(&env).await?,
+            lockout: LockoutRule::from_env(&env)?,
         };
         Ok(router(state).into_function())
     })
@@ -226,13 +225,6 @@ struct DeleteMeBody {
     password: String,
 }
 
-fn wrong_password() -> ApiError {
-    ApiError::auth_failed(
-        "invalid_credentials",
-        "the password is not right (after 5 failures in a row the account is locked for 15 minutes)",
-    )
-}
-
 /// `DELETE /me`.
 pub async fn delete_me(
     s: Arc<UsersState>,
@@ -248,18 +240,18 @@ pub async fn delete_me(
         .filter(|a| !a.deleted)
         .ok_or_else(|| ApiError::Unauthorized(auth::bearer::REVOKED.into()))?;
     let now = now_millis();
-    let locked = account.locked_until.is_some_and(|until| until > now);
+    let locked = LockoutRule::is_locked(&account, now);
     let stored = (!locked).then(|| account.password_hash.clone());
     let matches = password::verify(password, stored)
         .await
         .map_err(ApiError::internal)?;
     if !matches {
         if !locked {
-            s.store
-                .record_failed_login(&account.user_id, now, LOCK_THRESHOLD, LOCK_MS)
+            s.lockout
+                .record_failure(&s.store, &account.user_id, now)
                 .await?;
         }
-        return Err(wrong_password());
+        return Err(s.lockout.refusal("the password is not right"));
     }
     let started = s.lifecycle.begin_deletion(&account).await?;
     Ok(edge::json(202, &started))
