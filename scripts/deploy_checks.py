@@ -23,9 +23,11 @@ CI red with its name:
 - CORS: the HTTP API exposes `Retry-After` to browsers.
 - RECURSIVE LOOP: a function that publishes to a topic that triggers it sets
   `RecursiveLoop: Allow` (Lambda stops such chains after ~16 hops otherwise).
-- SECRET IN CONFIGURATION (a warning for now): no function environment should hold a
-  `{{resolve:secretsmanager}}` dynamic reference (the resolved secret is readable in
-  the function's configuration, and a rotation does not reach it).
+- KEY ROTATION: a secret resolved into a function's environment is pinned to a version
+  stage from a parameter, so that a rotation deployed with a new stage label reaches
+  every function (an unchanged dynamic reference is never resolved again).
+- SECRET IN CONFIGURATION (a warning for now): the resolved secret is readable in the
+  function's configuration; reading it at init by ARN would keep it out.
 
 It also carries the template tooling the deploy rehearsal's CloudFormation stand-in
 uses (scripts/rehearsal_cfn.py): a loader for the short-form intrinsic tags and
@@ -311,6 +313,44 @@ def language_extensions(template, given):
     return t
 
 
+NO_VALUE = object()
+
+
+def resolve_conditions(template, given):
+    """Fn::If resolved and AWS::NoValue dropped (from lists and mappings) wherever the
+    condition depends only on parameters, as CloudFormation does when it creates the
+    stack. The rehearsal applies it before handing the template to moto, whose
+    CloudFormation leaves a None in a list where the NoValue was."""
+    t = copy.deepcopy(template)
+    params = parameter_values(t, given)
+
+    def walk(node):
+        fn, arg = intrinsic(node)
+        if fn == "Fn::If":
+            try:
+                chosen = arg[1] if condition(t, arg[0], params) else arg[2]
+                return walk(chosen)
+            except Unresolved:
+                pass
+        if fn == "Ref" and arg == "AWS::NoValue":
+            return NO_VALUE
+        if isinstance(node, dict):
+            out = {}
+            for k, v in node.items():
+                w = walk(v)
+                if w is not NO_VALUE:
+                    out[k] = w
+            return out
+        if isinstance(node, list):
+            return [w for w in (walk(v) for v in node) if w is not NO_VALUE]
+        return node
+
+    t["Resources"] = walk(t["Resources"])
+    if "Outputs" in t:
+        t["Outputs"] = walk(t["Outputs"])
+    return t
+
+
 # ----------------------------------------------------------------- references
 
 
@@ -502,7 +542,31 @@ def check_no_secret_in_configuration(template):
             if r.get("Type") in ("AWS::Serverless::Function", "AWS::Lambda::Function")]:
         for name, value in (env or {}).get("Variables", {}).items():
             if "{{resolve:secretsmanager" in json.dumps(value):
-                errors.append(f"SECRET IN CONFIGURATION: {where} Environment.{name} resolves a Secrets Manager secret into the function configuration (readable with lambda:GetFunctionConfiguration; a rotation does not reach it). Pass the secret's ARN and read it at init.")
+                errors.append(f"SECRET IN CONFIGURATION: {where} Environment.{name} resolves a Secrets Manager secret into the function configuration (readable with lambda:GetFunctionConfiguration). Reading it at init by ARN would keep it out.")
+    return errors
+
+
+def check_key_rotation(template):
+    """A secret resolved into configuration must be pinned to a parameter (its version
+    stage), or a rotation never reaches the functions: CloudFormation resolves an
+    unchanged dynamic reference only once."""
+    errors = []
+    envs = [("Globals", template.get("Globals", {}).get("Function", {}).get("Environment", {}))] + [
+        (k, r.get("Properties", {}).get("Environment", {})) for k, r in template["Resources"].items()
+        if r.get("Type") in ("AWS::Serverless::Function", "AWS::Lambda::Function")]
+    params = set(template.get("Parameters", {}))
+    for where, env in envs:
+        for name, value in (env or {}).get("Variables", {}).items():
+            text = json.dumps(value)
+            for ref in re.findall(r"\{\{resolve:secretsmanager:([^}]*(?:\}[^}][^}]*)*)\}\}", text):
+                segments = ref.split(":SecretString:", 1)[-1].split(":")
+                pinned = len(segments) >= 2 and any(
+                    m in params for m in re.findall(r"\$\{([^}]+)", ":".join(segments[1:])))
+                if not pinned:
+                    errors.append(
+                        f"KEY ROTATION: {where} Environment.{name} resolves {{{{resolve:secretsmanager:{ref}}}}} "
+                        f"without a version stage taken from a parameter: CloudFormation never resolves an "
+                        f"unchanged reference again, so a rotated key would not reach the functions.")
     return errors
 
 
@@ -522,8 +586,9 @@ def main(argv):
     errors += ws_errors
     errors += check_cors(template)
     errors += check_recursive_loops(template)
-    # Not failing yet: the functions still receive the key through a dynamic reference
-    # (docs/deployment.md, "The JWT signing key"); issue 17 asks for the read at init.
+    errors += check_key_rotation(template)
+    # Not failing: the functions receive the key through a pinned dynamic reference
+    # (docs/deployment.md, "The JWT signing key"); the read at init is not built yet.
     for w in check_no_secret_in_configuration(template):
         print("WARNING (known, not failing): " + w, file=sys.stderr)
     for e in errors:
@@ -532,7 +597,7 @@ def main(argv):
     if errors:
         print(f"deploy_checks: FAILED ({len(errors)} finding(s))", file=sys.stderr)
         return 1
-    print(f"deploy_checks: ok (samconfig, eager Fn::Select over {n} parameter combinations, stage/logs-role order, WebSocket deployment hash, CORS, recursive loops)", file=sys.stderr)
+    print(f"deploy_checks: ok (samconfig, eager Fn::Select over {n} parameter combinations, stage/logs-role order, WebSocket deployment hash, CORS, recursive loops, key rotation)", file=sys.stderr)
     return 0
 
 

@@ -40,6 +40,8 @@ export SAM_CLI_TELEMETRY=0
 status=0
 echo "cfn-lint $("$venv/bin/cfn-lint" --version | awk '{print $2}') infra/template.yaml" >&2
 "$venv/bin/cfn-lint" --non-zero-exit-code informational -- "$template" || status=1
+echo "cfn-lint infra/pipeline-bootstrap.yaml (CI/CD bootstrap: GitHub OIDC deploy roles)" >&2
+"$venv/bin/cfn-lint" --non-zero-exit-code informational -- "$root/infra/pipeline-bootstrap.yaml" || status=1
 echo "sam validate --lint -t infra/template.yaml" >&2
 "$venv/bin/sam" validate --lint --template-file "$template" --region "$AWS_DEFAULT_REGION" || status=1
 if [ "$status" -ne 0 ]; then

@@ -84,6 +84,16 @@ impl DeliveryReport {
     }
 }
 
+/// Closing a user's connections ([`Poster::close_connections`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Closed {
+    pub closed: usize,
+    /// Already gone (410): forgotten.
+    pub gone: usize,
+    /// Listing or closing failed otherwise (or a gone one could not be forgotten).
+    pub failed: usize,
+}
+
 /// Posts frames to connections (the `@connections` API of this stack's WebSocket stage).
 #[derive(Debug, Clone)]
 pub struct Poster {
@@ -103,6 +113,56 @@ impl Poster {
             concurrency: 32,
             max_attempts: 3,
         }
+    }
+
+    /// Close every live WebSocket connection of `user` (log out everywhere, account
+    /// deletion). Best effort, never fails as a whole: what failed is counted in
+    /// [`Closed::failed`]. Every connection closed or already gone (410) is forgotten
+    /// at once (`$disconnect` forgets a closed one too, but may be slow or lost).
+    pub async fn close_connections(&self, user: &UserId) -> Closed {
+        let now = now_millis();
+        let mut out = Closed::default();
+        let conns = match self
+            .store
+            .presence_of(std::slice::from_ref(user), now)
+            .await
+        {
+            Ok(mut p) => p.remove(user).map(|p| p.connections).unwrap_or_default(),
+            Err(e) => {
+                crate::metrics::store_error(&e);
+                tracing::error!(error = %e, user = %user, "could not list connections to close");
+                out.failed += 1;
+                return out;
+            }
+        };
+        for id in conns {
+            match self
+                .client
+                .delete_connection()
+                .connection_id(id.as_str())
+                .send()
+                .await
+            {
+                Ok(_) => {
+                    out.closed += 1;
+                    if let Err(e) = self.store.forget_stale_connection(user, &id, now).await {
+                        tracing::warn!(error = %e, connection = %id, "could not forget a closed connection");
+                    }
+                }
+                Err(e) if e.as_service_error().is_some_and(|e| e.is_gone_exception()) => {
+                    out.gone += 1;
+                    if let Err(e) = self.store.forget_stale_connection(user, &id, now).await {
+                        tracing::warn!(error = %e, connection = %id, "could not forget a stale connection");
+                        out.failed += 1;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %aws_sdk_apigatewaymanagement::error::DisplayErrorContext(&e), connection = %id, "could not close a connection");
+                    out.failed += 1;
+                }
+            }
+        }
+        out
     }
 
     /// Post `frame` to every target, concurrently. Never fails as a whole: each post's

@@ -80,6 +80,38 @@ where
     )))
 }
 
+/// The `build` of a function over typed events (WebSocket routes, SNS subscriptions):
+/// `init` makes its state once, at init (clients, configuration); then each event goes
+/// to `handler` with the shared state. HTTP functions do the same through
+/// [`crate::http::Router::into_function`].
+///
+/// ```ignore
+/// pub fn build(env: Env) -> BoxFuture<'static, Result<SharedFunction, Error>> {
+///     function::with_state(Notifier::init(env), |n, event: SnsEvent, _ctx| async move {
+///         n.handle(event).await
+///     })
+/// }
+/// ```
+pub fn with_state<S, E, R, I, F, Fut>(
+    init: I,
+    handler: F,
+) -> BoxFuture<'static, Result<SharedFunction, Error>>
+where
+    S: Send + Sync + 'static,
+    I: Future<Output = Result<S, Error>> + Send + 'static,
+    E: DeserializeOwned + Send + 'static,
+    R: Serialize + Send + 'static,
+    F: Fn(Arc<S>, E, Context) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<R, Error>> + Send + 'static,
+{
+    Box::pin(async move {
+        let state = Arc::new(init.await?);
+        Ok(typed(move |event: E, ctx| {
+            handler(state.clone(), event, ctx)
+        }))
+    })
+}
+
 /// A function behind the HTTP API, written as a `lambda_http` handler.
 pub fn http<F, Fut>(f: F) -> SharedFunction
 where

@@ -8,20 +8,25 @@
 //!
 //! ```ignore
 //! let router = Router::new(state)
-//!     .route("POST /auth/register", register)
-//!     .route("GET /users/{userId}", get_user);
+//!     .route("POST /auth/register", register) // async fn(Arc<S>, Request)
+//!     .signed_in("GET /users/{userId}", get_user); // async fn(Arc<S>, Authenticated, Request)
 //! Ok(router.into_function())
 //! ```
+//!
+//! A [`Router::signed_in`] route checks the bearer access token before its handler runs
+//! (`401` without a valid one) and hands the handler the signed-in caller; the state
+//! says where tokens and accounts are through [`SignIn`].
 //!
 //! The route key is API Gateway's (`requestContext.routeKey`, e.g. `"GET
 //! /users/{userId}"`), so the router matches the templates the SAM template declares,
 //! never raw paths. The WebSocket edge is elsewhere.
 
+use crate::auth::bearer::{self, Authenticated};
+use crate::auth::tokens::TokenConfig;
 use crate::error::ApiError;
 use crate::function::{BoxFuture, SharedFunction};
 use crate::input::InvalidInput;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use crate::store::Store;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::de::DeserializeOwned;
@@ -187,25 +192,8 @@ pub fn user_agent(req: &Request) -> String {
         .collect()
 }
 
-/// An opaque pagination cursor: base64url of the JSON of `value`.
-pub fn encode_cursor<T: Serialize>(value: &T) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).unwrap_or_default())
-}
-
-/// The value inside a cursor made by [`encode_cursor`]; anything else is
-/// `400 validation_failed` on `field`.
-pub fn decode_cursor<T: DeserializeOwned>(raw: &str, field: &'static str) -> Result<T, ApiError> {
-    URL_SAFE_NO_PAD
-        .decode(raw)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| {
-            ApiError::Validation(InvalidInput::new(
-                field,
-                "is not a cursor this API returned",
-            ))
-        })
-}
+/// Opaque page cursors live in [`crate::cursor`]; these are its JSON ones.
+pub use crate::cursor::{decode as decode_cursor, encode as encode_cursor};
 
 // ------------------------------------------------------------------ routing
 
@@ -220,6 +208,13 @@ pub fn route_key(req: &Request) -> Option<&str> {
 type Handler<S> = Box<
     dyn Fn(Arc<S>, Request) -> BoxFuture<'static, Result<Response<Body>, ApiError>> + Send + Sync,
 >;
+
+/// State whose routes may be [`Router::signed_in`]: what the bearer check needs (the
+/// token keys, and the store that knows whether the account still accepts the token).
+pub trait SignIn: Send + Sync + 'static {
+    fn token_config(&self) -> &TokenConfig;
+    fn account_store(&self) -> &Store;
+}
 
 /// Dispatch on the route key to `async fn(Arc<S>, Request) -> Result<Response, ApiError>`
 /// handlers sharing a state `S` built at init.
@@ -245,6 +240,26 @@ impl<S: Send + Sync + 'static> Router<S> {
         self.routes
             .insert(key, Box::new(move |s, r| Box::pin(handler(s, r))));
         self
+    }
+
+    /// Add a route for signed-in callers only: the bearer access token is checked first
+    /// ([`bearer::authenticate`]: `401` without a valid one), then the handler gets the
+    /// caller.
+    pub fn signed_in<F, Fut>(self, key: &'static str, handler: F) -> Self
+    where
+        S: SignIn,
+        F: Fn(Arc<S>, Authenticated, Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Response<Body>, ApiError>> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.route(key, move |state: Arc<S>, req: Request| {
+            let handler = handler.clone();
+            async move {
+                let me =
+                    bearer::authenticate(&req, state.token_config(), state.account_store()).await?;
+                handler(state, me, req).await
+            }
+        })
     }
 
     /// Answer one request; errors become their responses here.

@@ -14,11 +14,14 @@
 //! - [`function`]: how a Lambda is packaged, so one value runs in AWS and in-process
 //!   in the local gateway; [`telemetry`]: structured logs.
 //! - [`lifecycle`]: account deletion (the synchronous start and the resumable purge).
-//! - [`http`]: the REST edge (routing, JSON bodies, responses) every HTTP function uses.
+//! - [`http`]: the REST edge (routing, JSON bodies, responses) every HTTP function uses;
+//!   [`cursor`]: every opaque cursor the API hands out; [`ws`]: the WebSocket edge
+//!   (connection id, frame text, the route's answer).
 
 pub mod auth;
 pub mod aws;
 pub mod config;
+pub mod cursor;
 pub mod delivery;
 pub mod error;
 pub mod function;
@@ -32,5 +35,6 @@ pub mod model;
 pub mod protocol;
 pub mod store;
 pub mod telemetry;
+pub mod ws;
 
 pub use error::ApiError;

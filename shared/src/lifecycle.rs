@@ -10,6 +10,7 @@
 //! again). Every step is idempotent, so redelivered or retried jobs are harmless.
 
 use crate::config::{ConfigError, Env};
+pub use crate::delivery::Closed;
 use crate::error::ApiError;
 use crate::ids::{ChatId, UserId};
 use crate::messaging::ChatServices;
@@ -101,21 +102,10 @@ pub enum PurgeOutcome {
     Missing,
 }
 
-/// Closing a user's connections.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Closed {
-    pub closed: usize,
-    /// Already gone (410): forgotten.
-    pub gone: usize,
-    /// The management API failed otherwise.
-    pub failed: usize,
-}
-
 /// The lifecycle services, built once at init.
 #[derive(Debug, Clone)]
 pub struct Lifecycle {
     services: ChatServices,
-    management: aws_sdk_apigatewaymanagement::Client,
     sns: aws_sdk_sns::Client,
     purge_topic_arn: String,
     pub config: LifecycleConfig,
@@ -124,14 +114,12 @@ pub struct Lifecycle {
 impl Lifecycle {
     pub fn new(
         services: ChatServices,
-        management: aws_sdk_apigatewaymanagement::Client,
         sns: aws_sdk_sns::Client,
         purge_topic_arn: impl Into<String>,
         config: LifecycleConfig,
     ) -> Self {
         Lifecycle {
             services,
-            management,
             sns,
             purge_topic_arn: purge_topic_arn.into(),
             config,
@@ -145,7 +133,6 @@ impl Lifecycle {
         let services = ChatServices::from_env(env).await?;
         Ok(Lifecycle::new(
             services,
-            crate::aws::management(&sdk, env)?,
             crate::aws::sns(&sdk, env),
             env.require("ACCOUNT_PURGE_TOPIC_ARN")?.to_owned(),
             LifecycleConfig::from_env(env)?,
@@ -206,53 +193,9 @@ impl Lifecycle {
         })
     }
 
-    /// Close every live WebSocket connection of `user` through the management API; a
-    /// connection already gone (410) is forgotten.
+    /// Close every live WebSocket connection of `user` ([`Poster::close_connections`]).
     pub async fn close_connections(&self, user: &UserId) -> Closed {
-        let now = now_millis();
-        let mut out = Closed::default();
-        let conns = match self
-            .store()
-            .presence_of(std::slice::from_ref(user), now)
-            .await
-        {
-            Ok(mut p) => p.remove(user).map(|p| p.connections).unwrap_or_default(),
-            Err(e) => {
-                tracing::error!(error = %e, "could not list connections to close");
-                out.failed += 1;
-                return out;
-            }
-        };
-        for id in conns {
-            match self
-                .management
-                .delete_connection()
-                .connection_id(id.as_str())
-                .send()
-                .await
-            {
-                Ok(_) => {
-                    out.closed += 1;
-                    // `$disconnect` forgets it too; doing it here keeps the purge from
-                    // seeing it again if that is slow.
-                    if let Err(e) = self.store().forget_stale_connection(user, &id, now).await {
-                        tracing::warn!(error = %e, connection = %id, "could not forget a closed connection");
-                    }
-                }
-                Err(e) if e.as_service_error().is_some_and(|e| e.is_gone_exception()) => {
-                    out.gone += 1;
-                    if let Err(e) = self.store().forget_stale_connection(user, &id, now).await {
-                        tracing::warn!(error = %e, connection = %id, "could not forget a stale connection");
-                        out.failed += 1;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %aws_sdk_apigatewaymanagement::error::DisplayErrorContext(&e), connection = %id, "could not close a connection");
-                    out.failed += 1;
-                }
-            }
-        }
-        out
+        self.services.poster().close_connections(user).await
     }
 
     /// Purge a deleted account until done or until `deadline` (the invocation's time

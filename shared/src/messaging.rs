@@ -12,6 +12,7 @@
 
 use crate::auth::tokens::TokenConfig;
 use crate::config::{ConfigError, Env, Tables};
+use crate::cursor::{PendingChat, SyncContinuation};
 use crate::delivery::{DeliveryReport, OfflinePublisher, PostOutcome, Poster, Target};
 use crate::error::ApiError;
 use crate::ids::{ChatId, ClientMessageId, ConnectionId, UserId};
@@ -23,9 +24,8 @@ use crate::protocol::{
     PROTOCOL_VERSION,
 };
 use crate::store::{MembershipChange, Store, StoreError};
-use base64::Engine;
 use futures::stream::{self, StreamExt};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 
 /// Bytes of messages one WebSocket `syncResult` may carry: the 128 KB frame less room
@@ -92,6 +92,15 @@ pub struct ChatServices {
     offline: OfflinePublisher,
 }
 
+impl crate::http::SignIn for ChatServices {
+    fn token_config(&self) -> &TokenConfig {
+        &self.tokens
+    }
+    fn account_store(&self) -> &Store {
+        &self.store
+    }
+}
+
 impl ChatServices {
     pub fn new(
         store: Store,
@@ -118,6 +127,12 @@ impl ChatServices {
         let sns = crate::aws::sns(&sdk, env);
         let topic = env.require("OFFLINE_TOPIC_ARN")?.to_owned();
         Ok(Self::new(store, tokens, management, sns, topic))
+    }
+
+    /// [`ChatServices::from_env`] as a function's init step
+    /// ([`crate::function::with_state`]).
+    pub async fn init(env: Env) -> Result<Self, lambda_runtime::Error> {
+        Ok(Self::from_env(&env).await?)
     }
 
     pub fn store(&self) -> &Store {
@@ -601,7 +616,7 @@ impl ChatServices {
         // (chat, position the client has, whether the client knows the chat)
         let mut plan: Vec<(ChatId, u64, bool)> = match cursor {
             Some(raw) => {
-                let c = SyncCursor::decode(raw)?;
+                let c = SyncContinuation::decode(raw)?;
                 c.pending
                     .into_iter()
                     .filter(|p| memberships.contains_key(&p.chat_id))
@@ -717,7 +732,7 @@ impl ChatServices {
         let cursor = if pending.is_empty() {
             None
         } else {
-            Some(SyncCursor { v: 1, pending }.encode())
+            Some(SyncContinuation::new(pending).encode())
         };
         Ok(SyncResult {
             chats: out,
@@ -733,66 +748,9 @@ fn json_len<T: Serialize>(v: &T) -> usize {
         .unwrap_or(usize::MAX / 2)
 }
 
-/// The continuation of a sync: the chats still to send and from where. Opaque to
-/// clients (base64url of this JSON); membership is checked again on every page.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct SyncCursor {
-    v: u32,
-    pending: Vec<PendingChat>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct PendingChat {
-    #[serde(rename = "c")]
-    chat_id: ChatId,
-    #[serde(rename = "p")]
-    position: u64,
-    #[serde(rename = "k")]
-    known: bool,
-}
-
-impl SyncCursor {
-    fn encode(&self) -> String {
-        let json = serde_json::to_vec(self).unwrap_or_default();
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
-    }
-
-    fn decode(raw: &str) -> Result<Self, ApiError> {
-        let bad =
-            || ApiError::Validation(InvalidInput::new("cursor", "is not a valid sync cursor"));
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(raw)
-            .map_err(|_| bad())?;
-        let c: SyncCursor = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-        if c.v != 1 {
-            return Err(bad());
-        }
-        Ok(c)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_reject_garbage() {
-        let c = SyncCursor {
-            v: 1,
-            pending: vec![PendingChat {
-                chat_id: ChatId::new_group(),
-                position: 9,
-                known: false,
-            }],
-        };
-        let back = SyncCursor::decode(&c.encode()).unwrap();
-        assert_eq!(back.pending[0].position, 9);
-        assert!(!back.pending[0].known);
-        for bad in ["", "!!!", "e30", "eyJ2IjoyLCJwZW5kaW5nIjpbXX0"] {
-            let e = SyncCursor::decode(bad).unwrap_err();
-            assert_eq!(e.code(), "validation_failed", "{bad}");
-        }
-    }
 
     #[test]
     fn store_errors_map_to_client_codes() {

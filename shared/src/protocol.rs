@@ -73,6 +73,16 @@ impl ClientAction {
             ClientAction::Ping { .. } => "ping",
         }
     }
+
+    /// The send's idempotency key (errors answering a send carry it back).
+    pub fn client_message_id(&self) -> Option<&ClientMessageId> {
+        match self {
+            ClientAction::SendMessage {
+                client_message_id, ..
+            } => Some(client_message_id),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,7 +1,9 @@
-//! A small client of a [`TestStack`]'s HTTP API for end-to-end tests: register users
-//! through `POST /auth/register`, send JSON requests with a bearer token, open
-//! WebSocket connections with `?token=`. No assertions on the contract here; tests
-//! that check responses against `docs/openapi.yaml` do that themselves.
+//! The HTTP client of the end-to-end tests, for a stack's HTTP and WebSocket APIs:
+//! register users through `POST /auth/register`, send requests with a bearer token,
+//! open WebSocket connections with `?token=`. [`Api::send`] checks every answer against
+//! `docs/openapi.yaml` ([`Reply`] then has the status and the JSON body);
+//! [`Api::request`] does not (for tests that send what the document does not describe).
+//! It needs only the stack's two URLs, so it works the same against a remote stack.
 
 use crate::TestStack;
 use chat_core::ids::UserId;
@@ -23,19 +25,137 @@ pub const TEST_PASSWORD: &str = "correct horse battery staple";
 pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// An answer of the HTTP API: its status and its JSON body (`Null` if empty).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Reply {
+    /// `error.code` of an error answer ("" otherwise).
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+    /// `error.message` of an error answer ("" otherwise).
+    pub fn message(&self) -> &str {
+        self.body["error"]["message"].as_str().unwrap_or("")
+    }
+    /// `error.field` of an error answer ("" otherwise).
+    pub fn field(&self) -> &str {
+        self.body["error"]["field"].as_str().unwrap_or("")
+    }
+    /// The body, after asserting the status.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Value {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        self.body
+    }
+    /// Assert an error answer: its status, its stable code and a non-empty message.
+    #[track_caller]
+    pub fn expect_error(&self, status: u16, code: &str) {
+        assert_eq!(
+            (self.status, self.code()),
+            (status, code),
+            "body: {}",
+            self.body
+        );
+        assert!(
+            !self.message().is_empty(),
+            "error without a message: {}",
+            self.body
+        );
+    }
+    /// The body of an error answer, after [`Reply::expect_error`].
+    #[track_caller]
+    pub fn error(self, status: u16, code: &str) -> Value {
+        self.expect_error(status, code);
+        self.body
+    }
+}
+
 /// A client of one stack's HTTP and WebSocket APIs.
 #[derive(Clone)]
-pub struct Api<'a> {
-    stack: &'a TestStack,
+pub struct Api {
+    http_url: String,
+    ws_url: String,
     http: reqwest::Client,
 }
 
-impl<'a> Api<'a> {
-    pub fn new(stack: &'a TestStack) -> Self {
+impl Api {
+    /// A client of `stack` (local or remote).
+    pub fn new(stack: &TestStack) -> Self {
+        Self::at(stack.http_url(), stack.ws_url())
+    }
+
+    /// A client of the stack whose HTTP API is at `http_url` (the stage URL) and
+    /// whose WebSocket API is at `ws_url`.
+    pub fn at(http_url: &str, ws_url: &str) -> Self {
         Api {
-            stack,
-            http: reqwest::Client::new(),
+            http_url: http_url.trim_end_matches('/').to_owned(),
+            ws_url: ws_url.to_owned(),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()
+                .expect("an HTTP client"),
         }
+    }
+
+    /// The stage URL of the HTTP API.
+    pub fn http_url(&self) -> &str {
+        &self.http_url
+    }
+
+    /// `method path` with `raw` as the JSON body (sent as is); the answer must match
+    /// `docs/openapi.yaml` (panics with the mismatch otherwise).
+    pub async fn send(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        raw: Option<String>,
+    ) -> Reply {
+        let url = format!("{}{path}", self.http_url);
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("HTTP method");
+        let mut req = self.http.request(m, &url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = raw {
+            req = req.header("content-type", "application/json").body(b);
+        }
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("response body");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+        };
+        let path_only = path.split('?').next().unwrap_or(path);
+        if let Err(e) = crate::openapi::doc().check_response(method, path_only, status, &body) {
+            panic!("{method} {path}: {e}");
+        }
+        Reply { status, body }
+    }
+
+    /// [`Api::send`] with a JSON value as the body.
+    pub async fn send_json(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        self.send(token, method, path, body.map(|b| b.to_string()))
+            .await
     }
 
     /// Register a user with a unique name derived from `display_name`; panics unless
@@ -74,7 +194,8 @@ impl<'a> Api<'a> {
         }
     }
 
-    /// A JSON request to `path` (below the stage URL): (status, body; `Null` if empty).
+    /// A JSON request to `path` (below the stage URL), not checked against the
+    /// document: (status, body; `Null` if empty).
     pub async fn request(
         &self,
         token: Option<&str>,
@@ -82,7 +203,7 @@ impl<'a> Api<'a> {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let url = format!("{}{path}", self.stack.http_url());
+        let url = format!("{}{path}", self.http_url);
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("HTTP method");
         let mut req = self.http.request(method.clone(), &url);
         if let Some(t) = token {
@@ -119,7 +240,7 @@ impl<'a> Api<'a> {
 
     /// A WebSocket connection of `user` (token in the query string).
     pub async fn connect(&self, user: &ApiUser) -> Ws {
-        let url = format!("{}?token={}", self.stack.ws_url(), user.access_token);
+        let url = format!("{}?token={}", self.ws_url, user.access_token);
         tokio_tungstenite::connect_async(url)
             .await
             .unwrap_or_else(|e| panic!("WebSocket connect: {e}"))

@@ -12,6 +12,12 @@ use std::sync::OnceLock;
 /// The running backend's endpoints; panics with what to do when the tests were not
 /// started by `./dev test`.
 pub fn endpoints() -> BackendEndpoints {
+    if crate::remote::is_remote() {
+        panic!(
+            "this test needs backend access (DynamoDB Local / moto), which the remote mode \
+             does not give: start it with `chat_tests::needs_backend!();`"
+        );
+    }
     match BackendEndpoints::from_process_env() {
         Ok(e) => e,
         Err(e) => panic!("{e}"),

@@ -6,6 +6,10 @@
 //! [`TestStack::http_url`] like clients do and check side effects through
 //! [`TestStack::store`], [`TestStack::offline_messages`] and
 //! [`TestStack::push_messages`].
+//!
+//! In the remote mode ([`crate::remote`]) [`TestStack::start`] hands out the remote
+//! stack instead: its two URLs and nothing else. Everything that needs the backend
+//! panics there with a message naming [`crate::needs_backend!`].
 
 use crate::backend::{endpoints, template, unique_prefix};
 use chat_core::config::Env;
@@ -114,6 +118,14 @@ pub struct PushMessage {
 
 /// A running stack for one test (see the module documentation).
 pub struct TestStack {
+    http_url: String,
+    ws_url: String,
+    /// `None` in the remote mode.
+    local: Option<Local>,
+}
+
+/// What only a stack started here has.
+struct Local {
     gateway: Gateway,
     stack: ProvisionedStack,
     backend: BackendEndpoints,
@@ -128,12 +140,25 @@ pub struct TestStack {
 }
 
 impl TestStack {
-    /// A fresh stack with the real functions and API Gateway's limits.
+    /// A fresh stack with the real functions and API Gateway's limits (in the remote
+    /// mode: the remote stack).
     pub async fn start() -> TestStack {
+        if let Some(r) = crate::remote::remote() {
+            return TestStack {
+                http_url: r.http_url.clone(),
+                ws_url: r.ws_url.clone(),
+                local: None,
+            };
+        }
         Self::start_with(TestStackOptions::default()).await
     }
 
+    /// A fresh local stack started with `opts` (a test calling this needs the
+    /// backend: [`crate::needs_backend!`]).
     pub async fn start_with(opts: TestStackOptions) -> TestStack {
+        if crate::remote::is_remote() {
+            panic!("{NEEDS_BACKEND}");
+        }
         match Self::try_start(opts).await {
             Ok(s) => s,
             Err(e) => panic!("starting the test stack: {e:#}"),
@@ -209,73 +234,89 @@ impl TestStack {
         let db = chat_core::aws::dynamodb(&sdk, &aws);
         let store = Store::new(db, stack.tables.clone());
         Ok(TestStack {
-            gateway,
-            stack,
-            backend,
-            store,
-            env,
-            signing_key,
-            sqs,
-            observer_queue,
-            seen: Default::default(),
-            dynamodb_proxy,
-            sns_proxy,
+            http_url: gateway.http_url().to_owned(),
+            ws_url: gateway.ws_url().to_owned(),
+            local: Some(Local {
+                gateway,
+                stack,
+                backend,
+                store,
+                env,
+                signing_key,
+                sqs,
+                observer_queue,
+                seen: Default::default(),
+                dynamodb_proxy,
+                sns_proxy,
+            }),
         })
+    }
+
+    /// The local parts; panics in the remote mode.
+    fn local(&self) -> &Local {
+        self.local.as_ref().expect(NEEDS_BACKEND)
+    }
+
+    /// Whether this is a remote stack (only its public APIs are reachable).
+    pub fn is_remote(&self) -> bool {
+        self.local.is_none()
     }
 
     /// `ws://127.0.0.1:PORT/{stage}`: append `?token=...`.
     pub fn ws_url(&self) -> &str {
-        self.gateway.ws_url()
+        &self.ws_url
     }
     /// `http://127.0.0.1:PORT/{stage}`: append `/auth/register` etc.
     pub fn http_url(&self) -> &str {
-        self.gateway.http_url()
+        &self.http_url
     }
     /// The management endpoint (`WEBSOCKET_MANAGEMENT_ENDPOINT`).
     pub fn management_endpoint(&self) -> &str {
-        self.gateway.management_endpoint()
+        self.local().gateway.management_endpoint()
     }
     /// A store on this stack's tables.
     pub fn store(&self) -> &Store {
-        &self.store
+        &self.local().store
     }
     /// The environment the functions get (template globals resolved for this stack,
     /// AWS endpoints, credentials, the JWT key).
     pub fn env(&self) -> &Env {
-        &self.env
+        &self.local().env
     }
     /// The JWT signing key of this stack (to mint tokens in tests).
     pub fn signing_key(&self) -> &str {
-        &self.signing_key
+        &self.local().signing_key
     }
     pub fn prefix(&self) -> &str {
-        &self.stack.prefix
+        &self.local().stack.prefix
     }
     pub fn stack(&self) -> &ProvisionedStack {
-        &self.stack
+        &self.local().stack
     }
     pub fn backend(&self) -> &BackendEndpoints {
-        &self.backend
+        &self.local().backend
     }
     pub fn gateway(&self) -> &Gateway {
-        &self.gateway
+        &self.local().gateway
     }
     /// Fault injection for the management API (see `chat_local::gateway::faults`).
     pub fn faults(&self) -> &Faults {
-        self.gateway.faults()
+        self.local().gateway.faults()
     }
 
     /// The proxy between the functions and DynamoDB Local (started with
     /// [`TestStackOptions::proxy_dynamodb`]).
     pub fn dynamodb_proxy(&self) -> &AwsProxy {
-        self.dynamodb_proxy
+        self.local()
+            .dynamodb_proxy
             .as_ref()
             .expect("start the stack with TestStackOptions::proxy_dynamodb()")
     }
     /// The proxy between the functions and moto's SNS (started with
     /// [`TestStackOptions::proxy_sns`]).
     pub fn sns_proxy(&self) -> &AwsProxy {
-        self.sns_proxy
+        self.local()
+            .sns_proxy
             .as_ref()
             .expect("start the stack with TestStackOptions::proxy_sns()")
     }
@@ -284,9 +325,10 @@ impl TestStack {
     /// the log; returns how many arrived.
     async fn receive_offline(&self, wait_secs: i32) -> usize {
         let received = self
+            .local()
             .sqs
             .receive_message()
-            .queue_url(&self.observer_queue)
+            .queue_url(&self.local().observer_queue)
             .max_number_of_messages(10)
             .wait_time_seconds(wait_secs)
             .send()
@@ -296,7 +338,7 @@ impl TestStack {
         for m in received.messages.unwrap_or_default() {
             if let Some(body) = m.body.as_deref() {
                 if let Ok(n) = chat_local::gateway::events::sns_from_envelope(body) {
-                    self.seen.lock().await.push(OfflineMessage {
+                    self.local().seen.lock().await.push(OfflineMessage {
                         subject: n.subject,
                         json: serde_json::from_str(&n.message).unwrap_or(Value::Null),
                         message: n.message,
@@ -307,9 +349,10 @@ impl TestStack {
             }
             if let Some(r) = m.receipt_handle {
                 let _ = self
+                    .local()
                     .sqs
                     .delete_message()
-                    .queue_url(&self.observer_queue)
+                    .queue_url(&self.local().observer_queue)
                     .receipt_handle(r)
                     .send()
                     .await;
@@ -323,7 +366,7 @@ impl TestStack {
     pub async fn offline_messages(&self, n: usize, timeout: Duration) -> Vec<OfflineMessage> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if self.seen.lock().await.len() >= n {
+            if self.local().seen.lock().await.len() >= n {
                 break;
             }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -334,35 +377,35 @@ impl TestStack {
             self.receive_offline(left.as_secs().clamp(1, 4) as i32)
                 .await;
         }
-        self.seen.lock().await.clone()
+        self.local().seen.lock().await.clone()
     }
 
     /// Every message published to the offline topic so far (SNS delivers to the
     /// observer queue synchronously with the publish, so nothing is in flight).
     pub async fn offline_messages_so_far(&self) -> Vec<OfflineMessage> {
         while self.receive_offline(0).await > 0 {}
-        self.seen.lock().await.clone()
+        self.local().seen.lock().await.clone()
     }
 
     /// Drop a connection without `$disconnect` (as if API Gateway lost it): the
     /// socket closes abruptly, `@connections` answers 410, the store keeps its row.
     pub async fn kill_connection(&self, connection_id: &str) {
         assert!(
-            self.gateway.kill_connection(connection_id),
+            self.local().gateway.kill_connection(connection_id),
             "connection {connection_id} is not open"
         );
     }
 
     /// Every push notification moto recorded for this stack's platform endpoints.
     pub async fn push_messages(&self) -> Vec<PushMessage> {
-        let url = format!("{}/moto-api/data.json", self.backend.moto);
+        let url = format!("{}/moto-api/data.json", self.local().backend.moto);
         let data: Value = match reqwest::get(&url).await {
             Ok(r) => r.json().await.unwrap_or(Value::Null),
             Err(e) => panic!("reading {url}: {e}"),
         };
         let apps = [
-            (&self.stack.platform_applications.apns, "APNS"),
-            (&self.stack.platform_applications.fcm, "GCM"),
+            (&self.local().stack.platform_applications.apns, "APNS"),
+            (&self.local().stack.platform_applications.fcm, "GCM"),
         ];
         let mut out = Vec::new();
         for ep in data["sns"]["PlatformEndpoint"]
@@ -405,11 +448,18 @@ impl TestStack {
         }
     }
 
-    /// Close every connection (firing `$disconnect`) and stop the gateway.
+    /// Close every connection (firing `$disconnect`) and stop the gateway (nothing in
+    /// the remote mode).
     pub async fn shutdown(self) {
-        self.gateway.shutdown().await;
+        if let Some(local) = self.local {
+            local.gateway.shutdown().await;
+        }
     }
 }
+
+const NEEDS_BACKEND: &str = "this test needs backend access (tables, emulators or the \
+     gateway's internals), which a remote stack does not give: start it with \
+     `chat_tests::needs_backend!();`";
 
 /// An SQS queue subscribed to the offline topic, for assertions.
 async fn observe_topic(

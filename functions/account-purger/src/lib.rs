@@ -9,10 +9,9 @@
 
 use aws_lambda_events::sns::SnsEvent;
 use chat_core::config::Env;
-use chat_core::function::{BoxFuture, SharedFunction};
+use chat_core::function::{self, BoxFuture, SharedFunction};
 use chat_core::lifecycle::{Lifecycle, PurgeJob, PurgeOutcome};
 use lambda_runtime::{Context, Error};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -24,15 +23,13 @@ pub const DEFAULT_BUDGET: Duration = Duration::from_secs(60);
 
 /// Build the function from its environment (at init).
 pub fn build(env: Env) -> BoxFuture<'static, Result<SharedFunction, Error>> {
-    Box::pin(async move {
-        let lifecycle = Arc::new(Lifecycle::from_env(&env).await?);
-        Ok(chat_core::function::typed(
-            move |event: SnsEvent, ctx: Context| {
-                let lifecycle = lifecycle.clone();
-                async move { handle(&lifecycle, event, budget(&ctx)).await }
-            },
-        ))
-    })
+    let init = async move { Ok(Lifecycle::from_env(&env).await?) };
+    function::with_state(
+        init,
+        |lifecycle, event: SnsEvent, ctx: Context| async move {
+            handle(&lifecycle, event, budget(&ctx)).await
+        },
+    )
 }
 
 /// How long this invocation may work: until its deadline less the margin.

@@ -15,11 +15,14 @@
 //!
 //! See `docs/security.md` for the design and `docs/openapi.yaml` for the contract.
 
-use chat_core::auth::{self, password, refresh, TokenConfig, TokenPair};
+use chat_core::auth::{
+    self, password, refresh, Authenticated, LockoutRule, TokenConfig, TokenPair,
+};
 use chat_core::config::{Env, Tables};
+use chat_core::delivery::Poster;
 use chat_core::error::ApiError;
 use chat_core::function::{BoxFuture, SharedFunction};
-use chat_core::http::{self as edge, Router, SMALL_BODY};
+use chat_core::http::{self as edge, Router, SignIn, SMALL_BODY};
 use chat_core::ids::UserId;
 use chat_core::input::{DisplayName, InvalidInput, Password, UserName};
 use chat_core::model::{now_millis, Millis, Profile, UserAccount};
@@ -30,32 +33,24 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// When failed logins lock an account.
-#[derive(Debug, Clone, Copy)]
-pub struct LockoutRule {
-    /// Failures in a row that lock the account.
-    pub threshold: u32,
-    /// How long the lock lasts.
-    pub lock_ms: Millis,
-}
-
-impl Default for LockoutRule {
-    fn default() -> Self {
-        LockoutRule {
-            threshold: 5,
-            lock_ms: 15 * 60 * 1000,
-        }
-    }
-}
-
 /// What the handlers share, built once at init.
 pub struct AuthState {
     pub store: Store,
     pub tokens: TokenConfig,
-    pub management: aws_sdk_apigatewaymanagement::Client,
+    /// The `@connections` API, to close the connections of a user logging out everywhere.
+    pub connections: Poster,
     pub lockout: LockoutRule,
     /// A refused login answers no sooner than this after it arrived.
     pub failure_floor: Duration,
+}
+
+impl SignIn for AuthState {
+    fn token_config(&self) -> &TokenConfig {
+        &self.tokens
+    }
+    fn account_store(&self) -> &Store {
+        &self.store
+    }
 }
 
 /// Build the function from its environment (at init). Besides the tables and the
@@ -69,13 +64,10 @@ pub fn build(env: Env) -> BoxFuture<'static, Result<SharedFunction, Error>> {
             Tables::from_env(&env)?,
         );
         let state = AuthState {
+            connections: Poster::new(chat_core::aws::management(&sdk, &env)?, store.clone()),
             store,
             tokens: TokenConfig::from_env(&env)?,
-            management: chat_core::aws::management(&sdk, &env)?,
-            lockout: LockoutRule {
-                threshold: env.parse_or("LOGIN_LOCK_THRESHOLD", 5)?,
-                lock_ms: env.parse_or::<i64>("LOGIN_LOCK_SECONDS", 900)? * 1000,
-            },
+            lockout: LockoutRule::from_env(&env)?,
             failure_floor: Duration::from_millis(env.parse_or("LOGIN_FAILURE_MIN_MS", 300)?),
         };
         Ok(router(state).into_function())
@@ -89,7 +81,7 @@ pub fn router(state: AuthState) -> Router<AuthState> {
         .route("POST /auth/login", login)
         .route("POST /auth/refresh", refresh_tokens)
         .route("POST /auth/logout", logout)
-        .route("POST /auth/logout-all", logout_all)
+        .signed_in("POST /auth/logout-all", logout_all)
 }
 
 #[derive(Deserialize)]
@@ -120,11 +112,8 @@ pub struct Session<'a> {
     pub tokens: &'a TokenPair,
 }
 
-fn invalid_credentials() -> ApiError {
-    ApiError::auth_failed(
-        "invalid_credentials",
-        "wrong user name or password (after 5 failures in a row an account is locked for 15 minutes)",
-    )
+fn invalid_credentials(s: &AuthState) -> ApiError {
+    s.lockout.refusal("wrong user name or password")
 }
 
 /// Count one security event (CloudWatch EMF; alarms can watch these).
@@ -202,7 +191,7 @@ pub async fn login(s: Arc<AuthState>, req: Request) -> Result<Response<Body>, Ap
         None => {
             metric("LoginFailures");
             tokio::time::sleep_until(started + s.failure_floor).await;
-            Err(invalid_credentials())
+            Err(invalid_credentials(&s))
         }
     }
 }
@@ -225,8 +214,7 @@ async fn check_credentials(
     };
     let locked = account
         .as_ref()
-        .and_then(|a| a.locked_until)
-        .is_some_and(|until| until > now);
+        .is_some_and(|a| LockoutRule::is_locked(a, now));
     // A locked account is checked against the dummy hash: same work, always refused.
     let stored = account
         .as_ref()
@@ -238,12 +226,7 @@ async fn check_credentials(
     match account {
         Some(a) if matches => Ok(Some(a)),
         Some(a) if !locked => {
-            let rule = s.lockout;
-            if let Some(until) = s
-                .store
-                .record_failed_login(&a.user_id, now, rule.threshold, rule.lock_ms)
-                .await?
-            {
+            if let Some(until) = s.lockout.record_failure(&s.store, &a.user_id, now).await? {
                 tracing::warn!(user_id = %a.user_id, locked_until = until, "account locked after failed logins");
                 metric("AccountsLocked");
             }
@@ -275,8 +258,11 @@ pub async fn logout(s: Arc<AuthState>, req: Request) -> Result<Response<Body>, A
 }
 
 /// `POST /auth/logout-all`.
-pub async fn logout_all(s: Arc<AuthState>, req: Request) -> Result<Response<Body>, ApiError> {
-    let me = auth::authenticate(&req, &s.tokens, &s.store).await?;
+pub async fn logout_all(
+    s: Arc<AuthState>,
+    me: Authenticated,
+    _: Request,
+) -> Result<Response<Body>, ApiError> {
     let version = match s.store.bump_token_version(&me.user_id).await {
         Ok(v) => v,
         Err(StoreError::NotFound(_)) => {
@@ -284,47 +270,9 @@ pub async fn logout_all(s: Arc<AuthState>, req: Request) -> Result<Response<Body
         }
         Err(e) => return Err(e.into()),
     };
-    let closed = close_connections(&s, &me.user_id).await;
-    tracing::info!(user_id = %me.user_id, token_version = version, closed, "logged out everywhere");
+    // Best effort: the token version is already bumped, so a connection missed here is
+    // refused at its next connect.
+    let closed = s.connections.close_connections(&me.user_id).await;
+    tracing::info!(user_id = %me.user_id, token_version = version, closed = closed.closed, gone = closed.gone, failed = closed.failed, "logged out everywhere");
     Ok(edge::no_content())
-}
-
-/// Close every live WebSocket connection of `user` (best effort: the token version is
-/// already bumped, so a connection missed here is refused at its next connect). A
-/// connection the API says is gone (410) is forgotten. Returns how many were closed.
-async fn close_connections(s: &AuthState, user: &UserId) -> usize {
-    let now = now_millis();
-    let presence = match s.store.presence_of(std::slice::from_ref(user), now).await {
-        Ok(p) => p,
-        Err(e) => {
-            chat_core::metrics::store_error(&e);
-            tracing::error!(error = %e, "could not list connections to close");
-            return 0;
-        }
-    };
-    let conns = presence
-        .get(user)
-        .map(|p| p.connections.clone())
-        .unwrap_or_default();
-    let mut closed = 0;
-    for id in conns {
-        match s
-            .management
-            .delete_connection()
-            .connection_id(id.as_str())
-            .send()
-            .await
-        {
-            Ok(_) => closed += 1,
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_gone_exception()) => {
-                if let Err(e) = s.store.forget_stale_connection(user, &id, now).await {
-                    tracing::warn!(error = %e, connection_id = %id, "could not forget a stale connection");
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %aws_sdk_apigatewaymanagement::error::DisplayErrorContext(&e), connection_id = %id, "could not close a connection")
-            }
-        }
-    }
-    closed
 }

@@ -3,20 +3,19 @@
 //! get the same 404 as for a chat that does not exist), call the store, shape the
 //! answer. No DynamoDB here: every access goes through `chat_core::store::Store`.
 
-use crate::cursor::{self, ChatListCursor};
 use crate::views::{ChatDetail, ChatList, ChatSummary, MemberRemoved, MessagePage, MyMembership};
-use crate::App;
 use chat_core::auth::Authenticated;
+use chat_core::cursor::{self, ChatListCursor};
 use chat_core::error::ApiError;
-use chat_core::http;
+use chat_core::http::{self, SMALL_BODY};
 use chat_core::ids::{ChatId, UserId};
 use chat_core::input::{self, GroupName, InvalidInput, MAX_GROUP_MEMBERS};
+use chat_core::messaging::ChatServices;
 use chat_core::model::{now_millis, Chat, ChatKind, Membership};
 use chat_core::store::{MembershipChange, NewGroup, StoreError};
-use lambda_http::{Body, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Deserialize;
-
-pub type Reply = Result<Response<Body>, ApiError>;
+use std::sync::Arc;
 
 /// Page sizes of `GET /chats`.
 pub const CHATS_DEFAULT_LIMIT: u32 = 20;
@@ -27,16 +26,6 @@ pub const MESSAGES_MAX_LIMIT: u32 = 100;
 /// Users one `POST /chats/{chatId}/members` may add (one DynamoDB transaction).
 pub const MAX_ADD_PER_REQUEST: usize = MAX_GROUP_MEMBERS - 3;
 
-trait OrApi<T> {
-    fn api(self) -> Result<T, ApiError>;
-}
-
-impl<T> OrApi<T> for Result<T, StoreError> {
-    fn api(self) -> Result<T, ApiError> {
-        self.map_err(ApiError::from)
-    }
-}
-
 pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> ApiError {
     ApiError::Validation(InvalidInput::new(field, reason))
 }
@@ -45,14 +34,34 @@ fn parse_user(raw: &str, field: &'static str) -> Result<UserId, ApiError> {
     UserId::parse(raw).map_err(|e| invalid(field, e.to_string()))
 }
 
-/// A path's `chatId`.
-pub fn parse_chat_id(raw: Option<&str>) -> Result<ChatId, ApiError> {
-    ChatId::parse(raw.unwrap_or_default()).map_err(|e| invalid("chatId", e.to_string()))
+/// A path parameter as API Gateway gave it (`None` when absent).
+pub(crate) fn path<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.path_parameters_ref().and_then(|p| p.first(name))
+}
+
+/// A query parameter as the client sent it (`Some("")` for `?limit=`).
+pub(crate) fn query<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.query_string_parameters_ref()
+        .and_then(|q| q.first(name))
+}
+
+/// The path's `chatId`.
+pub fn chat_id(req: &Request) -> Result<ChatId, ApiError> {
+    ChatId::parse(path(req, "chatId").unwrap_or_default())
+        .map_err(|e| invalid("chatId", e.to_string()))
 }
 
 /// Users named in a request, each an existing account; `field` names them in errors.
-async fn existing_users(app: &App, ids: &[UserId], field: &'static str) -> Result<(), ApiError> {
-    let found = app.store().get_profiles(ids).await.api()?;
+async fn existing_users(
+    app: &ChatServices,
+    ids: &[UserId],
+    field: &'static str,
+) -> Result<(), ApiError> {
+    let found = app
+        .store()
+        .get_profiles(ids)
+        .await
+        .map_err(ApiError::from)?;
     match ids.iter().find(|u| !found.contains_key(*u)) {
         Some(missing) => Err(invalid(field, format!("no such user: {missing}"))),
         None => Ok(()),
@@ -60,10 +69,18 @@ async fn existing_users(app: &App, ids: &[UserId], field: &'static str) -> Resul
 }
 
 /// The chat with every member and their profiles, as the caller sees it.
-async fn detail(app: &App, chat: &Chat, me: &Membership) -> Result<ChatDetail, ApiError> {
-    let members = app.store().list_members(&chat.chat_id).await.api()?;
+async fn detail(app: &ChatServices, chat: &Chat, me: &Membership) -> Result<ChatDetail, ApiError> {
+    let members = app
+        .store()
+        .list_members(&chat.chat_id)
+        .await
+        .map_err(ApiError::from)?;
     let ids: Vec<UserId> = members.iter().map(|m| m.user_id.clone()).collect();
-    let profiles = app.store().get_profiles(&ids).await.api()?;
+    let profiles = app
+        .store()
+        .get_profiles(&ids)
+        .await
+        .map_err(ApiError::from)?;
     // The caller's own row is the freshest read of their membership.
     let me = members
         .iter()
@@ -75,14 +92,14 @@ async fn detail(app: &App, chat: &Chat, me: &Membership) -> Result<ChatDetail, A
 
 /// The chat and the caller's membership; 404 for anyone else.
 async fn member_of(
-    app: &App,
+    app: &ChatServices,
     me: &Authenticated,
     chat_id: &ChatId,
 ) -> Result<(Chat, Membership), ApiError> {
     app.store()
         .chat_for_member(chat_id, &me.user_id)
         .await
-        .api()
+        .map_err(ApiError::from)
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,7 +117,12 @@ pub enum CreateChat {
 
 /// `POST /chats`: the direct chat with a user (200 when it already existed, 201 when
 /// this call created it), or a new group (201) with the caller as its admin.
-pub async fn create_chat(app: &App, me: &Authenticated, body: CreateChat) -> Reply {
+pub async fn create_chat(
+    app: Arc<ChatServices>,
+    me: Authenticated,
+    req: Request,
+) -> Result<Response<Body>, ApiError> {
+    let body: CreateChat = http::parse_json(&req, SMALL_BODY)?;
     let now = now_millis();
     match body {
         CreateChat::Direct { user_id } => {
@@ -108,14 +130,14 @@ pub async fn create_chat(app: &App, me: &Authenticated, body: CreateChat) -> Rep
             if other == me.user_id {
                 return Err(invalid("userId", "a direct chat needs another user"));
             }
-            existing_users(app, std::slice::from_ref(&other), "userId").await?;
+            existing_users(&app, std::slice::from_ref(&other), "userId").await?;
             let (chat, created) = app
                 .store()
                 .get_or_create_direct(&me.user_id, &other, now)
                 .await
-                .api()?;
-            let (chat, mine) = member_of(app, me, &chat.chat_id).await?;
-            let view = detail(app, &chat, &mine).await?;
+                .map_err(ApiError::from)?;
+            let (chat, mine) = member_of(&app, &me, &chat.chat_id).await?;
+            let view = detail(&app, &chat, &mine).await?;
             Ok(http::json(if created { 201 } else { 200 }, &view))
         }
         CreateChat::Group { name, member_ids } => {
@@ -136,27 +158,31 @@ pub async fn create_chat(app: &App, me: &Authenticated, body: CreateChat) -> Rep
                     format!("at most {} other members", MAX_GROUP_MEMBERS - 1),
                 ));
             }
-            existing_users(app, &members, "memberIds").await?;
+            existing_users(&app, &members, "memberIds").await?;
             let group = NewGroup {
                 creator: me.user_id.clone(),
                 name,
                 members,
             };
-            let (chat, message) = app.store().create_group(&group, now).await.api()?;
+            let (chat, message) = app
+                .store()
+                .create_group(&group, now)
+                .await
+                .map_err(ApiError::from)?;
             let change = MembershipChange {
                 chat,
                 message,
                 promoted: None,
             };
-            crate::announce::membership(app, &change, &[]).await;
+            crate::announce::membership(&app, &change, &[]).await;
             let chat = change.chat;
             let mine = app
                 .store()
                 .get_membership(&chat.chat_id, &me.user_id)
                 .await
-                .api()?
+                .map_err(ApiError::from)?
                 .ok_or_else(|| ApiError::not_found("chat"))?;
-            let view = detail(app, &chat, &mine).await?;
+            let view = detail(&app, &chat, &mine).await?;
             Ok(http::json(201, &view))
         }
     }
@@ -164,23 +190,23 @@ pub async fn create_chat(app: &App, me: &Authenticated, body: CreateChat) -> Rep
 
 /// `GET /chats?limit=&cursor=`: the caller's chats, most recently active first.
 pub async fn list_chats(
-    app: &App,
-    me: &Authenticated,
-    limit: Option<&str>,
-    cursor: Option<&str>,
-) -> Reply {
-    let limit = input::page_limit(limit, CHATS_DEFAULT_LIMIT, CHATS_MAX_LIMIT)?;
-    let after = cursor
-        .map(cursor::decode::<ChatListCursor>)
+    app: Arc<ChatServices>,
+    me: Authenticated,
+    req: Request,
+) -> Result<Response<Body>, ApiError> {
+    let limit = input::page_limit(query(&req, "limit"), CHATS_DEFAULT_LIMIT, CHATS_MAX_LIMIT)?;
+    let after = query(&req, "cursor")
+        .map(|raw| cursor::decode::<ChatListCursor>(raw, "cursor"))
         .transpose()?
         .map(|c| (c.at, c.id));
     let page = app
         .store()
         .list_user_chats(&me.user_id, limit as usize, after.as_ref())
         .await
-        .api()?;
+        .map_err(ApiError::from)?;
     // Direct chats show the other member: one small Query per direct chat on the
     // page (in parallel), then one BatchGet for their profiles.
+    let (app, me) = (&*app, &me);
     let peers = futures::future::try_join_all(
         page.chats
             .iter()
@@ -196,10 +222,14 @@ pub async fn list_chats(
             }),
     )
     .await
-    .api()?;
+    .map_err(ApiError::from)?;
     let peers: std::collections::HashMap<ChatId, UserId> = peers.into_iter().flatten().collect();
     let peer_ids: Vec<UserId> = peers.values().cloned().collect();
-    let profiles = app.store().get_profiles(&peer_ids).await.api()?;
+    let profiles = app
+        .store()
+        .get_profiles(&peer_ids)
+        .await
+        .map_err(ApiError::from)?;
     let chats = page
         .chats
         .iter()
@@ -217,9 +247,13 @@ pub async fn list_chats(
 }
 
 /// `GET /chats/{chatId}`: the chat with its members, their roles and receipt positions.
-pub async fn get_chat(app: &App, me: &Authenticated, chat_id: &ChatId) -> Reply {
-    let (chat, mine) = member_of(app, me, chat_id).await?;
-    Ok(http::json(200, &detail(app, &chat, &mine).await?))
+pub async fn get_chat(
+    app: Arc<ChatServices>,
+    me: Authenticated,
+    req: Request,
+) -> Result<Response<Body>, ApiError> {
+    let (chat, mine) = member_of(&app, &me, &chat_id(&req)?).await?;
+    Ok(http::json(200, &detail(&app, &chat, &mine).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -228,16 +262,22 @@ pub struct Rename {
 }
 
 /// `PATCH /chats/{chatId}`: rename a group (admins only).
-pub async fn rename_chat(app: &App, me: &Authenticated, chat_id: &ChatId, body: Rename) -> Reply {
+pub async fn rename_chat(
+    app: Arc<ChatServices>,
+    me: Authenticated,
+    req: Request,
+) -> Result<Response<Body>, ApiError> {
+    let chat_id = &chat_id(&req)?;
+    let body: Rename = http::parse_json(&req, SMALL_BODY)?;
     let name = GroupName::parse(&body.name)?;
-    let (_, mine) = member_of(app, me, chat_id).await?;
+    let (_, mine) = member_of(&app, &me, chat_id).await?;
     let change = app
         .store()
         .rename_group(chat_id, &me.user_id, &name, now_millis())
         .await
-        .api()?;
-    crate::announce::membership(app, &change, &[]).await;
-    Ok(http::json(200, &detail(app, &change.chat, &mine).await?))
+        .map_err(ApiError::from)?;
+    crate::announce::membership(&app, &change, &[]).await;
+    Ok(http::json(200, &detail(&app, &change.chat, &mine).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -249,11 +289,12 @@ pub struct AddMembers {
 /// `POST /chats/{chatId}/members`: admins add users (the 100-member cap holds under
 /// concurrent adds; the store checks it inside the transaction).
 pub async fn add_members(
-    app: &App,
-    me: &Authenticated,
-    chat_id: &ChatId,
-    body: AddMembers,
-) -> Reply {
+    app: Arc<ChatServices>,
+    me: Authenticated,
+    req: Request,
+) -> Result<Response<Body>, ApiError> {
+    let chat_id = &chat_id(&req)?;
+    let body: AddMembers = http::parse_json(&req, SMALL_BODY)?;
     let mut users = body
         .member_ids
         .iter()
@@ -270,37 +311,37 @@ pub async fn add_members(
             format!("at most {MAX_ADD_PER_REQUEST} users per request"),
         ));
     }
-    let (_, mine) = member_of(app, me, chat_id).await?;
-    existing_users(app, &users, "memberIds").await?;
+    let (_, mine) = member_of(&app, &me, chat_id).await?;
+    existing_users(&app, &users, "memberIds").await?;
     let change = app
         .store()
         .add_members(chat_id, &me.user_id, &users, now_millis())
         .await
-        .api()?;
-    crate::announce::membership(app, &change, &[]).await;
-    Ok(http::json(200, &detail(app, &change.chat, &mine).await?))
+        .map_err(ApiError::from)?;
+    crate::announce::membership(&app, &change, &[]).await;
+    Ok(http::json(200, &detail(&app, &change.chat, &mine).await?))
 }
 
 /// `DELETE /chats/{chatId}/members/{userId}`: an admin removes a member, or anyone
 /// leaves (their own id, or `me`). When the last admin leaves, the longest-standing
 /// member becomes admin.
 pub async fn remove_member(
-    app: &App,
-    me: &Authenticated,
-    chat_id: &ChatId,
-    target: Option<&str>,
-) -> Reply {
-    let target = match target.unwrap_or_default() {
+    app: Arc<ChatServices>,
+    me: Authenticated,
+    req: Request,
+) -> Result<Response<Body>, ApiError> {
+    let chat_id = &chat_id(&req)?;
+    let target = match path(&req, "userId").unwrap_or_default() {
         "me" => me.user_id.clone(),
         raw => parse_user(raw, "userId")?,
     };
-    member_of(app, me, chat_id).await?;
+    member_of(&app, &me, chat_id).await?;
     let change = app
         .store()
         .remove_member(chat_id, &me.user_id, &target, now_millis())
         .await
-        .api()?;
-    crate::announce::membership(app, &change, std::slice::from_ref(&target)).await;
+        .map_err(ApiError::from)?;
+    crate::announce::membership(&app, &change, std::slice::from_ref(&target)).await;
     Ok(http::json(
         200,
         &MemberRemoved {
@@ -319,39 +360,51 @@ pub struct MuteBody {
 }
 
 /// `PATCH /chats/{chatId}/members/me`: mute or unmute (no push while muted).
-pub async fn set_muted(app: &App, me: &Authenticated, chat_id: &ChatId, body: MuteBody) -> Reply {
+pub async fn set_muted(
+    app: Arc<ChatServices>,
+    me: Authenticated,
+    req: Request,
+) -> Result<Response<Body>, ApiError> {
+    let chat_id = &chat_id(&req)?;
+    let body: MuteBody = http::parse_json(&req, SMALL_BODY)?;
     let m = app
         .store()
         .set_muted(chat_id, &me.user_id, body.muted)
         .await
-        .api()?;
+        .map_err(ApiError::from)?;
     Ok(http::json(200, &MyMembership::from(m)))
 }
 
 /// `GET /chats/{chatId}/messages?before=P|after=P&limit=N`: one page of history in
 /// ascending position order. Without `before`/`after`: the latest page.
 pub async fn list_messages(
-    app: &App,
-    me: &Authenticated,
-    chat_id: &ChatId,
-    before: Option<&str>,
-    after: Option<&str>,
-    limit: Option<&str>,
-) -> Reply {
-    let limit = input::page_limit(limit, MESSAGES_DEFAULT_LIMIT, MESSAGES_MAX_LIMIT)?;
-    let before = before.map(|b| input::position(b, "before")).transpose()?;
-    let after = after.map(|a| input::position(a, "after")).transpose()?;
+    app: Arc<ChatServices>,
+    me: Authenticated,
+    req: Request,
+) -> Result<Response<Body>, ApiError> {
+    let chat_id = &chat_id(&req)?;
+    let limit = input::page_limit(
+        query(&req, "limit"),
+        MESSAGES_DEFAULT_LIMIT,
+        MESSAGES_MAX_LIMIT,
+    )?;
+    let before = query(&req, "before")
+        .map(|b| input::position(b, "before"))
+        .transpose()?;
+    let after = query(&req, "after")
+        .map(|a| input::position(a, "after"))
+        .transpose()?;
     if before.is_some() && after.is_some() {
         return Err(invalid("before", "give either before or after, not both"));
     }
-    let (chat, _) = member_of(app, me, chat_id).await?;
+    let (chat, _) = member_of(&app, &me, chat_id).await?;
     let page = match after {
         Some(after) => {
             let page = app
                 .store()
                 .messages_after(chat_id, after, limit)
                 .await
-                .api()?;
+                .map_err(ApiError::from)?;
             let last = page.messages.last().map_or(after, |m| m.position);
             MessagePage {
                 has_more: last < chat.last_position,
@@ -364,7 +417,7 @@ pub async fn list_messages(
                 .store()
                 .messages_before(chat_id, before, limit)
                 .await
-                .api()?;
+                .map_err(ApiError::from)?;
             let first = page.messages.first().map_or(before, |m| m.position);
             MessagePage {
                 has_more: first > 1 && !page.messages.is_empty(),

@@ -17,11 +17,12 @@
 pub mod endpoints;
 pub mod token;
 
-use chat_core::auth::bearer::authenticate;
-use chat_core::auth::TokenConfig;
+use chat_core::auth::{Authenticated, TokenConfig};
 use chat_core::config::{Env, Tables};
 use chat_core::function::{BoxFuture, SharedFunction};
-use chat_core::http::{created, no_content, ok, parse_json, path_param, Router, SMALL_BODY};
+use chat_core::http::{
+    created, no_content, ok, parse_json, path_param, Router, SignIn, SMALL_BODY,
+};
 use chat_core::ids::DeviceId;
 use chat_core::input::InvalidInput;
 use chat_core::model::{as_rfc3339, now_millis, Device, Millis, PushPlatform};
@@ -75,6 +76,15 @@ pub struct Devices {
     apps: PlatformApps,
 }
 
+impl SignIn for Devices {
+    fn token_config(&self) -> &TokenConfig {
+        &self.tokens
+    }
+    fn account_store(&self) -> &Store {
+        &self.store
+    }
+}
+
 /// Build the function from its environment (at init).
 pub fn build(env: Env) -> BoxFuture<'static, Result<SharedFunction, Error>> {
     Box::pin(async move {
@@ -89,16 +99,20 @@ pub fn build(env: Env) -> BoxFuture<'static, Result<SharedFunction, Error>> {
             apps: PlatformApps::from_env(&env),
         };
         Ok(Router::new(devices)
-            .route("POST /devices", register)
-            .route("GET /devices", list)
-            .route("DELETE /devices/{deviceId}", delete)
+            .signed_in("POST /devices", register)
+            .signed_in("GET /devices", list)
+            .signed_in("DELETE /devices/{deviceId}", delete)
             .into_function())
     })
 }
 
 /// `POST /devices`.
-pub async fn register(s: Arc<Devices>, req: Request) -> Result<Response<Body>, ApiError> {
-    let user = authenticate(&req, &s.tokens, &s.store).await?.user_id;
+pub async fn register(
+    s: Arc<Devices>,
+    me: Authenticated,
+    req: Request,
+) -> Result<Response<Body>, ApiError> {
+    let user = me.user_id;
     let b: RegisterBody = parse_json(&req, SMALL_BODY)?;
     let platform = PushPlatform::parse(&b.platform)
         .ok_or_else(|| InvalidInput::new("platform", "must be \"apns\" or \"fcm\""))?;
@@ -166,8 +180,12 @@ pub async fn register(s: Arc<Devices>, req: Request) -> Result<Response<Body>, A
 }
 
 /// `GET /devices`.
-pub async fn list(s: Arc<Devices>, req: Request) -> Result<Response<Body>, ApiError> {
-    let user = authenticate(&req, &s.tokens, &s.store).await?.user_id;
+pub async fn list(
+    s: Arc<Devices>,
+    me: Authenticated,
+    _: Request,
+) -> Result<Response<Body>, ApiError> {
+    let user = me.user_id;
     let devices: Vec<DeviceView> = s
         .store
         .list_devices(&user)
@@ -179,8 +197,12 @@ pub async fn list(s: Arc<Devices>, req: Request) -> Result<Response<Body>, ApiEr
 }
 
 /// `DELETE /devices/{deviceId}`.
-pub async fn delete(s: Arc<Devices>, req: Request) -> Result<Response<Body>, ApiError> {
-    let user = authenticate(&req, &s.tokens, &s.store).await?.user_id;
+pub async fn delete(
+    s: Arc<Devices>,
+    me: Authenticated,
+    req: Request,
+) -> Result<Response<Body>, ApiError> {
+    let user = me.user_id;
     let id = DeviceId::parse(&path_param(&req, "deviceId")?)?;
     let device = s
         .store

@@ -1,5 +1,6 @@
 //! `http-users`: profiles, presence and user search over REST. Every route is
-//! authenticated with the shared bearer check ([`chat_core::auth::authenticate`]).
+//! [`Router::signed_in`]: the router checks the bearer token and hands each handler
+//! the caller.
 //!
 //! - `GET /me` -> 200 the caller's profile.
 //! - `PATCH /me` `{displayName?, statusText?, avatarUrl?}` -> 200 the new profile.
@@ -18,11 +19,11 @@
 
 pub mod export;
 
-use chat_core::auth::{self, password, TokenConfig};
+use chat_core::auth::{self, password, Authenticated, LockoutRule, TokenConfig};
 use chat_core::config::{Env, Tables};
 use chat_core::error::ApiError;
 use chat_core::function::{BoxFuture, SharedFunction};
-use chat_core::http::{self as edge, Router, SMALL_BODY};
+use chat_core::http::{self as edge, Router, SignIn, SMALL_BODY};
 use chat_core::ids::UserId;
 use chat_core::input::{
     page_limit, AvatarUrl, DisplayName, InvalidInput, Password, StatusText, UserNamePrefix,
@@ -45,12 +46,19 @@ pub struct UsersState {
     pub tokens: TokenConfig,
     /// Account deletion (`DELETE /me`).
     pub lifecycle: Lifecycle,
+    /// The login's lockout rule: `DELETE /me` checks the password and shares the
+    /// counter.
+    pub lockout: LockoutRule,
 }
 
-/// Failed password checks in a row that lock the account, and for how long (the
-/// login's rule, see `http-auth`): `DELETE /me` shares the counter.
-pub const LOCK_THRESHOLD: u32 = 5;
-pub const LOCK_MS: i64 = 15 * 60 * 1000;
+impl SignIn for UsersState {
+    fn token_config(&self) -> &TokenConfig {
+        &self.tokens
+    }
+    fn account_store(&self) -> &Store {
+        &self.store
+    }
+}
 
 /// Build the function from its environment (at init).
 pub fn build(env: Env) -> BoxFuture<'static, Result<SharedFunction, Error>> {
@@ -63,6 +71,7 @@ pub fn build(env: Env) -> BoxFuture<'static, Result<SharedFunction, Error>> {
             ),
             tokens: TokenConfig::from_env(&env)?,
             lifecycle: Lifecycle::from_env(&env).await?,
+            lockout: LockoutRule::from_env(&env)?,
         };
         Ok(router(state).into_function())
     })
@@ -71,17 +80,20 @@ pub fn build(env: Env) -> BoxFuture<'static, Result<SharedFunction, Error>> {
 /// The routes of this function.
 pub fn router(state: UsersState) -> Router<UsersState> {
     Router::new(state)
-        .route("GET /me", get_me)
-        .route("PATCH /me", patch_me)
-        .route("DELETE /me", delete_me)
-        .route("GET /me/export", export_me)
-        .route("GET /users/{userId}", get_user)
-        .route("GET /users", search_users)
+        .signed_in("GET /me", get_me)
+        .signed_in("PATCH /me", patch_me)
+        .signed_in("DELETE /me", delete_me)
+        .signed_in("GET /me/export", export_me)
+        .signed_in("GET /users/{userId}", get_user)
+        .signed_in("GET /users", search_users)
 }
 
 /// `GET /me`.
-pub async fn get_me(s: Arc<UsersState>, req: Request) -> Result<Response<Body>, ApiError> {
-    let me = auth::authenticate(&req, &s.tokens, &s.store).await?;
+pub async fn get_me(
+    _: Arc<UsersState>,
+    me: Authenticated,
+    _: Request,
+) -> Result<Response<Body>, ApiError> {
     Ok(edge::ok(&me.profile))
 }
 
@@ -123,8 +135,11 @@ impl PatchMeBody {
 }
 
 /// `PATCH /me`.
-pub async fn patch_me(s: Arc<UsersState>, req: Request) -> Result<Response<Body>, ApiError> {
-    let me = auth::authenticate(&req, &s.tokens, &s.store).await?;
+pub async fn patch_me(
+    s: Arc<UsersState>,
+    me: Authenticated,
+    req: Request,
+) -> Result<Response<Body>, ApiError> {
     let change = edge::parse_json::<PatchMeBody>(&req, SMALL_BODY)?.parse()?;
     match s.store.update_profile(&me.user_id, &change).await {
         Ok(profile) => Ok(edge::ok(&profile)),
@@ -142,8 +157,11 @@ pub struct UserView<'a> {
 }
 
 /// `GET /users/{userId}`.
-pub async fn get_user(s: Arc<UsersState>, req: Request) -> Result<Response<Body>, ApiError> {
-    auth::authenticate(&req, &s.tokens, &s.store).await?;
+pub async fn get_user(
+    s: Arc<UsersState>,
+    _: Authenticated,
+    req: Request,
+) -> Result<Response<Body>, ApiError> {
     let id = UserId::parse(&edge::path_param(&req, "userId")?)?;
     let profiles = s.store.get_profiles(std::slice::from_ref(&id)).await?;
     let profile = profiles
@@ -168,8 +186,11 @@ pub struct SearchPage {
 }
 
 /// `GET /users?prefix=&limit=&cursor=`.
-pub async fn search_users(s: Arc<UsersState>, req: Request) -> Result<Response<Body>, ApiError> {
-    auth::authenticate(&req, &s.tokens, &s.store).await?;
+pub async fn search_users(
+    s: Arc<UsersState>,
+    _: Authenticated,
+    req: Request,
+) -> Result<Response<Body>, ApiError> {
     let prefix = UserNamePrefix::parse(&edge::query_param(&req, "prefix").unwrap_or_default())?;
     let limit = page_limit(
         edge::query_param(&req, "limit").as_deref(),
@@ -204,16 +225,12 @@ struct DeleteMeBody {
     password: String,
 }
 
-fn wrong_password() -> ApiError {
-    ApiError::auth_failed(
-        "invalid_credentials",
-        "the password is not right (after 5 failures in a row the account is locked for 15 minutes)",
-    )
-}
-
 /// `DELETE /me`.
-pub async fn delete_me(s: Arc<UsersState>, req: Request) -> Result<Response<Body>, ApiError> {
-    let me = auth::authenticate(&req, &s.tokens, &s.store).await?;
+pub async fn delete_me(
+    s: Arc<UsersState>,
+    me: Authenticated,
+    req: Request,
+) -> Result<Response<Body>, ApiError> {
     let body: DeleteMeBody = edge::parse_json(&req, SMALL_BODY)?;
     let password = Password::for_login(&body.password)?;
     let account = s
@@ -223,26 +240,29 @@ pub async fn delete_me(s: Arc<UsersState>, req: Request) -> Result<Response<Body
         .filter(|a| !a.deleted)
         .ok_or_else(|| ApiError::Unauthorized(auth::bearer::REVOKED.into()))?;
     let now = now_millis();
-    let locked = account.locked_until.is_some_and(|until| until > now);
+    let locked = LockoutRule::is_locked(&account, now);
     let stored = (!locked).then(|| account.password_hash.clone());
     let matches = password::verify(password, stored)
         .await
         .map_err(ApiError::internal)?;
     if !matches {
         if !locked {
-            s.store
-                .record_failed_login(&account.user_id, now, LOCK_THRESHOLD, LOCK_MS)
+            s.lockout
+                .record_failure(&s.store, &account.user_id, now)
                 .await?;
         }
-        return Err(wrong_password());
+        return Err(s.lockout.refusal("the password is not right"));
     }
     let started = s.lifecycle.begin_deletion(&account).await?;
     Ok(edge::json(202, &started))
 }
 
 /// `GET /me/export[?cursor=]`.
-pub async fn export_me(s: Arc<UsersState>, req: Request) -> Result<Response<Body>, ApiError> {
-    let me = auth::authenticate(&req, &s.tokens, &s.store).await?;
+pub async fn export_me(
+    s: Arc<UsersState>,
+    me: Authenticated,
+    req: Request,
+) -> Result<Response<Body>, ApiError> {
     let after: Option<SenderKey> = match edge::query_param(&req, "cursor") {
         None => None,
         Some(raw) => Some(edge::decode_cursor(&raw, "cursor")?),

@@ -19,14 +19,13 @@ pub mod sns_error;
 use aws_lambda_events::sns::SnsEvent;
 use aws_sdk_sns::types::MessageAttributeValue;
 use chat_core::config::{Env, Tables};
-use chat_core::function::{BoxFuture, SharedFunction};
+use chat_core::function::{self, BoxFuture, SharedFunction};
 use chat_core::model::{now_millis, Device, Membership};
 use chat_core::store::{PushClaim, PushKey, Store, StoreError};
 use event::OfflineEvent;
 use lambda_runtime::Error;
 use payload::Notification;
 use sns_error::PublishFailure;
-use std::sync::Arc;
 
 pub use chat_core::config::PlatformApps;
 
@@ -55,21 +54,8 @@ pub struct Notifier {
 
 /// Build the function from its environment (at init).
 pub fn build(env: Env) -> BoxFuture<'static, Result<SharedFunction, Error>> {
-    Box::pin(async move {
-        let sdk = chat_core::aws::sdk_config(&env).await;
-        let store = Store::new(
-            chat_core::aws::dynamodb(&sdk, &env),
-            Tables::from_env(&env)?,
-        );
-        let notifier = Arc::new(Notifier::new(
-            store,
-            chat_core::aws::sns(&sdk, &env),
-            PlatformApps::from_env(&env),
-        ));
-        Ok(chat_core::function::typed(move |event: SnsEvent, _ctx| {
-            let notifier = notifier.clone();
-            async move { notifier.handle(event).await }
-        }))
+    function::with_state(Notifier::init(env), |n, event: SnsEvent, _| async move {
+        n.handle(event).await
     })
 }
 
@@ -80,6 +66,20 @@ struct Retry;
 impl Notifier {
     pub fn new(store: Store, sns: aws_sdk_sns::Client, apps: PlatformApps) -> Self {
         Notifier { store, sns, apps }
+    }
+
+    /// The notifier from the function's environment: tables, SNS, platform apps.
+    pub async fn init(env: Env) -> Result<Self, Error> {
+        let sdk = chat_core::aws::sdk_config(&env).await;
+        let store = Store::new(
+            chat_core::aws::dynamodb(&sdk, &env),
+            Tables::from_env(&env)?,
+        );
+        Ok(Notifier::new(
+            store,
+            chat_core::aws::sns(&sdk, &env),
+            PlatformApps::from_env(&env),
+        ))
     }
 
     /// Handle one SNS delivery (one or more records). Errors only when a record must

@@ -6,16 +6,18 @@
 //! token answers 401, a revoked one 403: API Gateway then refuses the handshake and
 //! nothing is stored.
 
-use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use chat_core::config::Env;
-use chat_core::function::{BoxFuture, SharedFunction};
-use chat_core::ids::{ConnectionId, UserId};
+use chat_core::error::ApiError;
+use chat_core::function::{self, BoxFuture, SharedFunction};
+use chat_core::ids::UserId;
+use chat_core::input::InvalidInput;
 use chat_core::messaging::ChatServices;
 use chat_core::model::{now_millis, Connection};
 use chat_core::protocol::SUBPROTOCOL;
+use chat_core::store::StoreError;
+use chat_core::ws::{self, WsEvent, WsResponse};
 use http::{HeaderMap, HeaderValue};
 use lambda_runtime::Error;
-use std::sync::Arc;
 
 /// API Gateway closes a WebSocket after 2 hours; the record lives a little longer so a
 /// lost `$disconnect` is cleaned up by the TTL soon after.
@@ -26,14 +28,8 @@ pub const MAX_DEVICE_LABEL: usize = 64;
 
 /// Build the function from its environment (at init).
 pub fn build(env: Env) -> BoxFuture<'static, Result<SharedFunction, Error>> {
-    Box::pin(async move {
-        let services = Arc::new(ChatServices::from_env(&env).await?);
-        Ok(chat_core::function::typed(
-            move |event: ApiGatewayWebsocketProxyRequest, _ctx| {
-                let services = services.clone();
-                async move { Ok::<_, Error>(handle(&services, event).await) }
-            },
-        ))
+    function::with_state(ChatServices::init(env), |s, event: WsEvent, _| async move {
+        Ok(handle(&s, event).await)
     })
 }
 
@@ -47,7 +43,7 @@ pub struct Credentials {
 }
 
 /// The token from `?token=`, else from `Sec-WebSocket-Protocol` (`chat.v1, <token>`).
-pub fn credentials(event: &ApiGatewayWebsocketProxyRequest) -> Option<Credentials> {
+pub fn credentials(event: &WsEvent) -> Option<Credentials> {
     if let Some(t) = event.query_string_parameters.first("token") {
         if !t.is_empty() {
             return Some(Credentials {
@@ -79,7 +75,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// The device label: `?device=`, else the User-Agent, cut to 64 printable characters.
-pub fn device_label(event: &ApiGatewayWebsocketProxyRequest) -> String {
+pub fn device_label(event: &WsEvent) -> String {
     let raw = event
         .query_string_parameters
         .first("device")
@@ -97,40 +93,23 @@ pub fn device_label(event: &ApiGatewayWebsocketProxyRequest) -> String {
     }
 }
 
-fn status(code: i64, body: &str) -> ApiGatewayProxyResponse {
-    let mut r = ApiGatewayProxyResponse::default();
-    r.status_code = code;
-    r.headers
-        .insert("content-type", HeaderValue::from_static("application/json"));
-    r.body = Some(aws_lambda_events::encodings::Body::Text(format!(
-        r#"{{"error":{{"code":"{}","message":"{}"}}}}"#,
-        match code {
-            401 => "unauthorized",
-            403 => "forbidden",
-            400 => "validation_failed",
-            _ => "unavailable",
-        },
-        body
-    )));
-    r
+/// A dependency failed: `503`, logged and counted (the client retries the handshake).
+fn unavailable(e: StoreError, what: &'static str) -> WsResponse {
+    chat_core::metrics::store_error(&e);
+    tracing::error!(error = %e, "{what}");
+    ws::error_response(&ApiError::Unavailable(Box::new(e)))
 }
 
 /// Handle one `$connect`.
-pub async fn handle(
-    services: &ChatServices,
-    event: ApiGatewayWebsocketProxyRequest,
-) -> ApiGatewayProxyResponse {
-    let Some(connection_id) = event
-        .request_context
-        .connection_id
-        .as_deref()
-        .and_then(|c| ConnectionId::parse(c).ok())
-    else {
-        return status(400, "no connection id");
+pub async fn handle(services: &ChatServices, event: WsEvent) -> WsResponse {
+    let Some(connection_id) = ws::connection_id(&event) else {
+        return ws::error_response(&InvalidInput::new("connectionId", "is missing").into());
     };
     let Some(creds) = credentials(&event) else {
         tracing::info!("handshake without a token refused");
-        return status(401, "an access token is required");
+        return ws::error_response(&ApiError::Unauthorized(
+            "an access token is required".into(),
+        ));
     };
     let user = match services
         .tokens()
@@ -140,7 +119,9 @@ pub async fn handle(
         Ok(u) => u,
         Err(e) => {
             tracing::info!(error = %e, "handshake with a bad token refused");
-            return status(401, "the access token is not valid");
+            return ws::error_response(&ApiError::Unauthorized(
+                "the access token is not valid".into(),
+            ));
         }
     };
     let (user_id, version): (UserId, u64) = user;
@@ -149,13 +130,9 @@ pub async fn handle(
         Ok(Some(acct)) if !acct.deleted && acct.token_version == version => {}
         Ok(Some(_)) | Ok(None) => {
             tracing::info!("handshake with a revoked token refused");
-            return status(403, "the access token was revoked");
+            return ws::error_response(&ApiError::Forbidden("the access token was revoked".into()));
         }
-        Err(e) => {
-            chat_core::metrics::store_error(&e);
-            tracing::error!(error = %e, "account lookup failed");
-            return status(503, "service temporarily unavailable");
-        }
+        Err(e) => return unavailable(e, "account lookup failed"),
     }
     let now = now_millis();
     let connection = Connection {
@@ -173,11 +150,7 @@ pub async fn handle(
     };
     let came_online = match services.store().put_connection(&connection).await {
         Ok(b) => b,
-        Err(e) => {
-            chat_core::metrics::store_error(&e);
-            tracing::error!(error = %e, "could not store the connection");
-            return status(503, "service temporarily unavailable");
-        }
+        Err(e) => return unavailable(e, "could not store the connection"),
     };
     chat_core::metrics::count("Connects", 1);
     tracing::info!(connection = %connection_id, came_online, "connected");
@@ -186,8 +159,7 @@ pub async fn handle(
             e.log();
         }
     }
-    let mut r = ApiGatewayProxyResponse::default();
-    r.status_code = 200;
+    let mut r = ws::ok();
     if let Some(p) = creds.subprotocol {
         if let Ok(v) = HeaderValue::from_str(&p) {
             r.headers.insert("sec-websocket-protocol", v);
@@ -200,7 +172,7 @@ pub async fn handle(
 mod tests {
     use super::*;
 
-    fn event(query: &[(&str, &str)], headers: &[(&str, &str)]) -> ApiGatewayWebsocketProxyRequest {
+    fn event(query: &[(&str, &str)], headers: &[(&str, &str)]) -> WsEvent {
         let mut v = serde_json::json!({
             "requestContext": {"connectionId": "abc=", "routeKey": "$connect", "connectedAt": 0, "requestTimeEpoch": 0, "identity": {"sourceIp": "127.0.0.1"}},
             "headers": {},

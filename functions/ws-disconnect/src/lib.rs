@@ -3,42 +3,24 @@
 //! partners (`presence` offline). API Gateway may not deliver every `$disconnect`:
 //! connection records also expire by TTL and are removed when a post answers 410.
 
-use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use chat_core::config::Env;
-use chat_core::function::{BoxFuture, SharedFunction};
-use chat_core::ids::ConnectionId;
+use chat_core::function::{self, BoxFuture, SharedFunction};
 use chat_core::messaging::ChatServices;
 use chat_core::model::now_millis;
+use chat_core::ws::{self, WsEvent, WsResponse};
 use lambda_runtime::Error;
-use std::sync::Arc;
 
 /// Build the function from its environment (at init).
 pub fn build(env: Env) -> BoxFuture<'static, Result<SharedFunction, Error>> {
-    Box::pin(async move {
-        let services = Arc::new(ChatServices::from_env(&env).await?);
-        Ok(chat_core::function::typed(
-            move |event: ApiGatewayWebsocketProxyRequest, _ctx| {
-                let services = services.clone();
-                async move { Ok::<_, Error>(handle(&services, event).await) }
-            },
-        ))
+    function::with_state(ChatServices::init(env), |s, event: WsEvent, _| async move {
+        Ok(handle(&s, event).await)
     })
 }
 
 /// Handle one `$disconnect` (always 200: API Gateway ignores the answer).
-pub async fn handle(
-    services: &ChatServices,
-    event: ApiGatewayWebsocketProxyRequest,
-) -> ApiGatewayProxyResponse {
-    let mut ok = ApiGatewayProxyResponse::default();
-    ok.status_code = 200;
-    let Some(id) = event
-        .request_context
-        .connection_id
-        .as_deref()
-        .and_then(|c| ConnectionId::parse(c).ok())
-    else {
-        return ok;
+pub async fn handle(services: &ChatServices, event: WsEvent) -> WsResponse {
+    let Some(id) = ws::connection_id(&event) else {
+        return ws::ok();
     };
     let now = now_millis();
     match services.store().remove_connection(&id, now).await {
@@ -58,5 +40,5 @@ pub async fn handle(
             tracing::error!(error = %e, connection = %id, "could not remove the connection")
         }
     }
-    ok
+    ws::ok()
 }

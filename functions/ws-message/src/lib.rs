@@ -13,19 +13,17 @@
 //! from API Gateway receiving the frame (`requestContext.requestTimeEpoch`) to the
 //! acknowledgement being posted.
 
-use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-use base64::Engine;
 use chat_core::config::Env;
 use chat_core::error::ApiError;
-use chat_core::function::{BoxFuture, SharedFunction};
+use chat_core::function::{self, BoxFuture, SharedFunction};
 use chat_core::ids::{ConnectionId, UserId};
 use chat_core::messaging::{ChatServices, WS_SYNC_MAX_BYTES};
 use chat_core::model::{now_millis, Chat};
 use chat_core::protocol::{
-    parse_frame, ClientAction, ErrorEvent, Pong, ServerEvent, MAX_FRAME_BYTES, PROTOCOL_VERSION,
+    parse_frame, ClientAction, FrameError, Pong, ServerEvent, MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
+use chat_core::ws::{self, frame_text, WsEvent, WsResponse};
 use lambda_runtime::Error;
-use std::sync::Arc;
 
 /// The per-connection rate limit: at most this many frames per window...
 pub const REQUESTS_PER_WINDOW: u32 = 30;
@@ -37,65 +35,15 @@ pub const TYPING_PER_WINDOW: u32 = 20;
 
 /// Build the function from its environment (at init).
 pub fn build(env: Env) -> BoxFuture<'static, Result<SharedFunction, Error>> {
-    Box::pin(async move {
-        let services = Arc::new(ChatServices::from_env(&env).await?);
-        Ok(chat_core::function::typed(
-            move |event: ApiGatewayWebsocketProxyRequest, _ctx| {
-                let services = services.clone();
-                async move { Ok::<_, Error>(handle(&services, event).await) }
-            },
-        ))
+    function::with_state(ChatServices::init(env), |s, event: WsEvent, _| async move {
+        Ok(handle(&s, event).await)
     })
 }
 
-fn ok() -> ApiGatewayProxyResponse {
-    let mut r = ApiGatewayProxyResponse::default();
-    r.status_code = 200;
-    r
-}
-
-/// The answer when the frame cannot be tied to a live connection: no post is
-/// possible, so the error goes in the body.
-fn unknown_connection() -> ApiGatewayProxyResponse {
-    let mut r = ApiGatewayProxyResponse::default();
-    r.status_code = 403;
-    r.body = Some(aws_lambda_events::encodings::Body::Text(
-        ServerEvent::Error(ErrorEvent {
-            code: "unauthorized".into(),
-            message: "this connection is not registered or has expired; reconnect".into(),
-            field: None,
-            action: None,
-            client_message_id: None,
-        })
-        .to_json(),
-    ));
-    r
-}
-
-/// The frame text (binary frames arrive base64-encoded).
-fn frame_text(event: &ApiGatewayWebsocketProxyRequest) -> Result<String, ()> {
-    let body = event.body.clone().unwrap_or_default();
-    if !event.is_base64_encoded {
-        return Ok(body);
-    }
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(body.as_bytes())
-        .map_err(|_| ())?;
-    String::from_utf8(bytes).map_err(|_| ())
-}
-
 /// Handle one frame.
-pub async fn handle(
-    services: &ChatServices,
-    event: ApiGatewayWebsocketProxyRequest,
-) -> ApiGatewayProxyResponse {
-    let Some(conn) = event
-        .request_context
-        .connection_id
-        .as_deref()
-        .and_then(|c| ConnectionId::parse(c).ok())
-    else {
-        return unknown_connection();
+pub async fn handle(services: &ChatServices, event: WsEvent) -> WsResponse {
+    let Some(conn) = ws::connection_id(&event) else {
+        return ws::unknown_connection();
     };
     let now = now_millis();
     // When API Gateway received the frame (falls back to now if absent or skewed).
@@ -103,8 +51,10 @@ pub async fn handle(
         t if t > 0 && t <= now => t,
         _ => now,
     };
-    let text = frame_text(&event).unwrap_or_else(|_| "\u{0}".to_owned());
-    let parsed = parse_frame(&text);
+    let (parsed, bytes) = match frame_text(&event) {
+        Ok(text) => (parse_frame(&text), text.len()),
+        Err(e) => (Err(FrameError::from(e)), 0),
+    };
     // A send needs its chat: read it while the connection is being counted, so that
     // the acknowledgement waits on two DynamoDB round trips (this pair, then the
     // append), not three. The read is wasted only when the frame is then refused.
@@ -127,22 +77,20 @@ pub async fn handle(
     );
     let (window, reset) = match counted {
         Ok(Some(w)) => w,
-        Ok(None) => return unknown_connection(),
+        Ok(None) => return ws::unknown_connection(),
         Err(e) => {
             // Nothing was done: tell the client, which retries (a `sendMessage` with
             // the same clientMessageId).
             let e = ApiError::from(e);
             e.log();
             let action = parsed.as_ref().ok();
-            let cmid = match action {
-                Some(ClientAction::SendMessage {
-                    client_message_id, ..
-                }) => Some(client_message_id),
-                _ => None,
-            };
-            let ev = ServerEvent::error(&e, action.map(|a| a.name()), cmid);
+            let ev = ServerEvent::error(
+                &e,
+                action.map(|a| a.name()),
+                action.and_then(ClientAction::client_message_id),
+            );
             services.post_to_connection(&conn, &ev).await;
-            return ok();
+            return ws::ok();
         }
     };
     // The first frame of a new rate window: the write opening the window runs
@@ -156,14 +104,7 @@ pub async fn handle(
         }
     };
     let (response, ()) = tokio::join!(
-        handle_counted(
-            services,
-            &conn,
-            window,
-            (parsed, text.len()),
-            chat,
-            received_at
-        ),
+        handle_counted(services, &conn, window, (parsed, bytes), chat, received_at),
         open_window
     );
     response
@@ -177,7 +118,7 @@ async fn handle_counted(
     (parsed, bytes): (Result<ClientAction, chat_core::protocol::FrameError>, usize),
     chat: Option<Chat>,
     received_at: i64,
-) -> ApiGatewayProxyResponse {
+) -> WsResponse {
     let user = window.connection.user_id.clone();
     chat_core::telemetry::record_user(&user);
     let action = match parsed {
@@ -186,14 +127,14 @@ async fn handle_counted(
             chat_core::telemetry::note_status(400);
             tracing::info!(code = e.code(), bytes, "frame refused");
             services.post_event(&user, conn, &e.to_event()).await;
-            return ok();
+            return ws::ok();
         }
     };
     chat_core::telemetry::record_action(action.name());
     if matches!(action, ClientAction::Typing { .. }) && window.count > TYPING_PER_WINDOW {
         chat_core::metrics::count("TypingDropped", 1);
         tracing::debug!("typing dropped by the rate limit");
-        return ok();
+        return ws::ok();
     }
     if window.count > REQUESTS_PER_WINDOW {
         let e = ApiError::RateLimited(format!(
@@ -201,23 +142,17 @@ async fn handle_counted(
             WINDOW_MS / 1000
         ));
         e.log();
-        let cmid = match &action {
-            ClientAction::SendMessage {
-                client_message_id, ..
-            } => Some(client_message_id),
-            _ => None,
-        };
         services
             .post_event(
                 &user,
                 conn,
-                &ServerEvent::error(&e, Some(action.name()), cmid),
+                &ServerEvent::error(&e, Some(action.name()), action.client_message_id()),
             )
             .await;
-        return ok();
+        return ws::ok();
     }
     dispatch(services, &user, conn, action, chat, received_at).await;
-    ok()
+    ws::ok()
 }
 
 async fn dispatch(
@@ -322,39 +257,6 @@ async fn dispatch(
                 protocol_version: PROTOCOL_VERSION,
             }))
             .await;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn event(body: &str, base64: bool) -> ApiGatewayWebsocketProxyRequest {
-        serde_json::from_value(serde_json::json!({
-            "requestContext": {"connectionId": "abc=", "routeKey": "$default", "connectedAt": 0, "requestTimeEpoch": 0},
-            "body": body,
-            "isBase64Encoded": base64
-        }))
-        .unwrap()
-    }
-
-    proptest! {
-        /// Text frames pass unchanged; binary frames (base64) decode to their UTF-8 text
-        /// or are refused, never a panic; whatever comes out, the frame parser answers
-        /// it with an action or a typed error.
-        #[test]
-        fn frames_as_api_gateway_delivers_them(bytes in prop::collection::vec(any::<u8>(), 0..300), text in any::<String>()) {
-            prop_assert_eq!(frame_text(&event(&text, false)), Ok(text.clone()));
-            let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
-            match frame_text(&event(&b64, true)) {
-                Ok(t) => prop_assert_eq!(t.as_bytes(), &bytes[..]),
-                Err(()) => prop_assert!(String::from_utf8(bytes).is_err()),
-            }
-            let _ = parse_frame(&text);
-            // Not base64 at all: refused, not a panic.
-            prop_assert_eq!(frame_text(&event(&format!("{text}!"), true)), Err(()));
         }
     }
 }

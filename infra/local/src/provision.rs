@@ -491,13 +491,18 @@ impl Resolver for LocalResolver {
     }
 
     fn secret(&self, reference: &str) -> Option<String> {
-        // `[resolve:]secretsmanager:{arn}:SecretString:key` (the template reader passes
-        // the reference with its `resolve:` prefix)
+        // `[resolve:]secretsmanager:{arn}:SecretString:key[:{version-stage}]` (the
+        // template reader passes the reference with its `resolve:` prefix). A local
+        // stack's secret has one version, which every stage label names.
         let reference = reference.strip_prefix("resolve:").unwrap_or(reference);
         let rest = reference.strip_prefix("secretsmanager:")?;
         let arn = self.secret_arn(JWT_SECRET);
         let rest = rest.strip_prefix(arn.as_str())?;
-        matches!(rest, ":SecretString:key" | "::" | "").then(|| self.signing_key.clone())
+        let pinned = rest
+            .strip_prefix(":SecretString:key:")
+            .is_some_and(|stage| !stage.is_empty() && !stage.contains(':'));
+        (pinned || matches!(rest, ":SecretString:key" | "::" | ""))
+            .then(|| self.signing_key.clone())
     }
 
     fn pseudo(&self, name: &str) -> Option<String> {

@@ -67,6 +67,11 @@ pub struct FunctionDef {
     pub http_routes: Vec<HttpRoute>,
     /// Logical ids of the topics the function is subscribed to.
     pub sns_topics: Vec<String>,
+    /// Logical ids of the topics its policies let it `sns:Publish` to (`!Ref Topic`).
+    pub publishes_to: Vec<String>,
+    /// `RecursiveLoop: Allow`: Lambda lets a function -> topic -> same function chain
+    /// run past its ~16-hop loop detection (the local SNS bridge emulates it).
+    pub recursive_loop_allowed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -262,6 +267,9 @@ impl Template {
                 environment,
                 http_routes,
                 sns_topics,
+                publishes_to: sns_publish_targets(get(&r.properties, "Policies")),
+                recursive_loop_allowed: get_str(&r.properties, "RecursiveLoop").as_deref()
+                    == Some("Allow"),
             });
         }
         Ok(out)
@@ -496,6 +504,42 @@ fn resolve_dynamic(s: &str, r: &dyn Resolver) -> Result<String> {
     Ok(out)
 }
 
+/// Topics (`!Ref X`) named as the resource of a policy statement that allows
+/// `sns:Publish`, in a function's `Policies` (statements under `!If` included).
+fn sns_publish_targets(policies: Option<&Value>) -> Vec<String> {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Mapping(m) => {
+                let publishes = match get(v, "Action") {
+                    Some(Value::String(a)) => a == "sns:Publish",
+                    Some(Value::Sequence(seq)) => {
+                        seq.iter().any(|a| a.as_str() == Some("sns:Publish"))
+                    }
+                    _ => false,
+                };
+                if publishes {
+                    if let Some(t) = get(v, "Resource").and_then(ref_target) {
+                        out.push(t);
+                    }
+                }
+                for (_, x) in m {
+                    walk(x, out);
+                }
+            }
+            Value::Sequence(seq) => seq.iter().for_each(|x| walk(x, out)),
+            Value::Tagged(t) => walk(&t.value, out),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(p) = policies {
+        walk(p, &mut out);
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// The target of `!Ref X` (or `{Ref: X}`).
 fn ref_target(v: &Value) -> Option<String> {
     match v {
@@ -632,6 +676,8 @@ mod tests {
             .find(|f| f.logical_id == "PushNotifierFunction")
             .unwrap();
         assert_eq!(push.sns_topics, vec!["OfflineMessageTopic".to_owned()]);
+        assert!(push.publishes_to.is_empty());
+        assert!(!push.recursive_loop_allowed);
         let env = &push.environment;
         assert_eq!(
             t.resolve(&env["USERS_TABLE"], &Fake).unwrap(),

@@ -625,6 +625,12 @@ impl Gateway {
         self.shared.invoker.cold_starts()
     }
     /// The routes and functions the gateway serves.
+    /// SNS messages the bridge dropped as Lambda's recursive-loop detection would
+    /// (0 without SNS delivery).
+    pub fn sns_loop_drops(&self) -> u64 {
+        self.sns.as_ref().map_or(0, sns::Bridge::loop_drops)
+    }
+
     pub fn routes(&self) -> &RouteTable {
         &self.routes
     }

@@ -55,6 +55,7 @@ async fn moto() -> Moto {
 
 #[tokio::test]
 async fn published_messages_reach_the_subscribed_function_as_sns_events() {
+    chat_tests::needs_backend!();
     let moto = moto().await;
     let sdk = chat_local::gateway::sns::moto_sdk(&moto.url, "us-east-1").await;
     let sns = aws_sdk_sns::Client::new(&sdk);

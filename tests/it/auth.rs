@@ -3,70 +3,27 @@
 //! fresh, uniquely prefixed stack (DynamoDB Local, moto). Every response is also
 //! checked against `docs/openapi.yaml`.
 
-#[path = "support/openapi_check.rs"]
-mod openapi_check;
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chat_core::auth::TokenConfig;
 use chat_core::ids::{SessionId, UserId};
 use chat_core::model::now_millis;
+use chat_tests::api::Reply;
 use chat_tests::TestStack;
 use futures::StreamExt;
 use rand::Rng;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-fn doc() -> &'static openapi_check::OpenApi {
-    static DOC: OnceLock<openapi_check::OpenApi> = OnceLock::new();
-    DOC.get_or_init(openapi_check::OpenApi::load)
-}
-
 /// A small client for the stack's HTTP API.
-struct Api {
-    http: reqwest::Client,
-    base: String,
-}
-
-struct Reply {
-    status: StatusCode,
-    body: Value,
-}
-
-impl Reply {
-    fn code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or("")
-    }
-    fn message(&self) -> &str {
-        self.body["error"]["message"].as_str().unwrap_or("")
-    }
-    fn field(&self) -> &str {
-        self.body["error"]["field"].as_str().unwrap_or("")
-    }
-    #[track_caller]
-    fn expect(self, status: u16) -> Value {
-        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
-        self.body
-    }
-    #[track_caller]
-    fn expect_error(&self, status: u16, code: &str) {
-        assert_eq!(
-            (self.status.as_u16(), self.code()),
-            (status, code),
-            "body: {}",
-            self.body
-        );
-    }
-}
+/// The stack's HTTP API (answers checked against the document) with this file's
+/// helpers.
+struct Api(chat_tests::api::Api);
 
 impl Api {
     fn new(stack: &TestStack) -> Api {
-        Api {
-            http: reqwest::Client::new(),
-            base: stack.http_url().trim_end_matches('/').to_owned(),
-        }
+        Api(chat_tests::api::Api::new(stack))
     }
 
     async fn send(
@@ -76,29 +33,7 @@ impl Api {
         token: Option<&str>,
         body: Option<String>,
     ) -> Reply {
-        let mut req = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base))
-            .timeout(Duration::from_secs(30));
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        if let Some(b) = body {
-            req = req.header("content-type", "application/json").body(b);
-        }
-        let resp = req.send().await.expect("the gateway answers");
-        let status = resp.status();
-        let text = resp.text().await.expect("a body");
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON body, got {text:?}"))
-        };
-        let path_only = path.split('?').next().unwrap_or(path);
-        if let Err(e) = doc().check_response(method.as_str(), path_only, status.as_u16(), &body) {
-            panic!("{e}");
-        }
-        Reply { status, body }
+        self.0.send(token, method.as_str(), path, body).await
     }
 
     async fn post(&self, path: &str, body: Value) -> Reply {
@@ -300,6 +235,7 @@ async fn user_names_are_unique_regardless_of_case() {
 
 #[tokio::test]
 async fn weak_passwords_and_bad_fields_are_refused_with_the_field() {
+    chat_tests::needs_backend!();
     let stack = TestStack::start().await;
     let api = Api::new(&stack);
     let name = unique("weak");
@@ -437,6 +373,7 @@ async fn oversized_bodies_are_413() {
 
 #[tokio::test]
 async fn login_refusals_look_the_same_and_lock_after_five_failures() {
+    chat_tests::needs_backend!();
     let stack = TestStack::start().await;
     let api = Api::new(&stack);
     let name = unique("lock");
@@ -482,7 +419,7 @@ async fn login_refusals_look_the_same_and_lock_after_five_failures() {
     assert_eq!(still.failed_logins, 0);
     // ... so even the right password is refused, with the same answer.
     let r = api.login(&name, PASSWORD).await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.status, 401);
     assert_eq!(r.body, wrong.body);
     // Existing sessions keep working.
     api.get("/me", access(&s)).await.expect(200);
@@ -497,6 +434,7 @@ async fn login_refusals_look_the_same_and_lock_after_five_failures() {
 
 #[tokio::test]
 async fn forged_and_bad_bearer_tokens_are_401() {
+    chat_tests::needs_backend!();
     let stack = TestStack::start().await;
     let api = Api::new(&stack);
     let s = api.register(&unique("forge")).await;
@@ -585,7 +523,7 @@ async fn forged_and_bad_bearer_tokens_are_401() {
         ("not a JWT", Some("Bearer abc".into()), "malformed"),
     ];
     for (what, header, mention) in cases {
-        let mut req = api.http.get(format!("{}/me", api.base));
+        let mut req = reqwest::Client::new().get(format!("{}/me", api.0.http_url()));
         if let Some(h) = header {
             req = req.header("authorization", h);
         }
@@ -744,13 +682,13 @@ async fn concurrent_refreshes_with_one_token_let_exactly_one_win() {
     let s = api.register(&unique("race")).await;
     let rt = refresh_token(&s).to_owned();
     let (a, b) = tokio::join!(api.refresh(&rt), api.refresh(&rt));
-    let mut statuses = [a.status.as_u16(), b.status.as_u16()];
+    let mut statuses = [a.status, b.status];
     statuses.sort();
     assert_eq!(statuses, [200, 401], "{} / {}", a.body, b.body);
-    let loser = if a.status == StatusCode::OK { &b } else { &a };
+    let loser = if a.status == 200 { &b } else { &a };
     assert_eq!(loser.code(), "refresh_token_reused");
     // Reuse ended the family: the winner's new token is dead too.
-    let winner = if a.status == StatusCode::OK { &a } else { &b };
+    let winner = if a.status == 200 { &a } else { &b };
     api.refresh(winner.body["refreshToken"].as_str().unwrap())
         .await
         .expect_error(401, "invalid_refresh_token");
@@ -758,6 +696,7 @@ async fn concurrent_refreshes_with_one_token_let_exactly_one_win() {
 
 #[tokio::test]
 async fn logout_all_forgets_connections_the_gateway_already_lost() {
+    chat_tests::needs_backend!();
     let stack = TestStack::start().await;
     let api = Api::new(&stack);
     let s = api.register(&unique("stale")).await;

@@ -25,9 +25,6 @@
 //! online seeing none of it. At the end nothing changed: the chats, their members and
 //! positions, and the admin's account, token and device are as before.
 
-#[path = "support/openapi_check.rs"]
-mod openapi_check;
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chat_core::auth::bearer::{EXPIRED, INVALID, MALFORMED, MISSING, REVOKED};
@@ -37,9 +34,9 @@ use chat_core::model::now_millis;
 use chat_core::protocol::ACTIONS;
 use chat_local::template::Template;
 use chat_tests::api::{Api, ApiUser, TEST_PASSWORD};
+use chat_tests::openapi::{doc, OpenApi};
 use chat_tests::TestStack;
 use futures::{SinkExt, StreamExt};
-use openapi_check::OpenApi;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -190,7 +187,7 @@ struct BadToken {
 struct World {
     stack: &'static TestStack,
     http: reqwest::Client,
-    doc: OpenApi,
+    doc: &'static OpenApi,
     alice: ApiUser,
     bob: ApiUser,
     carol: ApiUser,
@@ -288,7 +285,7 @@ impl World {
         Box::leak(Box::new(World {
             stack,
             http: reqwest::Client::new(),
-            doc: OpenApi::load(),
+            doc: doc(),
             alice,
             bob,
             carol,
@@ -519,7 +516,7 @@ fn every_route_has_a_row_and_every_row_a_route() {
         "rows for routes the template lacks: {extra:?}"
     );
     // Public routes are exactly those the contract documents without security.
-    let doc = OpenApi::load();
+    let doc = doc();
     for row in rows() {
         let (method, path) = row.route.split_once(' ').unwrap();
         let op = &doc.doc()["paths"][path][method.to_lowercase()];
@@ -535,6 +532,7 @@ fn every_route_has_a_row_and_every_row_a_route() {
 
 #[tokio::test]
 async fn every_http_route_refuses_every_caller_it_must() {
+    chat_tests::needs_backend!();
     let w = World::start().await;
     let before = snapshot(w).await;
     let unknown = ChatId::new_group().to_string();
@@ -774,6 +772,7 @@ async fn barrier(ws: &mut Ws, n: usize) -> Vec<Value> {
 
 #[tokio::test]
 async fn every_websocket_route_refuses_every_caller_it_must() {
+    chat_tests::needs_backend!();
     let w = World::start().await;
     let before = snapshot(w).await;
 

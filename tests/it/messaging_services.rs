@@ -181,6 +181,7 @@ fn cm(s: &str) -> ClientMessageId {
 
 #[tokio::test]
 async fn send_fans_out_to_every_device_but_the_origin_and_publishes_offline() {
+    chat_tests::needs_backend!();
     let e = setup().await;
     let a = e.user("alice").await;
     let b = e.user("bob").await;
@@ -272,6 +273,7 @@ async fn send_fans_out_to_every_device_but_the_origin_and_publishes_offline() {
 
 #[tokio::test]
 async fn receipts_move_forward_and_notify() {
+    chat_tests::needs_backend!();
     let e = setup().await;
     let a = e.user("alice").await;
     let b = e.user("bob").await;
@@ -317,6 +319,7 @@ async fn receipts_move_forward_and_notify() {
 
 #[tokio::test]
 async fn sync_pages_return_exactly_the_missing_messages() {
+    chat_tests::needs_backend!();
     let e = setup().await;
     let a = e.user("alice").await;
     let b = e.user("bob").await;

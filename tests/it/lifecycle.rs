@@ -7,9 +7,6 @@
 //! release after 2 s, index settle 0 ms) and a purge batch of 2 messages, so that a
 //! purge needs several chained invocations.
 
-#[path = "support/openapi_check.rs"]
-mod openapi_check;
-
 use chat_core::ids::{ChatId, ClientMessageId, UserId};
 use chat_core::input::{GroupName, MessageText};
 use chat_core::lifecycle::{Lifecycle, PurgeOutcome};
@@ -18,19 +15,12 @@ use chat_core::store::{AccountStatus, NewGroup, PurgeState, SenderKey, Store};
 use chat_local::template::Template;
 use chat_tests::{TestStack, TestStackOptions};
 use futures::StreamExt;
-use openapi_check::OpenApi;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(10);
 const PASSWORD: &str = "correct horse battery staple";
-
-fn doc() -> &'static OpenApi {
-    static DOC: OnceLock<OpenApi> = OnceLock::new();
-    DOC.get_or_init(OpenApi::load)
-}
 
 /// The repository's template with test-sized delays and batches.
 fn test_template() -> Template {
@@ -52,6 +42,88 @@ fn test_template() -> Template {
     Template::parse(&text).expect("test template parses")
 }
 
+/// The repository's template with one message per purge batch, so that a purge of a
+/// few dozen messages needs more SNS hops than Lambda's recursive-loop limit (16);
+/// `allow_loop: false` takes the purger's `RecursiveLoop: Allow` out.
+fn one_message_batches(allow_loop: bool) -> Template {
+    let mut text = chat_tests::fakes::template_text();
+    for (from, to) in [
+        (
+            "          PURGE_BATCH_MESSAGES: \"2000\"\n",
+            "          PURGE_BATCH_MESSAGES: \"1\"\n          PURGE_INDEX_SETTLE_MS: \"0\"\n",
+        ),
+        (
+            "      RecursiveLoop: Allow\n",
+            if allow_loop {
+                "      RecursiveLoop: Allow\n"
+            } else {
+                ""
+            },
+        ),
+    ] {
+        assert!(text.contains(from), "template has no {from:?}");
+        text = text.replace(from, to);
+    }
+    Template::parse(&text).expect("test template parses")
+}
+
+/// Deletes an account whose 20 messages take one purge batch each (over 20 SNS hops).
+async fn delete_account_with_long_purge(allow_loop: bool) -> (TestStack, UserId) {
+    let stack = TestStack::start_with(TestStackOptions {
+        template: Some(one_message_batches(allow_loop)),
+        sns_delivery: true,
+        ..TestStackOptions::default()
+    })
+    .await;
+    let api = Api::new(&stack);
+    let (a, b) = tokio::join!(api.register("lpa"), api.register("lpb"));
+    let direct = api.direct(&a, &b).await;
+    for i in 0..20 {
+        api.send(&a, &direct, &format!("m{i}")).await;
+    }
+    let (status, _) = api
+        .call(
+            Some(&a.access),
+            "DELETE",
+            "/me",
+            Some(json!({"password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(status, 202);
+    (stack, a.id.clone())
+}
+
+#[tokio::test]
+async fn a_purge_of_more_batches_than_lambdas_loop_limit_completes() {
+    // The purger republishes to its own trigger topic once per batch: without
+    // RecursiveLoop: Allow, Lambda (and the local SNS bridge) stops it after 16 hops.
+    let (stack, user) = delete_account_with_long_purge(true).await;
+    wait_purged(stack.store(), &user).await;
+    assert_eq!(stack.gateway().sns_loop_drops(), 0);
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_recursive_loop_allow_the_local_bridge_stops_the_purge_as_lambda_would() {
+    // The emulation itself: the same purge with the template's RecursiveLoop: Allow
+    // removed is stopped at the loop limit and never finishes.
+    let (stack, user) = delete_account_with_long_purge(false).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    while stack.gateway().sns_loop_drops() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the loop was not stopped: {:?}",
+            stack.store().account_status(&user).await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    match stack.store().account_status(&user).await.unwrap() {
+        AccountStatus::Deleted { purge, .. } => assert_ne!(purge.phase, PurgePhase::Done),
+        other => panic!("the account is not deleted: {other:?}"),
+    }
+    stack.shutdown().await;
+}
+
 async fn start(sns_delivery: bool) -> TestStack {
     TestStack::start_with(TestStackOptions {
         template: Some(test_template()),
@@ -68,16 +140,18 @@ struct User {
     refresh: String,
 }
 
+/// The stack's HTTP API (through the harness client, answers checked against the
+/// document) with this file's helpers.
 struct Api<'a> {
     stack: &'a TestStack,
-    http: reqwest::Client,
+    api: chat_tests::api::Api,
 }
 
 impl<'a> Api<'a> {
     fn new(stack: &'a TestStack) -> Self {
         Api {
             stack,
-            http: reqwest::Client::new(),
+            api: chat_tests::api::Api::new(stack),
         }
     }
 
@@ -93,30 +167,8 @@ impl<'a> Api<'a> {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let url = format!("{}{path}", self.stack.http_url());
-        let mut req = self
-            .http
-            .request(method.parse().unwrap(), &url)
-            .timeout(Duration::from_secs(30));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("request");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        let body: Value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-        };
-        let path_only = path.split('?').next().unwrap();
-        if let Err(e) = doc().check_response(method, path_only, status, &body) {
-            panic!("{e}");
-        }
-        (status, body)
+        let r = self.api.send_json(token, method, path, body).await;
+        (r.status, r.body)
     }
 
     async fn register(&self, tag: &str) -> User {
@@ -234,6 +286,7 @@ fn texts_of(messages: &[Value]) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn export_contains_exactly_the_callers_data() {
+    chat_tests::needs_backend!();
     let stack = start(true).await;
     let api = Api::new(&stack);
     let (a, b) = tokio::join!(api.register("exa"), api.register("exb"));
@@ -343,6 +396,7 @@ async fn export_contains_exactly_the_callers_data() {
 
 #[tokio::test]
 async fn export_pages_are_bounded_and_complete() {
+    chat_tests::needs_backend!();
     let stack = start(false).await;
     let api = Api::new(&stack);
     let a = api.register("pga").await;
@@ -405,6 +459,7 @@ where
 
 #[tokio::test]
 async fn deleting_an_account_makes_it_unusable_and_purges_it() {
+    chat_tests::needs_backend!();
     let stack = start(true).await;
     let api = Api::new(&stack);
     let (a, b, c) = tokio::join!(
@@ -639,6 +694,7 @@ async fn deleting_an_account_makes_it_unusable_and_purges_it() {
 
 #[tokio::test]
 async fn a_repeated_or_partial_purge_is_safe() {
+    chat_tests::needs_backend!();
     // No SNS delivery: this test runs every purge step itself.
     let stack = start(false).await;
     let api = Api::new(&stack);

@@ -13,6 +13,7 @@ use chat_tests::backend::{dynamodb_client, endpoints, template, unique_prefix};
 
 #[tokio::test]
 async fn provisioning_creates_the_template_resources_idempotently() {
+    chat_tests::needs_backend!();
     let prefix = unique_prefix("pv");
     let ep = endpoints();
     let stack = provision(template(), &ep, &prefix).await.unwrap();
@@ -105,6 +106,7 @@ async fn provisioning_creates_the_template_resources_idempotently() {
 
 #[tokio::test]
 async fn a_function_gets_a_working_local_environment() {
+    chat_tests::needs_backend!();
     let prefix = unique_prefix("fe");
     let ep = endpoints();
     let stack = provision(template(), &ep, &prefix).await.unwrap();
@@ -189,6 +191,7 @@ async fn a_function_gets_a_working_local_environment() {
 
 #[tokio::test]
 async fn the_backend_starts_is_reused_when_started_twice_and_stops() {
+    chat_tests::needs_backend!();
     let config = BackendConfig::new(Mode::InMemory).free_ports();
     let mut first = Backend::start(&config).await.unwrap();
     assert!(first.owns_servers());

@@ -102,6 +102,7 @@ fn num(item: &std::collections::HashMap<String, AttributeValue>, attr: &str) -> 
 
 #[tokio::test]
 async fn create_user_claims_the_name_in_any_case() {
+    chat_tests::needs_backend!();
     let store = store_for_test().await;
     let alice = user(&store, "Alice.W").await;
 
@@ -147,6 +148,7 @@ async fn create_user_claims_the_name_in_any_case() {
 
 #[tokio::test]
 async fn search_users_by_prefix_pages_through_every_match() {
+    chat_tests::needs_backend!();
     let store = store_for_test().await;
     let mut expected = Vec::new();
     for i in 0..7 {
@@ -200,6 +202,7 @@ async fn search_users_by_prefix_pages_through_every_match() {
 
 #[tokio::test]
 async fn profiles_in_batches_and_profile_updates() {
+    chat_tests::needs_backend!();
     let store = store_for_test().await;
     let mut ids = Vec::new();
     for i in 0..105 {
@@ -273,6 +276,7 @@ async fn profiles_in_batches_and_profile_updates() {
 
 #[tokio::test]
 async fn token_version_bumps_and_failed_logins_lock() {
+    chat_tests::needs_backend!();
     let store = store_for_test().await;
     let u = user(&store, "carol").await;
     assert_eq!(store.bump_token_version(&u).await.unwrap(), 1);
@@ -331,6 +335,7 @@ fn session(user: &UserId, hash: &str, created_at: Millis, expires_at: Millis) ->
 
 #[tokio::test]
 async fn sessions_rotate_and_reuse_revokes_the_family() {
+    chat_tests::needs_backend!();
     let store = store_for_test().await;
     let u = UserId::generate();
     let now = now_millis();
@@ -436,6 +441,7 @@ async fn sessions_rotate_and_reuse_revokes_the_family() {
 
 #[tokio::test]
 async fn concurrent_refreshes_with_one_token_have_one_winner() {
+    chat_tests::needs_backend!();
     let store = store_for_test().await;
     let now = now_millis();
     let s = session(&UserId::generate(), "h0", now, now + 3_600_000);
@@ -478,6 +484,7 @@ async fn concurrent_refreshes_with_one_token_have_one_winner() {
 
 #[tokio::test]
 async fn direct_chat_is_one_chat_whichever_side_asks() {
+    chat_tests::needs_backend!();
     let store = store_for_test().await;
     let a = UserId::generate();
     let b = UserId::generate();
@@ -540,6 +547,7 @@ async fn direct_chat_is_one_chat_whichever_side_asks() {
 
 #[tokio::test]
 async fn group_of_one_hundred_and_no_more() {
+    chat_tests::needs_backend!();
     let store = store_for_test().await;
     let creator = UserId::generate();
     let mut others: Vec<UserId> = (0..99).map(|_| UserId::generate()).collect();
@@ -600,6 +608,7 @@ async fn group_of_one_hundred_and_no_more() {
 
 #[tokio::test]
 async fn rename_is_for_admins_only() {
+    chat_tests::needs_backend!();
     let store = store_for_test().await;
     let admin = UserId::generate();
     let member = UserId::generate();
@@ -650,6 +659,7 @@ async fn rename_is_for_admins_only() {
 
 #[tokio::test]
 async fn add_members_holds_the_cap_under_ten_concurrent_adds() {
+    chat_tests::needs_backend!();
     let store = store_for_test().await;
     let admin = UserId::generate();
     let member = UserId::generate();
@@ -767,6 +777,7 @@ async fn add_members_holds_the_cap_under_ten_concurrent_adds() {
 
 #[tokio::test]
 async fn remove_leave_and_last_admin_promotion() {
+    chat_tests::needs_backend!();
     let store = store_for_test().await;
     let admin = UserId::generate();
     let b = UserId::generate();
@@ -854,6 +865,7 @@ async fn remove_leave_and_last_admin_promotion() {
 
 #[tokio::test]
 async fn promotion_picks_the_longest_standing_member() {
+    chat_tests::needs_backend!();
     let store = store_for_test().await;
     let admin = UserId::generate();
     let early = vec![UserId::generate(), UserId::generate()];
@@ -887,6 +899,7 @@ async fn promotion_picks_the_longest_standing_member() {
 
 #[tokio::test]
 async fn mute_is_per_member() {
+    chat_tests::needs_backend!();
     let store = store_for_test().await;
     let a = UserId::generate();
     let b = UserId::generate();
@@ -929,6 +942,7 @@ async fn mute_is_per_member() {
 
 #[tokio::test]
 async fn chat_list_is_ordered_by_activity_and_pages() {
+    chat_tests::needs_backend!();
     let store = store_for_test().await;
     let me = UserId::generate();
     let base = now_millis();
@@ -982,6 +996,7 @@ async fn chat_of(
 
 #[tokio::test]
 async fn a_retried_send_returns_the_original_and_writes_nothing() {
+    chat_tests::needs_backend!();
     let store = store_for_test().await;
     let a = UserId::generate();
     let b = UserId::generate();
@@ -1064,6 +1079,7 @@ async fn a_retried_send_returns_the_original_and_writes_nothing() {
 
 #[tokio::test]
 async fn only_members_send_and_only_to_existing_chats() {
+    chat_tests::needs_backend!();
     let store = store_for_test().await;
     let a = UserId::generate();
     let b = UserId::generate();
@@ -1110,6 +1126,7 @@ async fn only_members_send_and_only_to_existing_chats() {
 
 #[tokio::test]
 async fn history_pages_forwards_and_backwards_without_gap_or_repeat() {
+    chat_tests::needs_backend!();
     let store = store_for_test().await;
     let a = UserId::generate();
     let b = UserId::generate();
@@ -1203,6 +1220,7 @@ async fn history_pages_forwards_and_backwards_without_gap_or_repeat() {
 
 #[tokio::test]
 async fn the_longest_message_fits_one_item() {
+    chat_tests::needs_backend!();
     let store = store_for_test().await;
     let a = UserId::generate();
     let b = UserId::generate();
@@ -1229,6 +1247,7 @@ async fn the_longest_message_fits_one_item() {
 
 #[tokio::test]
 async fn receipts_never_move_back() {
+    chat_tests::needs_backend!();
     let store = store_for_test().await;
     let a = UserId::generate();
     let b = UserId::generate();
@@ -1284,6 +1303,7 @@ fn connection(id: &str, user: &UserId, connected_at: Millis, expires_at: Millis)
 
 #[tokio::test]
 async fn presence_follows_connections() {
+    chat_tests::needs_backend!();
     let store = store_for_test().await;
     let u = user(&store, "dave").await; // has a presence record from registration
     let stranger = UserId::generate(); // has none
@@ -1373,6 +1393,7 @@ async fn presence_follows_connections() {
 
 #[tokio::test]
 async fn stale_and_expired_connections_do_not_count() {
+    chat_tests::needs_backend!();
     let store = store_for_test().await;
     let u = user(&store, "erin").await;
     let now = now_millis();
@@ -1413,6 +1434,7 @@ async fn stale_and_expired_connections_do_not_count() {
 /// from presence, so its live socket never got a message again.
 #[tokio::test]
 async fn gone_connection_is_kept_while_it_may_still_be_connecting() {
+    chat_tests::needs_backend!();
     let store = store_for_test().await;
     let u = user(&store, "gina").await;
     let now = now_millis();
@@ -1461,6 +1483,7 @@ async fn gone_connection_is_kept_while_it_may_still_be_connecting() {
 
 #[tokio::test]
 async fn deferred_rate_counter_leaves_opening_a_window_to_the_caller() {
+    chat_tests::needs_backend!();
     let store = store_for_test().await;
     let u = UserId::generate();
     let now = now_millis();
@@ -1507,6 +1530,7 @@ async fn deferred_rate_counter_leaves_opening_a_window_to_the_caller() {
 
 #[tokio::test]
 async fn rate_counter_counts_per_window() {
+    chat_tests::needs_backend!();
     let store = store_for_test().await;
     let u = UserId::generate();
     let now = now_millis();
@@ -1554,6 +1578,7 @@ async fn rate_counter_counts_per_window() {
 
 #[tokio::test]
 async fn a_push_token_is_held_once() {
+    chat_tests::needs_backend!();
     let store = store_for_test().await;
     let u1 = UserId::generate();
     let u2 = UserId::generate();
@@ -1621,6 +1646,7 @@ async fn a_push_token_is_held_once() {
 /// sees a gap.
 #[tokio::test]
 async fn concurrent_senders_get_gap_free_positions_and_readers_never_skip() {
+    chat_tests::needs_backend!();
     const TASKS: usize = 8;
     const PER_TASK: usize = 50;
     const TOTAL: u64 = (TASKS * PER_TASK) as u64;

@@ -13,19 +13,14 @@
 //! and messages of exactly 128 KB on the real stack; and the REST sync cursor of a
 //! user in 300 chats (the cursor must fit a URL and the server must accept it back).
 
-#[path = "support/openapi_check.rs"]
-mod openapi_check;
-
 use chat_core::ids::{ChatId, UserId};
 use chat_core::input::{DisplayName, GroupName, UserName, MAX_GROUP_MEMBERS, MAX_MESSAGE_CHARS};
 use chat_core::model::now_millis;
 use chat_core::store::NewGroup;
-use chat_tests::api::{Api, ApiUser};
+use chat_tests::api::{Api, ApiUser, Reply};
 use chat_tests::TestStack;
 use futures::{SinkExt, StreamExt};
-use openapi_check::OpenApi;
 use serde_json::{json, Value};
-use std::sync::OnceLock;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
@@ -35,16 +30,6 @@ const WAIT: Duration = Duration::from_secs(20);
 const SMALL_BODY: usize = 64 * 1024;
 const MESSAGE_BODY: usize = 1024 * 1024;
 
-fn doc() -> &'static OpenApi {
-    static DOC: OnceLock<OpenApi> = OnceLock::new();
-    DOC.get_or_init(OpenApi::load)
-}
-
-struct Reply {
-    status: u16,
-    body: Value,
-}
-
 /// `method path` with `body` sent as is; the answer must match docs/openapi.yaml.
 async fn send(
     stack: &TestStack,
@@ -53,32 +38,7 @@ async fn send(
     path: &str,
     body: Option<String>,
 ) -> Reply {
-    let url = format!("{}{path}", stack.http_url());
-    let mut req = reqwest::Client::new()
-        .request(
-            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-            &url,
-        )
-        .bearer_auth(token);
-    if let Some(b) = body {
-        req = req.header("content-type", "application/json").body(b);
-    }
-    let resp = req
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-    };
-    let path_only = path.split('?').next().unwrap();
-    if let Err(e) = doc().check_response(method, path_only, status, &body) {
-        panic!("{method} {path}: {e}");
-    }
-    Reply { status, body }
+    Api::new(stack).send(Some(token), method, path, body).await
 }
 
 /// `v` as JSON padded with white space to exactly `len` bytes (still valid JSON).
@@ -320,6 +280,7 @@ async fn text_and_names_at_their_limits() {
 
 #[tokio::test]
 async fn a_group_can_be_created_full_and_filled_97_at_a_time() {
+    chat_tests::needs_backend!();
     let stack = TestStack::start().await;
     let api = Api::new(&stack);
     let admin = api.register("admin").await;
@@ -516,6 +477,7 @@ const URL_CURSOR_BUDGET: usize = 8192;
 
 #[tokio::test]
 async fn the_rest_sync_cursor_of_a_user_in_300_chats_fits_a_url_and_is_accepted() {
+    chat_tests::needs_backend!();
     let stack = TestStack::start().await;
     let api = Api::new(&stack);
     let a = api.register("alice").await;

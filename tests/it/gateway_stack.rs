@@ -7,6 +7,7 @@ use std::time::Duration;
 
 #[tokio::test]
 async fn test_stack_wires_gateway_backend_and_observers() {
+    chat_tests::needs_backend!();
     let (registry, calls) = fakes::registry();
     let stack = TestStack::start_with(TestStackOptions {
         registry,
@@ -89,6 +90,7 @@ async fn test_stack_wires_gateway_backend_and_observers() {
 /// them with their capacity, and its faults reach the client as AWS would cause them.
 #[tokio::test]
 async fn dynamodb_proxy_records_calls_and_injects_faults() {
+    chat_tests::needs_backend!();
     use chat_local::proxy::{ProxyFault, ProxyFaultAction};
     let stack = TestStack::start_with(TestStackOptions::default().proxy_dynamodb()).await;
     let proxy = stack.dynamodb_proxy();

@@ -1,5 +1,5 @@
-//! A focused OpenAPI 3.1 response checker for the end-to-end tests: finds the
-//! operation a request hit (method + concrete path against the document's templated
+//! `docs/openapi.yaml` ([`doc`], parsed once per test binary) and a focused OpenAPI 3.1
+//! response checker for the end-to-end tests: finds the operation a request hit (method + concrete path against the document's templated
 //! paths), picks the response for the status, and validates the JSON body against its
 //! schema. It implements the JSON Schema subset `docs/openapi.yaml` uses: `$ref` (local),
 //! `type` (one or a list), `const`, `enum`, `properties`, `required`,
@@ -8,10 +8,15 @@
 //! `allOf`/`anyOf`/`oneOf`. A keyword outside the subset fails loudly, so the checker
 //! never silently accepts what it does not understand.
 
-#![allow(dead_code)]
-
 use serde_json::Value;
 use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// `docs/openapi.yaml`, loaded once for the whole test binary.
+pub fn doc() -> &'static OpenApi {
+    static DOC: OnceLock<OpenApi> = OnceLock::new();
+    DOC.get_or_init(OpenApi::load)
+}
 
 pub struct OpenApi {
     doc: Value,

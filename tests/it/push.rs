@@ -297,6 +297,7 @@ fn apns_alert(msg: &Value) -> Value {
 
 #[tokio::test]
 async fn two_devices_get_one_push_each_per_message_and_redelivery_does_not_repeat() {
+    chat_tests::needs_backend!();
     let s = Stack::start().await;
     let (ada, _) = s.user("Ada").await;
     let (bob, bob_token) = s.user("Bob").await;
@@ -372,6 +373,7 @@ async fn two_devices_get_one_push_each_per_message_and_redelivery_does_not_repea
 
 #[tokio::test]
 async fn group_pushes_name_the_group_and_muted_chats_send_none() {
+    chat_tests::needs_backend!();
     let s = Stack::start().await;
     let (ada, _) = s.user("Ada").await;
     let (bob, bob_token) = s.user("Bob").await;
@@ -422,6 +424,7 @@ async fn group_pushes_name_the_group_and_muted_chats_send_none() {
 
 #[tokio::test]
 async fn a_disabled_endpoint_is_cleaned_up_and_other_devices_still_get_theirs() {
+    chat_tests::needs_backend!();
     let s = Stack::start().await;
     let (ada, _) = s.user("Ada").await;
     let (bob, bob_token) = s.user("Bob").await;
@@ -479,6 +482,7 @@ async fn a_disabled_endpoint_is_cleaned_up_and_other_devices_still_get_theirs() 
 
 #[tokio::test]
 async fn an_online_recipient_gets_no_push() {
+    chat_tests::needs_backend!();
     let s = Stack::start().await;
     let (ada, _) = s.user("Ada").await;
     let (bob, bob_token) = s.user("Bob").await;
@@ -523,6 +527,7 @@ async fn an_online_recipient_gets_no_push() {
 
 #[tokio::test]
 async fn registering_a_token_again_moves_it_and_reuses_the_endpoint() {
+    chat_tests::needs_backend!();
     let s = Stack::start().await;
     let (bob, bob_token) = s.user("Bob").await;
     let (carol, carol_token) = s.user("Carol").await;
@@ -609,6 +614,7 @@ async fn registering_a_token_again_moves_it_and_reuses_the_endpoint() {
 
 #[tokio::test]
 async fn bad_registrations_are_refused() {
+    chat_tests::needs_backend!();
     let s = Stack::start().await;
     let (_, token) = s.user("Bob").await;
     let (st, b) = s.register(&token, "apns", "not-hex").await;
@@ -639,6 +645,7 @@ async fn bad_registrations_are_refused() {
 
 #[tokio::test]
 async fn without_platform_applications_devices_are_stored_and_nothing_is_pushed() {
+    chat_tests::needs_backend!();
     let s = Stack::start_with(false).await;
     let (ada, _) = s.user("Ada").await;
     let (bob, bob_token) = s.user("Bob").await;
@@ -659,6 +666,7 @@ async fn without_platform_applications_devices_are_stored_and_nothing_is_pushed(
 
 #[tokio::test]
 async fn malformed_events_are_skipped_not_retried() {
+    chat_tests::needs_backend!();
     let s = Stack::start().await;
     let r = s
         .deliver(&[json!({"hello": "world"}), json!("just a string")])
@@ -692,7 +700,7 @@ mod e2e {
     const WAIT: Duration = Duration::from_secs(20);
 
     /// `POST /devices`: the device id.
-    async fn register_device(api: &Api<'_>, user: &ApiUser, platform: &str, token: &str) -> String {
+    async fn register_device(api: &Api, user: &ApiUser, platform: &str, token: &str) -> String {
         let (st, body) = api
             .call(
                 user,
@@ -706,7 +714,7 @@ mod e2e {
         body["deviceId"].as_str().expect("deviceId").to_owned()
     }
 
-    async fn direct(api: &Api<'_>, a: &ApiUser, b: &ApiUser) -> String {
+    async fn direct(api: &Api, a: &ApiUser, b: &ApiUser) -> String {
         let (st, body) = api
             .call(
                 a,
@@ -719,7 +727,7 @@ mod e2e {
         body["chatId"].as_str().unwrap().to_owned()
     }
 
-    async fn rest_send(api: &Api<'_>, from: &ApiUser, chat: &str, cid: &str, text: &str) -> Value {
+    async fn rest_send(api: &Api, from: &ApiUser, chat: &str, cid: &str, text: &str) -> Value {
         let (st, body) = api
             .call(
                 from,
@@ -805,6 +813,7 @@ mod e2e {
 
     #[tokio::test]
     async fn e2e_offline_recipient_gets_one_push_per_device_per_message() {
+        chat_tests::needs_backend!();
         let stack = TestStack::start().await;
         let api = Api::new(&stack);
         let ada = api.register("Ada").await;
@@ -867,6 +876,7 @@ mod e2e {
 
     #[tokio::test]
     async fn e2e_a_muted_chat_produces_no_push() {
+        chat_tests::needs_backend!();
         let stack = TestStack::start().await;
         let api = Api::new(&stack);
         let ada = api.register("Ada").await;
@@ -913,6 +923,7 @@ mod e2e {
 
     #[tokio::test]
     async fn e2e_an_online_recipient_gets_no_push() {
+        chat_tests::needs_backend!();
         let stack = TestStack::start().await;
         let api = Api::new(&stack);
         let ada = api.register("Ada").await;

@@ -18,13 +18,11 @@ use chat_core::store::Store;
 use chat_local::gateway::faults::{FaultAction, FaultRule};
 use chat_local::proxy::{ProxyFault, ProxyFaultAction};
 use chat_tests::seed::{SeededUser, Seeder};
+use chat_tests::ws::{of_type, send_frame, Client};
 use chat_tests::{TestStack, TestStackOptions};
-use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Mutex, OnceLock};
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -63,16 +61,9 @@ impl Stack {
     /// A connection of `user`, and its id (the user must have no other connection).
     async fn connect(&self, user: &User) -> (Client, ConnectionId) {
         let url = format!("{}?token={}", self.s.ws_url(), user.token);
-        let (ws, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .expect("connect");
+        let client = Client::open(&url, None).await.expect("connect");
         let mut ids = self.connections(user).await;
         assert_eq!(ids.len(), 1, "one connection per user in these tests");
-        let client = Client {
-            ws,
-            buffered: VecDeque::new(),
-            pings: 0,
-        };
         (client, ids.remove(0))
     }
 
@@ -133,87 +124,6 @@ impl Stack {
 
 type User = SeededUser;
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-struct Client {
-    ws: Ws,
-    /// Frames read while looking for another kind.
-    buffered: VecDeque<Value>,
-    pings: u64,
-}
-
-impl Client {
-    async fn send(&mut self, v: Value) {
-        self.ws
-            .send(WsMessage::Text(v.to_string().into()))
-            .await
-            .unwrap();
-    }
-
-    async fn read(&mut self) -> Value {
-        loop {
-            let msg = tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .expect("timed out waiting for a frame")
-                .expect("connection closed")
-                .expect("websocket error");
-            match msg {
-                WsMessage::Text(t) => return serde_json::from_str(&t).expect("JSON frame"),
-                WsMessage::Close(c) => panic!("closed by the server: {c:?}"),
-                _ => continue,
-            }
-        }
-    }
-
-    /// The next frame matching `pred`; others are kept for later.
-    async fn next_where(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
-        if let Some(i) = self.buffered.iter().position(&pred) {
-            return self.buffered.remove(i).unwrap();
-        }
-        loop {
-            let v = self.read().await;
-            if pred(&v) {
-                return v;
-            }
-            self.buffered.push_back(v);
-        }
-    }
-
-    async fn next_of(&mut self, ty: &str) -> Value {
-        self.next_where(|v| v["type"] == ty).await
-    }
-
-    /// API Gateway's answer when the route's integration failed.
-    async fn next_integration_error(&mut self) -> Value {
-        self.next_where(|v| v["type"].is_null() && v["message"].is_string())
-            .await
-    }
-
-    /// Ping and return every frame that arrived before the pong.
-    async fn barrier(&mut self) -> Vec<Value> {
-        self.pings += 1;
-        let id = format!("b{}", self.pings);
-        self.send(json!({"action": "ping", "id": id})).await;
-        let mut before: Vec<Value> = self.buffered.drain(..).collect();
-        loop {
-            let v = self.read().await;
-            if v["type"] == "pong" && v["id"] == id.as_str() {
-                return before;
-            }
-            before.push(v);
-        }
-    }
-}
-
-fn send_frame(chat: &ChatId, cmid: &str, text: &str) -> Value {
-    json!({"action": "sendMessage", "chatId": chat, "clientMessageId": cmid, "text": text})
-}
-
-fn of_type<'a>(frames: &'a [Value], ty: &str) -> Vec<&'a Value> {
-    frames.iter().filter(|v| v["type"] == ty).collect()
-}
-
 /// The answer to a `sendMessage` with `cmid`: its `messageAck` or its `error`.
 fn answers(cmid: &str) -> impl Fn(&Value) -> bool + '_ {
     move |v: &Value| {
@@ -238,6 +148,7 @@ async fn offline_events(s: &TestStack, chat: &ChatId) -> Vec<Value> {
 /// event published; never both, never neither. The sender's ack is unaffected.
 #[tokio::test]
 async fn gone_for_a_fraction_of_connections_forgets_them_and_others_still_receive() {
+    chat_tests::needs_backend!();
     let st = Stack::start(TestStackOptions::default()).await;
     let alice = st.user("alice").await;
     let mut others = Vec::new();
@@ -303,6 +214,7 @@ async fn gone_for_a_fraction_of_connections_forgets_them_and_others_still_receiv
 /// is not a 410), and the other recipient got the message.
 #[tokio::test]
 async fn management_errors_are_retried_a_bounded_number_of_times_then_count_as_offline() {
+    chat_tests::needs_backend!();
     let st = Stack::start(TestStackOptions::default()).await;
     let alice = st.user("alice").await;
     let bob = st.user("bob").await;
@@ -354,6 +266,7 @@ async fn management_errors_are_retried_a_bounded_number_of_times_then_count_as_o
 /// fast recipient has the message (and the sender its ack) before the slow one does.
 #[tokio::test]
 async fn a_slow_connection_does_not_hold_up_the_other_recipients() {
+    chat_tests::needs_backend!();
     let st = Stack::start(TestStackOptions::default()).await;
     let alice = st.user("alice").await;
     let bob = st.user("bob").await;
@@ -411,6 +324,7 @@ async fn a_slow_connection_does_not_hold_up_the_other_recipients() {
 /// and the chat has no gaps and no half-written messages.
 #[tokio::test]
 async fn dynamodb_unreachable_mid_burst_fails_sends_cleanly_and_retries_store_once() {
+    chat_tests::needs_backend!();
     let st = Stack::start(TestStackOptions::default().proxy_dynamodb()).await;
     let proxy = st.s.dynamodb_proxy();
     let alice = st.user("alice").await;
@@ -507,6 +421,7 @@ async fn dynamodb_unreachable_mid_burst_fails_sends_cleanly_and_retries_store_on
 /// clientMessageId after recovery stores it once.
 #[tokio::test]
 async fn rest_send_with_dynamodb_unreachable_is_a_retryable_503() {
+    chat_tests::needs_backend!();
     let st = Stack::start(TestStackOptions::default().proxy_dynamodb()).await;
     let api = chat_tests::api::Api::new(&st.s);
     let alice = api.register("Alice").await;
@@ -581,6 +496,7 @@ async fn rest_send_with_dynamodb_unreachable_is_a_retryable_503() {
 /// the budget, and the retry stores it once.
 #[tokio::test]
 async fn throttling_is_retried_with_backoff_within_a_bounded_budget() {
+    chat_tests::needs_backend!();
     let st = Stack::start(TestStackOptions::default().proxy_dynamodb()).await;
     let proxy = st.s.dynamodb_proxy();
     let alice = st.user("alice").await;
@@ -666,6 +582,7 @@ fn template_with_ws_message_timeout(secs: u64) -> chat_local::template::Template
 /// the same clientMessageId stores and delivers the message exactly once.
 #[tokio::test]
 async fn a_killed_function_fails_the_frame_and_the_retry_completes_the_send_once() {
+    chat_tests::needs_backend!();
     let opts = process_options();
     let bin_dir = opts.process_bin_dir.clone().unwrap();
     let st = Stack::start(opts).await;
@@ -715,6 +632,7 @@ async fn a_killed_function_fails_the_frame_and_the_retry_completes_the_send_once
 /// gets the message exactly once.
 #[tokio::test]
 async fn a_timeout_after_the_write_committed_is_completed_by_the_retry() {
+    chat_tests::needs_backend!();
     let mut opts = process_options();
     opts.template = Some(template_with_ws_message_timeout(2));
     let st = Stack::start(opts).await;
@@ -759,25 +677,14 @@ async fn a_timeout_after_the_write_committed_is_completed_by_the_retry() {
 
 // ------------------------------------------------------------------ SNS
 
-/// EMF lines the in-process functions wrote (installed once for this test binary).
-fn emf_lines() -> &'static Mutex<Vec<String>> {
-    static LINES: OnceLock<&'static Mutex<Vec<String>>> = OnceLock::new();
-    LINES.get_or_init(|| {
-        let lines: &'static Mutex<Vec<String>> = Box::leak(Box::new(Mutex::new(Vec::new())));
-        chat_core::metrics::set_sink(Some(Box::new(move |l: &str| {
-            lines.lock().unwrap().push(l.to_owned());
-        })));
-        lines
-    })
-}
-
 /// SNS unreachable while a member is offline: the message is stored, acknowledged and
 /// delivered to the online member; the offline event is retried (bounded) and then
 /// reported (`OfflineEventsFailed`), never silently dropped; the offline member gets
 /// the message by sync.
 #[tokio::test]
 async fn sns_unavailable_stores_and_delivers_and_reports_the_failed_offline_event() {
-    let lines = emf_lines();
+    chat_tests::needs_backend!();
+    let cap = chat_tests::capture::capture();
     let st = Stack::start(TestStackOptions::default().proxy_sns()).await;
     let proxy = st.s.sns_proxy();
     let alice = st.user("alice").await;
@@ -802,17 +709,22 @@ async fn sns_unavailable_stores_and_delivers_and_reports_the_failed_offline_even
         "two rounds of the SDK's three attempts"
     );
     assert!(offline_events(&st.s, &chat).await.is_empty());
-    let reported = lines.lock().unwrap().iter().any(|l| {
-        serde_json::from_str::<Value>(l).is_ok_and(|v| {
-            v["Function"] == "ws-message" && v["OfflineEventsFailed"].as_f64() == Some(1.0)
-        })
+    // The capture is the whole test binary's: only the invocations on this chat count.
+    let requests: Vec<String> = cap
+        .logs_json()
+        .iter()
+        .filter(|l| l["span"]["function"] == "ws-message" && l["span"]["chat_id"] == chat.as_str())
+        .filter_map(|l| l["span"]["request_id"].as_str().map(str::to_owned))
+        .collect();
+    let reported = cap.emf_json().iter().any(|v| {
+        requests.iter().any(|id| v["requestId"] == id.as_str())
+            && v["Function"] == "ws-message"
+            && v["OfflineEventsFailed"].as_f64() == Some(1.0)
     });
     assert!(
         reported,
         "OfflineEventsFailed reported: {:?}",
-        lines
-            .lock()
-            .unwrap()
+        cap.emf_lines()
             .iter()
             .filter(|l| l.contains("Offline"))
             .collect::<Vec<_>>()

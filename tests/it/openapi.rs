@@ -3,11 +3,7 @@
 //! and the response checker the end-to-end tests use really rejects what does not
 //! match (so a passing end-to-end run means something).
 
-#[path = "support/openapi_check.rs"]
-mod openapi_check;
-
 use chat_local::template::Template;
-use openapi_check::OpenApi;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
@@ -21,7 +17,10 @@ fn every_template_route_is_documented_and_nothing_else() {
         .map(|r| (r.method.to_uppercase(), r.path))
         .collect();
     assert!(routes.len() > 10, "the template declares the HTTP API");
-    let documented: BTreeSet<(String, String)> = OpenApi::load().operations().into_iter().collect();
+    let documented: BTreeSet<(String, String)> = chat_tests::openapi::doc()
+        .operations()
+        .into_iter()
+        .collect();
     let missing: Vec<_> = routes.difference(&documented).collect();
     assert!(
         missing.is_empty(),
@@ -51,7 +50,7 @@ fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
 
 #[test]
 fn the_document_is_openapi_3_1_and_every_ref_resolves() {
-    let api = OpenApi::load();
+    let api = chat_tests::openapi::doc();
     let doc = api.doc();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     assert_eq!(
@@ -79,7 +78,7 @@ fn the_document_is_openapi_3_1_and_every_ref_resolves() {
             "{method} {path} documents no 4xx"
         );
         // Every route that reads a body caps it (chat_core::http): the 413 is part of
-        // the contract (found missing on seven routes by tests/tests/limits.rs).
+        // the contract (found missing on seven routes by tests/it/limits.rs).
         if op.get("requestBody").is_some() {
             assert!(
                 op["responses"].get("413").is_some(),
@@ -91,7 +90,7 @@ fn the_document_is_openapi_3_1_and_every_ref_resolves() {
 
 #[test]
 fn the_checker_rejects_what_does_not_match() {
-    let api = OpenApi::load();
+    let api = chat_tests::openapi::doc();
     let err = json!({"error": {"code": "not_found", "message": "chat not found"}});
     api.check_response("GET", "/chats/grp_01J00000000000000000000000", 404, &err)
         .expect("a documented error passes");

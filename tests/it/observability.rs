@@ -5,101 +5,22 @@
 //! and asserts names, units, values and log fields, and that no line carries the
 //! message text or a token.
 //!
-//! The subscriber and the EMF sink are process-global, so this file holds exactly one
-//! test (its own test binary).
+//! The subscriber and the EMF sink are process-global: the test reads the binary's one
+//! [`chat_tests::capture`] and picks its own records out by chat, user and request id
+//! (other tests' functions log into the same capture at the same time).
 
 use chat_core::auth::tokens::TokenConfig;
-use chat_core::config::Env;
 use chat_core::ids::{SessionId, UserId};
 use chat_core::input::{DisplayName, UserName};
 use chat_core::model::now_millis;
+use chat_tests::capture::capture;
 use chat_tests::TestStack;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 const WAIT: Duration = Duration::from_secs(15);
-
-/// Everything captured: log lines and EMF lines, with a wake-up on each write.
-#[derive(Clone, Default)]
-struct Capture {
-    logs: Arc<Mutex<Vec<u8>>>,
-    emf: Arc<Mutex<Vec<String>>>,
-    changed: Arc<Notify>,
-}
-
-impl Capture {
-    fn log_lines(&self) -> Vec<String> {
-        String::from_utf8_lossy(&self.logs.lock().unwrap())
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-
-    fn logs_json(&self) -> Vec<Value> {
-        self.log_lines()
-            .iter()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-
-    fn emf_json(&self) -> Vec<Value> {
-        self.emf
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|l| serde_json::from_str(l).expect("EMF lines are JSON"))
-            .collect()
-    }
-
-    /// Wait until `pred` holds (checked after every captured write).
-    async fn until<T>(&self, what: &str, pred: impl Fn(&Capture) -> Option<T>) -> T {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let notified = self.changed.notified();
-            if let Some(v) = pred(self) {
-                return v;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                panic!(
-                    "timed out waiting for {what}; logs:\n{}\nEMF:\n{:?}",
-                    self.log_lines().join("\n"),
-                    self.emf.lock().unwrap()
-                );
-            }
-        }
-    }
-}
-
-struct LogWriter(Capture);
-
-impl Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.logs.lock().unwrap().extend_from_slice(buf);
-        self.0.changed.notify_waiters();
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn install_capture() -> Capture {
-    let cap = Capture::default();
-    let for_logs = cap.clone();
-    let env = Env::from_map([("LOG_LEVEL".to_owned(), "info".to_owned())].into());
-    chat_core::telemetry::init_with_writer(&env, move || LogWriter(for_logs.clone()));
-    let for_emf = cap.clone();
-    chat_core::metrics::set_sink(Some(Box::new(move |line: &str| {
-        for_emf.emf.lock().unwrap().push(line.to_owned());
-        for_emf.changed.notify_waiters();
-    })));
-    cap
-}
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -138,7 +59,8 @@ fn metric_def<'a>(record: &'a Value, name: &str) -> Option<&'a Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_logs_and_counts_what_happened() {
-    let cap = install_capture();
+    chat_tests::needs_backend!();
+    let cap = capture();
     let s = TestStack::start().await;
     let tokens = TokenConfig::from_env(s.env()).unwrap();
 
@@ -188,14 +110,30 @@ async fn a_send_logs_and_counts_what_happened() {
         assert_eq!(m["text"], secret.as_str());
     }
 
-    // The EMF record of the send (flushed when the invocation ends).
-    let record = cap
-        .until("the ws-message EMF record", |c| {
-            c.emf_json()
-                .into_iter()
-                .find(|r| r["Function"] == "ws-message" && r.get("MessagesSent").is_some())
+    // The completion line of this send (the chat is this test's), then the EMF record
+    // of the same invocation (flushed when the invocation ends).
+    let done = cap
+        .until("the ws-message completion line", WAIT, |c| {
+            c.logs_json().into_iter().find(|l| {
+                l["message"] == "invocation done"
+                    && l["span"]["function"] == "ws-message"
+                    && l["span"]["chat_id"] == chat.as_str()
+            })
         })
         .await;
+    let request_id = done["span"]["request_id"]
+        .as_str()
+        .expect("request_id in the span")
+        .to_owned();
+    let record = cap
+        .until("the ws-message EMF record", WAIT, |c| {
+            c.emf_json()
+                .into_iter()
+                .find(|r| r["requestId"] == request_id.as_str())
+        })
+        .await;
+    assert_eq!(record["Function"], "ws-message");
+    assert!(record.get("MessagesSent").is_some(), "{record}");
     let cw = &record["_aws"]["CloudWatchMetrics"][0];
     assert_eq!(cw["Namespace"], "ServerlessChat");
     assert_eq!(cw["Dimensions"], json!([["Function"]]));
@@ -226,25 +164,34 @@ async fn a_send_logs_and_counts_what_happened() {
         .as_f64()
         .expect("one AckLatency sample");
     assert!((0.0..15_000.0).contains(&ack_ms), "{ack_ms}");
-    let request_id = record["requestId"].as_str().expect("requestId property");
 
-    // Connects were counted by ws-connect (one record per $connect).
+    // Connects were counted by ws-connect (one record per $connect of these users).
+    let connect_requests: Vec<String> = cap
+        .logs_json()
+        .iter()
+        .filter(|l| {
+            l["message"] == "invocation done"
+                && l["span"]["function"] == "ws-connect"
+                && [alice.as_str(), bob.as_str()]
+                    .contains(&l["span"]["user_id"].as_str().unwrap_or(""))
+        })
+        .filter_map(|l| l["span"]["request_id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(connect_requests.len(), 3, "{connect_requests:?}");
     let connects: f64 = cap
         .emf_json()
         .iter()
         .filter(|r| r["Function"] == "ws-connect")
+        .filter(|r| {
+            connect_requests
+                .iter()
+                .any(|id| r["requestId"] == id.as_str())
+        })
         .filter_map(|r| r["Connects"].as_f64())
         .sum();
     assert_eq!(connects, 3.0);
 
-    // The completion line of the same invocation, with the span's fields.
-    let done = cap
-        .until("the ws-message completion line", |c| {
-            c.logs_json().into_iter().find(|l| {
-                l["message"] == "invocation done" && l["span"]["request_id"] == request_id
-            })
-        })
-        .await;
+    // The completion line of the send, with the span's fields.
     let span = &done["span"];
     assert_eq!(span["name"], "invocation");
     assert_eq!(span["function"], "ws-message");
@@ -277,7 +224,7 @@ async fn a_send_logs_and_counts_what_happened() {
         assert!(!line.contains(&alice_token), "token logged: {line}");
         assert!(!line.contains(&bob_token), "token logged: {line}");
     }
-    for line in cap.emf.lock().unwrap().iter() {
+    for line in &cap.emf_lines() {
         assert!(!line.contains(&secret) && !line.contains(&alice_token));
     }
 
