@@ -752,6 +752,8 @@ fn json_len<T: Serialize>(v: &T) -> usize {
 mod tests {
     use super::*;
 
+    use crate::store::Conflict;
+
     #[test]
     fn store_errors_map_to_client_codes() {
         assert_eq!(ApiError::from(StoreError::NotMember).code(), "not_found");
@@ -760,7 +762,7 @@ mod tests {
             "not_found"
         );
         assert_eq!(
-            ApiError::from(StoreError::Conflict("group_full")).code(),
+            ApiError::from(StoreError::Conflict(Conflict::GroupFull)).code(),
             "group_full"
         );
         assert_eq!(ApiError::from(StoreError::Contention).code(), "unavailable");
