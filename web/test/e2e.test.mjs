@@ -25,7 +25,7 @@ const root = path.resolve(here, '../..');
 const chatLocal = process.env.CHAT_LOCAL || path.join(root, 'target/debug/chat-local');
 const browserPath = process.env.CHROMIUM || '/usr/bin/chromium';
 const shotsDir = path.resolve(process.env.E2E_SCREENSHOTS || path.join(root, 'target/e2e-screenshots'));
-const WAIT = 15000;
+const WAIT = 30000; // generous: a loaded 2-core CI machine is slow, and a passing run never waits it out
 
 const run = Math.random().toString(36).slice(2, 8);
 const alice = { userName: `alice_${run}`, displayName: 'Alice', password: `correct horse ${run} a` };
