@@ -9,6 +9,7 @@ mod auth;
 mod authz;
 mod chats;
 mod faults;
+mod gateway_fidelity;
 mod gateway_http;
 mod gateway_routes;
 mod gateway_sns;

@@ -37,36 +37,33 @@ pub fn build(env: Env) -> BoxFuture<'static, Result<SharedFunction, Error>> {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Credentials {
     pub token: String,
-    /// Set when the token came in `Sec-WebSocket-Protocol`: the answer must carry this
-    /// header (API Gateway fails the handshake otherwise).
+    /// `chat.v1` whenever the client offered it in `Sec-WebSocket-Protocol` (browsers
+    /// fail a handshake that offered subprotocols and got none selected); never the
+    /// token, which would be echoed into the handshake answer, proxies and logs.
     pub subprotocol: Option<String>,
 }
 
 /// The token from `?token=`, else from `Sec-WebSocket-Protocol` (`chat.v1, <token>`).
 pub fn credentials(event: &WsEvent) -> Option<Credentials> {
-    if let Some(t) = event.query_string_parameters.first("token") {
-        if !t.is_empty() {
-            return Some(Credentials {
-                token: t.to_owned(),
-                subprotocol: None,
-            });
-        }
-    }
-    let offered = header(&event.headers, "sec-websocket-protocol")?;
-    let parts: Vec<&str> = offered
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
-    let token = parts.iter().find(|p| **p != SUBPROTOCOL)?;
-    let chosen = if parts.contains(&SUBPROTOCOL) {
-        SUBPROTOCOL
-    } else {
-        token
-    };
+    let offered: Vec<&str> = header(&event.headers, "sec-websocket-protocol")
+        .map(|o| {
+            o.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let subprotocol = offered
+        .contains(&SUBPROTOCOL)
+        .then(|| SUBPROTOCOL.to_owned());
+    let token = event
+        .query_string_parameters
+        .first("token")
+        .filter(|t| !t.is_empty())
+        .or_else(|| offered.iter().find(|p| **p != SUBPROTOCOL).copied())?;
     Some(Credentials {
-        token: (*token).to_owned(),
-        subprotocol: Some(chosen.to_owned()),
+        token: token.to_owned(),
+        subprotocol,
     })
 }
 
@@ -206,10 +203,26 @@ mod tests {
                 subprotocol: Some("chat.v1".into())
             })
         );
+        // The token alone as a subprotocol: accepted, but never selected (echoed).
         let e = event(&[], &[("sec-websocket-protocol", "a.b.c")]);
         assert_eq!(
-            credentials(&e).unwrap().subprotocol.as_deref(),
-            Some("a.b.c")
+            credentials(&e),
+            Some(Credentials {
+                token: "a.b.c".into(),
+                subprotocol: None
+            })
+        );
+        // `?token=` and `chat.v1` offered: chat.v1 is selected.
+        let e = event(
+            &[("token", "a.b.c")],
+            &[("Sec-WebSocket-Protocol", "chat.v1")],
+        );
+        assert_eq!(
+            credentials(&e),
+            Some(Credentials {
+                token: "a.b.c".into(),
+                subprotocol: Some("chat.v1".into())
+            })
         );
         assert_eq!(credentials(&event(&[], &[])), None);
         assert_eq!(

@@ -7,8 +7,8 @@
 //! - [`Invoker`]: "call function X with this event". [`InProcess`] (the default)
 //!   builds each function once, on its first invocation (Lambda's init), and calls
 //!   [`chat_core::function::Function::invoke`] with the exact event JSON;
-//!   [`super::process::ProcessHost`] runs the built binaries behind the Lambda Runtime
-//!   API instead.
+//!   the process host (`super::process`, which depends on this module and not the
+//!   other way round) runs the built binaries behind the Lambda Runtime API instead.
 //!
 //! Every invocation ends with a REPORT-style log line (function, route, duration; init
 //! duration on a cold start).
@@ -134,9 +134,25 @@ pub trait Invoker: Send + Sync + 'static {
     }
 
     /// The cold starts so far (process hosts; in-process hosts have none).
-    fn cold_starts(&self) -> Vec<super::process::ColdStart> {
+    fn cold_starts(&self) -> Vec<ColdStart> {
         Vec::new()
     }
+}
+
+/// One cold start of a function process, as its REPORT line gives it (process hosts,
+/// [`Invoker::cold_starts`]).
+#[derive(Debug, Clone)]
+pub struct ColdStart {
+    /// The function's logical id.
+    pub function: String,
+    /// Process spawn to its first `GET .../invocation/next` (`None`: init failed).
+    pub init: Option<Duration>,
+    /// The first invocation, from the end of init to its response.
+    pub first_invocation: Duration,
+    /// Peak resident memory (`VmHWM`, kB) right after the first invocation.
+    pub peak_memory_kb: Option<u64>,
+    /// The first invocation succeeded (a function error counts as success here).
+    pub ok: bool,
 }
 
 /// The Lambda context for one invocation.

@@ -339,6 +339,204 @@ fn template_cors(t: &Template, override_origins: Option<&Vec<String>>) -> Option
     })
 }
 
+/// The template's `StageName` default (`prod` without one).
+fn default_stage(template: &Template) -> String {
+    template
+        .parameters
+        .get("StageName")
+        .and_then(|p| p.default.clone())
+        .unwrap_or_else(|| "prod".into())
+}
+
+/// Which functions the gateway must run, and what uses each (for error messages).
+fn needed_functions(
+    ws_api: &crate::template::WebSocketApiDef,
+    http_routes: &[HttpRoute],
+    defs: &BTreeMap<String, FunctionDef>,
+    sns_on: bool,
+) -> BTreeMap<String, Vec<String>> {
+    let mut needed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (key, f) in &ws_api.routes {
+        needed
+            .entry(f.clone())
+            .or_default()
+            .push(format!("WebSocket route {key}"));
+    }
+    for r in http_routes {
+        needed
+            .entry(r.function.clone())
+            .or_default()
+            .push(format!("HTTP route {} {}", r.method, r.path));
+    }
+    if sns_on {
+        for f in defs.values().filter(|f| !f.sns_topics.is_empty()) {
+            needed
+                .entry(f.logical_id.clone())
+                .or_default()
+                .push(format!("SNS subscription to {}", f.sns_topics.join(", ")));
+        }
+    }
+    needed
+}
+
+/// Every needed function is in the template and has an implementation (registered,
+/// or a built binary); otherwise one error naming each route, function and binary.
+fn check_runnable(
+    needed: &BTreeMap<String, Vec<String>>,
+    defs: &BTreeMap<String, FunctionDef>,
+    mode: &FunctionMode,
+) -> Result<()> {
+    let mut problems = Vec::new();
+    for (f, uses) in needed {
+        let Some(def) = defs.get(f) else {
+            problems.push(format!("{}: function {f} is not in the template", uses[0]));
+            continue;
+        };
+        let missing = match mode {
+            FunctionMode::InProcess(reg) => (!reg.contains(&def.binary))
+                .then(|| format!("no registered implementation for binary `{}`", def.binary)),
+            FunctionMode::Process(p) => {
+                let path = p.bin_dir.join(&def.binary);
+                (!path.is_file()).then(|| {
+                    format!(
+                        "binary {} does not exist (run `cargo build -p {}`)",
+                        path.display(),
+                        def.binary
+                    )
+                })
+            }
+        };
+        if let Some(m) = missing {
+            problems.push(format!("{} -> function {f}: {m}", uses.join(", ")));
+        }
+    }
+    if !problems.is_empty() {
+        bail!(
+            "the template's routes name functions the gateway cannot run:\n  {}",
+            problems.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+/// Bind both APIs' ports (0: a free one) and derive the stack's URLs.
+async fn bind(
+    host: IpAddr,
+    ws_port: u16,
+    http_port: u16,
+    stage: &str,
+) -> Result<(tokio::net::TcpListener, tokio::net::TcpListener, Endpoints)> {
+    let ws_listener = tokio::net::TcpListener::bind((host, ws_port))
+        .await
+        .with_context(|| format!("binding the WebSocket port {ws_port}"))?;
+    let http_listener = tokio::net::TcpListener::bind((host, http_port))
+        .await
+        .with_context(|| format!("binding the HTTP port {http_port}"))?;
+    let ws_addr = ws_listener.local_addr()?;
+    let http_addr = http_listener.local_addr()?;
+    let endpoints = Endpoints {
+        stage: stage.to_owned(),
+        ws_addr,
+        http_addr,
+        ws_url: format!("ws://{ws_addr}/{stage}"),
+        management_endpoint: format!("http://{ws_addr}/{stage}"),
+        http_url: format!("http://{http_addr}/{stage}"),
+    };
+    Ok((ws_listener, http_listener, endpoints))
+}
+
+/// Each needed function with its environment (plus the management endpoint).
+fn hosted_functions(
+    needed: &BTreeMap<String, Vec<String>>,
+    defs: &BTreeMap<String, FunctionDef>,
+    mut envs: HashMap<String, Env>,
+    endpoints: &Endpoints,
+) -> Result<Vec<(FunctionDef, Env)>> {
+    let mut hosted = Vec::new();
+    for f in needed.keys() {
+        let def = defs
+            .get(f)
+            .ok_or_else(|| anyhow!("function {f} vanished"))?;
+        let mut env = envs.remove(f).unwrap_or_default();
+        env.set(
+            "WEBSOCKET_MANAGEMENT_ENDPOINT",
+            endpoints.management_endpoint.clone(),
+        );
+        hosted.push((def.clone(), env));
+    }
+    Ok(hosted)
+}
+
+/// The invoker of `mode` for the hosted functions (checked by [`check_runnable`]).
+fn invoker(mode: &FunctionMode, hosted: &[(FunctionDef, Env)]) -> Arc<dyn Invoker> {
+    match mode {
+        FunctionMode::InProcess(reg) => Arc::new(InProcess::new(
+            hosted
+                .iter()
+                .map(|(def, env)| {
+                    let build = reg.get(&def.binary).expect("checked by check_runnable");
+                    (def.clone(), build, env.clone())
+                })
+                .collect(),
+        )),
+        FunctionMode::Process(opts) => {
+            Arc::new(process::ProcessHost::new(opts.clone(), hosted.to_vec()))
+        }
+    }
+}
+
+/// The WebSocket port: the stage's upgrade path, the management API (`@connections`,
+/// also percent-encoded), the fault switches; API Gateway's 403 for anything else.
+fn ws_router(stage: &str, shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route(&format!("/{stage}"), get(websocket::upgrade))
+        .route(
+            &format!("/{stage}/@connections/{{id}}"),
+            any(management::connection),
+        )
+        // The form AWS's guide documents (and curl/Postman users send): `@`
+        // percent-encoded; the id is percent-decoded either way.
+        .route(
+            &format!("/{stage}/%40connections/{{id}}"),
+            any(management::connection),
+        )
+        .route(
+            "/_local/faults",
+            get(management::list_faults)
+                .post(management::add_fault)
+                .delete(management::clear_faults),
+        )
+        .fallback(|| async {
+            (
+                axum::http::StatusCode::FORBIDDEN,
+                axum::Json(serde_json::json!({"message": "Forbidden"})),
+            )
+        })
+        .with_state(shared)
+}
+
+/// Serve each router on its listener until the returned switch is set.
+fn serve<const N: usize>(
+    pairs: [(tokio::net::TcpListener, Router); N],
+) -> (watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>) {
+    let (servers_tx, servers_rx) = watch::channel(false);
+    let mut servers = Vec::new();
+    for (listener, router) in pairs {
+        let mut stop = servers_rx.clone();
+        servers.push(tokio::spawn(async move {
+            let _ = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+        }));
+    }
+    (servers_tx, servers)
+}
+
 /// WebSocket route keys that have a route response (two-way communication): a route
 /// with `RouteResponseSelectionExpression`, or named by an
 /// `AWS::ApiGatewayV2::RouteResponse`.
@@ -387,117 +585,18 @@ impl Gateway {
             .collect();
         let ws_api = template.websocket_api()?;
         let http_routes = template.http_routes()?;
-        let stage = match cfg.stage {
-            Some(s) => s,
-            None => template
-                .parameters
-                .get("StageName")
-                .and_then(|p| p.default.clone())
-                .unwrap_or_else(|| "prod".into()),
-        };
+        let stage = cfg.stage.unwrap_or_else(|| default_stage(&template));
 
-        // Which functions are needed, and by what.
-        let mut needed: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (key, f) in &ws_api.routes {
-            needed
-                .entry(f.clone())
-                .or_default()
-                .push(format!("WebSocket route {key}"));
-        }
-        for r in &http_routes {
-            needed
-                .entry(r.function.clone())
-                .or_default()
-                .push(format!("HTTP route {} {}", r.method, r.path));
-        }
-        let sns_on = cfg.sns.is_some();
-        for f in defs.values().filter(|f| !f.sns_topics.is_empty()) {
-            if sns_on {
-                needed
-                    .entry(f.logical_id.clone())
-                    .or_default()
-                    .push(format!("SNS subscription to {}", f.sns_topics.join(", ")));
-            }
-        }
-        let mut problems = Vec::new();
-        for (f, uses) in &needed {
-            let Some(def) = defs.get(f) else {
-                problems.push(format!("{}: function {f} is not in the template", uses[0]));
-                continue;
-            };
-            let missing = match &cfg.functions {
-                FunctionMode::InProcess(reg) => (!reg.contains(&def.binary))
-                    .then(|| format!("no registered implementation for binary `{}`", def.binary)),
-                FunctionMode::Process(p) => {
-                    let path = p.bin_dir.join(&def.binary);
-                    (!path.is_file()).then(|| {
-                        format!(
-                            "binary {} does not exist (run `cargo build -p {}`)",
-                            path.display(),
-                            def.binary
-                        )
-                    })
-                }
-            };
-            if let Some(m) = missing {
-                problems.push(format!("{} -> function {f}: {m}", uses.join(", ")));
-            }
-        }
-        if !problems.is_empty() {
-            bail!(
-                "the template's routes name functions the gateway cannot run:\n  {}",
-                problems.join("\n  ")
-            );
-        }
-
-        let ws_listener = tokio::net::TcpListener::bind((cfg.host, cfg.ws_port))
-            .await
-            .with_context(|| format!("binding the WebSocket port {}", cfg.ws_port))?;
-        let http_listener = tokio::net::TcpListener::bind((cfg.host, cfg.http_port))
-            .await
-            .with_context(|| format!("binding the HTTP port {}", cfg.http_port))?;
-        let ws_addr = ws_listener.local_addr()?;
-        let http_addr = http_listener.local_addr()?;
-        let endpoints = Endpoints {
-            stage: stage.clone(),
-            ws_addr,
-            http_addr,
-            ws_url: format!("ws://{ws_addr}/{stage}"),
-            management_endpoint: format!("http://{ws_addr}/{stage}"),
-            http_url: format!("http://{http_addr}/{stage}"),
-        };
-
-        let mut envs = match cfg.env {
+        let needed = needed_functions(&ws_api, &http_routes, &defs, cfg.sns.is_some());
+        check_runnable(&needed, &defs, &cfg.functions)?;
+        let (ws_listener, http_listener, endpoints) =
+            bind(cfg.host, cfg.ws_port, cfg.http_port, &stage).await?;
+        let envs = match cfg.env {
             Some(build) => build(&endpoints)?,
             None => HashMap::new(),
         };
-        let mut hosted = Vec::new();
-        for f in needed.keys() {
-            let def = defs
-                .get(f)
-                .ok_or_else(|| anyhow!("function {f} vanished"))?;
-            let mut env = envs.remove(f).unwrap_or_default();
-            env.set(
-                "WEBSOCKET_MANAGEMENT_ENDPOINT",
-                endpoints.management_endpoint.clone(),
-            );
-            hosted.push((def.clone(), env));
-        }
-        let invoker: Arc<dyn Invoker> = match &cfg.functions {
-            FunctionMode::InProcess(reg) => Arc::new(InProcess::new(
-                hosted
-                    .iter()
-                    .map(|(def, env)| {
-                        let build = reg.get(&def.binary).expect("checked above");
-                        (def.clone(), build, env.clone())
-                    })
-                    .collect(),
-            )),
-            FunctionMode::Process(opts) => {
-                Arc::new(process::ProcessHost::new(opts.clone(), hosted.to_vec()))
-            }
-        };
-
+        let hosted = hosted_functions(&needed, &defs, envs, &endpoints)?;
+        let invoker = invoker(&cfg.functions, &hosted);
         let routes = RouteTable {
             websocket: ws_api.routes.clone(),
             route_selection_expression: ws_api.route_selection_expression.clone(),
@@ -518,8 +617,8 @@ impl Gateway {
             stage: stage.clone(),
             api_id: events::api_id(),
             http_api_id: events::api_id(),
-            ws_domain: ws_addr.to_string(),
-            http_domain: http_addr.to_string(),
+            ws_domain: endpoints.ws_addr.to_string(),
+            http_domain: endpoints.http_addr.to_string(),
             ws: WsRoutes {
                 selection_path: WsRoutes::selection_path(&ws_api.route_selection_expression)?,
                 expression: ws_api.route_selection_expression.clone(),
@@ -536,46 +635,13 @@ impl Gateway {
             shutdown: shutdown_rx,
             tracker: Tracker::default(),
         });
-
-        let ws_router = Router::new()
-            .route(&format!("/{stage}"), get(websocket::upgrade))
-            .route(
-                &format!("/{stage}/@connections/{{id}}"),
-                any(management::connection),
-            )
-            .route(
-                "/_local/faults",
-                get(management::list_faults)
-                    .post(management::add_fault)
-                    .delete(management::clear_faults),
-            )
-            .fallback(|| async {
-                (
-                    axum::http::StatusCode::FORBIDDEN,
-                    axum::Json(serde_json::json!({"message": "Forbidden"})),
-                )
-            })
-            .with_state(shared.clone());
         let http_router = Router::new()
             .fallback(http::handle)
             .with_state(shared.clone());
-
-        let (servers_tx, servers_rx) = watch::channel(false);
-        let mut servers = Vec::new();
-        for (listener, router) in [(ws_listener, ws_router), (http_listener, http_router)] {
-            let mut stop = servers_rx.clone();
-            servers.push(tokio::spawn(async move {
-                let _ = axum::serve(
-                    listener,
-                    router.into_make_service_with_connect_info::<SocketAddr>(),
-                )
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await;
-            }));
-        }
-
+        let (servers_tx, servers) = serve([
+            (ws_listener, ws_router(&stage, shared.clone())),
+            (http_listener, http_router),
+        ]);
         let sns = match cfg.sns {
             Some(opts) => Some(sns::Bridge::start(opts, &defs, invoker.clone()).await?),
             None => None,

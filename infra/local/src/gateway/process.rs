@@ -8,6 +8,8 @@
 //! (spawn to first `next`) and the peak memory (`VmHWM` of `/proc/<pid>/status`);
 //! each cold start is also kept as a [`ColdStart`] (`Gateway::cold_starts`).
 
+// `ColdStart` is part of the `Invoker` contract; re-exported where it is produced.
+pub use super::functions::ColdStart;
 use super::functions::{function_arn, report, InvokeError, Invoker};
 use crate::template::FunctionDef;
 use axum::body::Bytes;
@@ -46,21 +48,6 @@ impl ProcessOptions {
             quiet: false,
         }
     }
-}
-
-/// One cold start of a function process, as its REPORT line gives it.
-#[derive(Debug, Clone)]
-pub struct ColdStart {
-    /// The function's logical id.
-    pub function: String,
-    /// Process spawn to its first `GET .../invocation/next` (`None`: init failed).
-    pub init: Option<Duration>,
-    /// The first invocation, from the end of init to its response.
-    pub first_invocation: Duration,
-    /// Peak resident memory (`VmHWM`, kB) right after the first invocation.
-    pub peak_memory_kb: Option<u64>,
-    /// The first invocation succeeded (a function error counts as success here).
-    pub ok: bool,
 }
 
 type Reply = oneshot::Sender<Result<Value, InvokeError>>;

@@ -1,7 +1,7 @@
 //! The WebSocket API: `$connect` on the upgrade request (a non-2xx answer rejects the
 //! handshake with that status), one task per connection that enforces API Gateway's
-//! limits (32 KB frames, 128 KB messages -> close 1009; idle timeout; maximum
-//! duration), routes each message by the route selection expression (falling back to
+//! limits (32 KB frames, 128 KB messages -> close 1009; a binary frame -> close 1003;
+//! idle timeout; maximum duration), routes each message by the route selection expression (falling back to
 //! `$default`), and fires `$disconnect` however the connection ends: client close,
 //! `DELETE @connections/{id}`, idle timeout, maximum duration or gateway shutdown.
 
@@ -220,13 +220,13 @@ async fn run(
     tokio::pin!(max);
     // Messages are handled one after another, off the socket loop, so a slow function
     // does not hold up pings, closes or timeouts.
-    let (work_tx, mut work_rx) = mpsc::unbounded_channel::<(Vec<u8>, bool)>();
+    let (work_tx, mut work_rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let worker = {
         let shared = shared.clone();
         let conn = conn.clone();
         tokio::spawn(async move {
-            while let Some((body, binary)) = work_rx.recv().await {
-                dispatch(&shared, &conn, &body, binary).await;
+            while let Some(body) = work_rx.recv().await {
+                dispatch(&shared, &conn, &body).await;
             }
         })
     };
@@ -257,12 +257,13 @@ async fn run(
                 Some(Ok(Message::Text(t))) => {
                     idle.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout);
                     conn.last_active_at.store(events::now_ms(), Ordering::Relaxed);
-                    let _ = work_tx.send((t.as_bytes().to_vec(), false));
+                    let _ = work_tx.send(t.as_bytes().to_vec());
                 }
-                Some(Ok(Message::Binary(b))) => {
-                    idle.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout);
-                    conn.last_active_at.store(events::now_ms(), Ordering::Relaxed);
-                    let _ = work_tx.send((b.to_vec(), true));
+                Some(Ok(Message::Binary(_))) => {
+                    // API Gateway does not take binary frames from clients: it closes
+                    // the connection with 1003 ("Binary media types for WebSocket APIs").
+                    let _ = socket.send(close(1003, "Binary frames are not supported")).await;
+                    break (1003, "Binary frames are not supported".into());
                 }
                 Some(Ok(_)) => {} // ping/pong: answered by the library, not activity
             },
@@ -311,7 +312,7 @@ async fn run(
 }
 
 /// Route one message and invoke its function.
-async fn dispatch(shared: &Shared, conn: &Conn, body: &[u8], binary: bool) {
+async fn dispatch(shared: &Shared, conn: &Conn, body: &[u8]) {
     let error_frame = |message: &str| {
         json!({
             "message": message,
@@ -328,7 +329,7 @@ async fn dispatch(shared: &Shared, conn: &Conn, body: &[u8], binary: bool) {
     let Some(function) = shared.ws.routes.get(route) else {
         return;
     };
-    let event = events::ws_message(&conn.ctx, route, body, binary);
+    let event = events::ws_message(&conn.ctx, route, body, false);
     match shared.invoker.invoke(function, route, event).await {
         Err(_) => {
             let _ = conn
