@@ -144,6 +144,12 @@ describe('outbox', () => {
     assert.equal(o.unsentCount(), 1);
     o.retry('a1'); // joins the end
     assert.deepEqual(o.ofChat('a').map((e) => e.clientMessageId), ['a2', 'a1']);
+    o.markSending('a2', 'ws');
+    o.acked('a2');
+    o.markSending('a1', 'ws');
+    o.fail('a1', 'refused again', { refused: true });
+    assert.equal(o.discard('a1').clientMessageId, 'a1');
+    assert.deepEqual(o.all(), []);
   });
 
   it('survives a reload with the same clientMessageIds, in order, nothing in flight', () => {
