@@ -3,7 +3,7 @@
 // divider, links and day labels. Run: node --test web/test/unit/
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_LIMITS, FrameBudget, limitsFrom, sendMessageFrame, transportFor, utf8Bytes, charCount } from '../../lib/limits.js';
@@ -27,7 +27,9 @@ describe('limits', () => {
     const gw = readFileSync(path.join(root, 'infra/local/src/gateway/mod.rs'), 'utf8');
     assert.match(gw, /frame_bytes: 32 \* 1024,/);
     assert.equal(DEFAULT_LIMITS.wsFrameBytes, 32 * 1024);
-    const ws = readFileSync(path.join(root, 'functions/ws-message/src/lib.rs'), 'utf8');
+    // Wherever in the ws-message crate they live (the source files, concatenated).
+    const dir = path.join(root, 'functions/ws-message/src');
+    const ws = readdirSync(dir).filter((f) => f.endsWith('.rs')).map((f) => readFileSync(path.join(dir, f), 'utf8')).join('\n');
     assert.match(ws, new RegExp(`REQUESTS_PER_WINDOW: u32 = ${DEFAULT_LIMITS.framesPerWindow};`));
     assert.match(ws, new RegExp(`TYPING_PER_WINDOW: u32 = ${DEFAULT_LIMITS.typingPerWindow};`));
     assert.match(ws, /WINDOW_MS: i64 = 10_000;/);
