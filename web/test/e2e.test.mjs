@@ -607,10 +607,16 @@ describe('web client in a real browser', { timeout: 10 * 60 * 1000 }, () => {
     await a.waitForFunction(() => [...document.querySelectorAll('#message-list li.msg.system')].some((n) => n.textContent === 'You removed Carol'));
     await a.waitForFunction(() => document.querySelector('#chat-list .chat-item.active .chat-item-preview')?.textContent === 'You removed Carol');
     // Mute: the list shows it.
+    const muteCalls = [];
+    const onResponse = async (r) => {
+      if (r.url().endsWith('/members/me') && r.request().method() === 'PATCH') muteCalls.push(`${r.status()} ${await r.text().catch(() => '?')}`);
+    };
+    a.on('response', onResponse);
     await a.click('#info-mute');
     await a.waitForFunction(() => document.getElementById('info-mute').textContent === 'Unmute').catch(async (e) => {
-      throw new Error(`${e.message}; button: ${await a.textContent('#info-mute')}; error: ${await a.textContent('#info-error')}`);
+      throw new Error(`${e.message}; button: ${await a.textContent('#info-mute')}; error: ${await a.textContent('#info-error')}; PATCH answers: ${JSON.stringify(muteCalls)}`);
     });
+    a.off('response', onResponse);
     await a.click('#info-close');
     await a.locator('#chat-list .chat-item.active .muted-icon').waitFor();
     // After a reload the removed member's name is still known.
