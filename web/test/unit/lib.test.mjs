@@ -257,6 +257,11 @@ describe('api client', async () => {
     assert.equal(seen.init.headers.authorization, 'Bearer t');
     assert.equal(seen.init.body, '{"a":1}');
     assert.equal(await request('http://x', 'DELETE', '/y', undefined, { fetchFn: answer(204) }), null);
+    // A request never answered ends as a network error after the timeout.
+    const never = (url, init) => new Promise((_, reject) => init.signal.addEventListener('abort', () => reject(init.signal.reason)));
+    const keepAlive = setTimeout(() => {}, 5000); // Node's AbortSignal.timeout timer does not hold the loop
+    await assert.rejects(request('http://x', 'GET', '/me', undefined, { fetchFn: never, timeoutMs: 20 }), (e) => e.code === 'network');
+    clearTimeout(keepAlive);
   });
 });
 
