@@ -196,7 +196,7 @@ impl ChatServices {
         crate::telemetry::record_chat(chat_id);
         let appended = self
             .store
-            .append_text_after(
+            .append_text_reusing_read(
                 pre_read,
                 chat_id,
                 sender,
