@@ -12,7 +12,12 @@
 #   1. scripts/deploy_checks.py (the named blockers of issue 17, in a second)
 #   2. scripts/sam-build.sh  (= sam build --config-env default, as the docs say)
 #   3. sam deploy --config-env dev   (--debug: the log must name the BUILT template)
-#   4. sam deploy --config-env prod  (answers "y" to its change-set prompt)
+#   4. sam deploy --config-env prod  (answers "y" to its change-set prompt), then
+#      scripts/protect-prod-stack.sh (termination protection, stack policy)
+#   5. sam deploy --config-env dev with the parameter branches samconfig leaves off
+#      (push ARNs set, ConfigureApiGatewayLogsRole=false, AlarmEmail, reserved
+#      concurrency) and the flags of .github/workflows/deploy.yml (--role-arn, no prompt)
+#   6. sam deploy of infra/pipeline-bootstrap.yaml (the GitHub OIDC deploy roles)
 # The endpoint is moto server (S3, CloudFormation, IAM, Lambda, DynamoDB, SNS, SQS, Logs,
 # CloudWatch, Secrets Manager) behind scripts/rehearsal_cfn.py, which does
 # CloudFormation's part that moto lacks: the LanguageExtensions transform (eager
@@ -155,6 +160,9 @@ deploy prod "$(stack_name prod)" yes_pipe
 # The branches samconfig's environments leave off: both push platforms set, and an
 # account whose API Gateway logging role already exists. parameter_overrides given on
 # the command line replace samconfig's list, so the list is passed whole.
+say "   prod guard rails (scripts/protect-prod-stack.sh, as the deploy workflow runs it)"
+"$root/scripts/protect-prod-stack.sh" "$(stack_name prod)" us-east-1
+
 say "5/6 deploy dev with push ARNs set, ConfigureApiGatewayLogsRole=false, an alarm e-mail and reserved concurrency"
 mapfile -t variant < <("$py" - "$root/scripts" <<'PY'
 import sys

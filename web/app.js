@@ -387,9 +387,14 @@ async function loadPresence(userId) {
 }
 
 /** Merge a chat resource (summary, detail, or the `chat` of an event) into the list. */
-function upsertChat(c, mine = undefined) {
+function upsertChat(c, mine = undefined, readAt = 0) {
   const old = chats.get(c.chatId) || {};
   const merged = { ...old, ...c };
+  // The user's own mute change is not undone by a copy of the chat read before it (a
+  // detail fetched meanwhile, a membership event or sync page on its way): those carry
+  // the old setting. Within 30 s of a change, the page's value stands.
+  const changed = mutedChangedAt.get(c.chatId) || 0;
+  if (changed && 'muted' in old && readAt <= changed && Date.now() - changed < 30000) merged.muted = old.muted;
   if (mine) {
     merged.readPosition = mine.readPosition;
     merged.deliveredPosition = mine.deliveredPosition;
@@ -965,13 +970,10 @@ function closeChat() {
 const mutedChangedAt = new Map();
 
 async function loadDetail(chatId) {
-  const started = Date.now();
+  const started = Date.now(); // for upsertChat's mute rule
   try {
     const d = await api('GET', `/chats/${encodeURIComponent(chatId)}`);
-    // A detail read before our own mute change answered must not undo it on screen.
-    const c = chats.get(chatId);
-    if (c && (mutedChangedAt.get(chatId) || 0) >= started) d.muted = c.muted;
-    upsertChat(d);
+    upsertChat(d, undefined, started);
   } catch (e) {
     banner(`Could not load the chat: ${e.message}`);
   }

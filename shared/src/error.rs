@@ -5,7 +5,7 @@
 //! the error is handled and never shown to the client.
 
 use crate::input::InvalidInput;
-use crate::store::StoreError;
+use crate::store::{Conflict, StoreError};
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -40,16 +40,15 @@ pub enum ApiError {
     PayloadTooLarge(String),
     /// Temporarily unable to serve (a dependency is down or throttling); retry.
     #[error("service temporarily unavailable")]
-    Unavailable(#[source] anyhow_like::Cause),
+    Unavailable(#[source] Cause),
     /// A bug or an unexpected dependency answer.
     #[error("internal error")]
-    Internal(#[source] anyhow_like::Cause),
+    Internal(#[source] Cause),
 }
 
-/// A boxed cause chain for errors the client is not shown.
-pub mod anyhow_like {
-    pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
-}
+/// The hidden cause of an `Unavailable` or `Internal` error: any error (with its
+/// source chain), logged by [`ApiError::log`] and never shown to the client.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 #[derive(Debug, Serialize)]
 pub struct ErrorBody<'a> {
@@ -174,30 +173,30 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::not_found(what),
             StoreError::NotMember => ApiError::not_found("chat"),
-            StoreError::Conflict("not_admin") => {
+            StoreError::Conflict(Conflict::NotAdmin) => {
                 ApiError::Forbidden("only an admin of the group may do this".into())
             }
-            StoreError::Conflict("no_members") => ApiError::Validation(InvalidInput::new(
+            StoreError::Conflict(Conflict::NoMembers) => ApiError::Validation(InvalidInput::new(
                 "memberIds",
                 "must name at least one user",
             )),
-            StoreError::Conflict(code) => ApiError::conflict(code, conflict_message(code)),
+            StoreError::Conflict(c) => ApiError::conflict(c.code(), conflict_message(c)),
             e if e.is_transient() => ApiError::Unavailable(Box::new(e)),
             e => ApiError::Internal(Box::new(e)),
         }
     }
 }
 
-fn conflict_message(code: &str) -> String {
-    match code {
-        "user_name_taken" => "that user name is already taken".into(),
-        "group_full" => format!(
+fn conflict_message(c: Conflict) -> String {
+    match c {
+        Conflict::UserNameTaken => "that user name is already taken".into(),
+        Conflict::GroupFull => format!(
             "a group has at most {} members",
             crate::input::MAX_GROUP_MEMBERS
         ),
-        "already_member" => "a user is already a member of this chat".into(),
-        "not_a_group" => "direct chats have no name and a fixed pair of members".into(),
-        other => other.replace('_', " "),
+        Conflict::AlreadyMember => "a user is already a member of this chat".into(),
+        Conflict::NotAGroup => "direct chats have no name and a fixed pair of members".into(),
+        Conflict::NotAdmin | Conflict::NoMembers => c.code().replace('_', " "),
     }
 }
 

@@ -178,6 +178,10 @@ impl ChatServices {
     /// acknowledgement needs. Does not deliver: call [`Self::fan_out`] next (after
     /// acknowledging, so the acknowledgement never waits for delivery).
     ///
+    /// `pre_read`: the chat, when the caller already read it (`Store::get_chat(chat_id,
+    /// true)`; `ws-message` reads it while counting the frame), which saves the append
+    /// one DynamoDB round trip. `None` reads it here.
+    ///
     /// Errors: `not_found` (unknown chat, or `sender` is not a member; nothing stored),
     /// `unavailable` (DynamoDB throttling or down; retry with the same clientMessageId).
     pub async fn send_message(
@@ -187,35 +191,19 @@ impl ChatServices {
         client_message_id: &ClientMessageId,
         text: &MessageText,
         origin_connection: Option<ConnectionId>,
-    ) -> Result<Sent, ApiError> {
-        self.send_message_after(
-            None,
-            sender,
-            chat_id,
-            client_message_id,
-            text,
-            origin_connection,
-        )
-        .await
-    }
-
-    /// [`Self::send_message`] with the chat already read (`Store::get_chat(chat_id,
-    /// true)`, e.g. while the edge was checking the connection), so that the
-    /// sender's acknowledgement waits on one DynamoDB round trip less
-    /// (`Store::append_text_after`).
-    pub async fn send_message_after(
-        &self,
-        chat: Option<Chat>,
-        sender: &UserId,
-        chat_id: &ChatId,
-        client_message_id: &ClientMessageId,
-        text: &MessageText,
-        origin_connection: Option<ConnectionId>,
+        pre_read: Option<Chat>,
     ) -> Result<Sent, ApiError> {
         crate::telemetry::record_chat(chat_id);
         let appended = self
             .store
-            .append_text_after(chat, chat_id, sender, client_message_id, text, now_millis())
+            .append_text_after(
+                pre_read,
+                chat_id,
+                sender,
+                client_message_id,
+                text,
+                now_millis(),
+            )
             .await
             .map_err(ApiError::from)?;
         if !appended.duplicate {
@@ -258,74 +246,9 @@ impl ChatServices {
             .list_members(&m.chat_id)
             .await
             .map_err(ApiError::from)?;
-        let users: Vec<UserId> = members.iter().map(|m| m.user_id.clone()).collect();
-        let targets = self
-            .connections_of(&users, sent.origin.as_ref(), None)
-            .await?;
-        let event = ServerEvent::for_message(m);
-        let as_ref = matches!(event, ServerEvent::MessageRef(_));
-        crate::metrics::sample(
-            "FanOutSize",
-            crate::metrics::Unit::Count,
-            targets.len() as f64,
-        );
-        let delivery = self.poster.post_all(&targets, &event.to_json()).await;
-
-        let offline: Vec<&Membership> = members
-            .iter()
-            .filter(|mb| Some(&mb.user_id) != m.sender_id.as_ref())
-            .filter(|mb| !mb.muted)
-            .filter(|mb| !delivery.reached(&mb.user_id))
-            .collect();
-        let offline_ids: Vec<UserId> = offline.iter().map(|mb| mb.user_id.clone()).collect();
-        if let (false, Some(sender)) = (offline.is_empty(), m.sender_id.as_ref()) {
-            let sender_name = self
-                .store
-                .get_profiles(std::slice::from_ref(sender))
-                .await
-                .map_err(ApiError::from)?
-                .remove(sender)
-                .map(|p| p.display_name)
-                .unwrap_or_default();
-            let events: Vec<OfflineMessageEvent> = offline
-                .iter()
-                .map(|mb| OfflineMessageEvent {
-                    kind: OfflineMessageEvent::KIND.to_owned(),
-                    version: PROTOCOL_VERSION,
-                    recipient_id: mb.user_id.clone(),
-                    chat_id: m.chat_id.clone(),
-                    chat_kind: sent.chat.kind,
-                    chat_name: sent.chat.name.clone(),
-                    message_id: m.message_id.clone(),
-                    position: m.position,
-                    sender_id: sender.clone(),
-                    sender_display_name: sender_name.clone(),
-                    preview: crate::input::preview(&m.text, PREVIEW_CHARS),
-                    sent_at: m.sent_at,
-                })
-                .collect();
-            match self.offline.publish(&events).await {
-                Ok(n) => crate::metrics::count("OfflineEvents", n as u64),
-                Err(e) => {
-                    // Logged once, by the edge that handles the error (its message
-                    // says how many failed and why).
-                    crate::metrics::count("OfflineEvents", (e.total - e.failed) as u64);
-                    crate::metrics::count("OfflineEventsFailed", e.failed as u64);
-                    return Err(ApiError::Unavailable(Box::new(e)));
-                }
-            }
-        }
-        if let Some(sender) = m.sender_id.as_ref() {
-            if let Err(e) = self
-                .store
-                .fan_out_done(&m.chat_id, sender, &sent.client_message_id)
-                .await
-            {
-                // Only costs a second delivery if the send is retried.
-                crate::metrics::store_error(&e);
-                tracing::warn!(error = %e, "could not mark the fan-out done");
-            }
-        }
+        let (delivery, as_ref) = self.deliver_live(sent, &members).await?;
+        let offline = self.publish_offline(sent, &members, &delivery).await?;
+        self.mark_fan_out_done(sent).await;
         let totals = delivery.totals();
         tracing::info!(
             chat = %m.chat_id,
@@ -335,14 +258,118 @@ impl ChatServices {
             delivered = totals.delivered,
             gone = totals.gone,
             failed = totals.failed,
-            offline = offline_ids.len(),
+            offline = offline.len(),
             "fan-out done"
         );
         Ok(FanOutReport {
             delivery,
-            offline: offline_ids,
+            offline,
             as_ref,
         })
+    }
+
+    /// Fan-out, step 1: post the message (`message`, or `messageRef` when it does not
+    /// fit a frame) to every live connection of `members` but the one it came in on.
+    /// Returns what each post did, and whether it went out as a `messageRef`.
+    async fn deliver_live(
+        &self,
+        sent: &Sent,
+        members: &[Membership],
+    ) -> Result<(DeliveryReport, bool), ApiError> {
+        let users: Vec<UserId> = members.iter().map(|m| m.user_id.clone()).collect();
+        let targets = self
+            .connections_of(&users, sent.origin.as_ref(), None)
+            .await?;
+        let event = ServerEvent::for_message(&sent.message);
+        let as_ref = matches!(event, ServerEvent::MessageRef(_));
+        crate::metrics::sample(
+            "FanOutSize",
+            crate::metrics::Unit::Count,
+            targets.len() as f64,
+        );
+        Ok((
+            self.poster.post_all(&targets, &event.to_json()).await,
+            as_ref,
+        ))
+    }
+
+    /// Fan-out, step 2: one offline event per member that no connection accepted the
+    /// post for (never the sender, never a member who muted the chat), published to
+    /// the offline topic for `push-notifier`. Returns those members.
+    async fn publish_offline(
+        &self,
+        sent: &Sent,
+        members: &[Membership],
+        delivery: &DeliveryReport,
+    ) -> Result<Vec<UserId>, ApiError> {
+        let m = &sent.message;
+        let offline: Vec<&Membership> = members
+            .iter()
+            .filter(|mb| Some(&mb.user_id) != m.sender_id.as_ref())
+            .filter(|mb| !mb.muted)
+            .filter(|mb| !delivery.reached(&mb.user_id))
+            .collect();
+        let offline_ids: Vec<UserId> = offline.iter().map(|mb| mb.user_id.clone()).collect();
+        let Some(sender) = m.sender_id.as_ref() else {
+            return Ok(offline_ids);
+        };
+        if offline.is_empty() {
+            return Ok(offline_ids);
+        }
+        let sender_name = self
+            .store
+            .get_profiles(std::slice::from_ref(sender))
+            .await
+            .map_err(ApiError::from)?
+            .remove(sender)
+            .map(|p| p.display_name)
+            .unwrap_or_default();
+        let events: Vec<OfflineMessageEvent> = offline
+            .iter()
+            .map(|mb| OfflineMessageEvent {
+                kind: OfflineMessageEvent::KIND.to_owned(),
+                version: PROTOCOL_VERSION,
+                recipient_id: mb.user_id.clone(),
+                chat_id: m.chat_id.clone(),
+                chat_kind: sent.chat.kind,
+                chat_name: sent.chat.name.clone(),
+                message_id: m.message_id.clone(),
+                position: m.position,
+                sender_id: sender.clone(),
+                sender_display_name: sender_name.clone(),
+                preview: crate::input::preview(&m.text, PREVIEW_CHARS),
+                sent_at: m.sent_at,
+            })
+            .collect();
+        match self.offline.publish(&events).await {
+            Ok(n) => crate::metrics::count("OfflineEvents", n as u64),
+            Err(e) => {
+                // Logged once, by the edge that handles the error (its message says
+                // how many failed and why).
+                crate::metrics::count("OfflineEvents", (e.total - e.failed) as u64);
+                crate::metrics::count("OfflineEventsFailed", e.failed as u64);
+                return Err(ApiError::Unavailable(Box::new(e)));
+            }
+        }
+        Ok(offline_ids)
+    }
+
+    /// Fan-out, step 3: mark the send's fan-out done ([`Store::fan_out_done`]), so a
+    /// retry of the send does not deliver it again. A failure is logged: it only costs
+    /// a second delivery if the send is retried.
+    async fn mark_fan_out_done(&self, sent: &Sent) {
+        let m = &sent.message;
+        let Some(sender) = m.sender_id.as_ref() else {
+            return;
+        };
+        if let Err(e) = self
+            .store
+            .fan_out_done(&m.chat_id, sender, &sent.client_message_id)
+            .await
+        {
+            crate::metrics::store_error(&e);
+            tracing::warn!(error = %e, "could not mark the fan-out done");
+        }
     }
 
     /// `user` has everything up to `position` of `chat_id` on a device. Moves the
@@ -752,6 +779,8 @@ fn json_len<T: Serialize>(v: &T) -> usize {
 mod tests {
     use super::*;
 
+    use crate::store::Conflict;
+
     #[test]
     fn store_errors_map_to_client_codes() {
         assert_eq!(ApiError::from(StoreError::NotMember).code(), "not_found");
@@ -760,7 +789,7 @@ mod tests {
             "not_found"
         );
         assert_eq!(
-            ApiError::from(StoreError::Conflict("group_full")).code(),
+            ApiError::from(StoreError::Conflict(Conflict::GroupFull)).code(),
             "group_full"
         );
         assert_eq!(ApiError::from(StoreError::Contention).code(), "unavailable");

@@ -207,7 +207,14 @@ async fn send_fans_out_to_every_device_but_the_origin_and_publishes_offline() {
 
     let sent = e
         .services
-        .send_message(&a, &chat.chat_id, &cm("k1"), &t("hello"), Some(a1.clone()))
+        .send_message(
+            &a,
+            &chat.chat_id,
+            &cm("k1"),
+            &t("hello"),
+            Some(a1.clone()),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(sent.message.position, 2);
@@ -239,7 +246,7 @@ async fn send_fans_out_to_every_device_but_the_origin_and_publishes_offline() {
     // A retry: same message, no second delivery.
     let again = e
         .services
-        .send_message(&a, &chat.chat_id, &cm("k1"), &t("hello"), Some(a1))
+        .send_message(&a, &chat.chat_id, &cm("k1"), &t("hello"), Some(a1), None)
         .await
         .unwrap();
     assert!(again.duplicate);
@@ -251,13 +258,13 @@ async fn send_fans_out_to_every_device_but_the_origin_and_publishes_offline() {
     let eve = e.user("eve").await;
     let err = e
         .services
-        .send_message(&eve, &chat.chat_id, &cm("x"), &t("hi"), None)
+        .send_message(&eve, &chat.chat_id, &cm("x"), &t("hi"), None, None)
         .await
         .unwrap_err();
     assert_eq!(err.code(), "not_found");
     let err2 = e
         .services
-        .send_message(&a, &ChatId::new_group(), &cm("x"), &t("hi"), None)
+        .send_message(&a, &ChatId::new_group(), &cm("x"), &t("hi"), None, None)
         .await
         .unwrap_err();
     assert_eq!(err2.code(), "not_found");
@@ -286,7 +293,14 @@ async fn receipts_move_forward_and_notify() {
     let b1 = e.connect(&b, "rb").await;
     for i in 0..3 {
         e.services
-            .send_message(&a, &chat.chat_id, &cm(&format!("m{i}")), &t("x"), None)
+            .send_message(
+                &a,
+                &chat.chat_id,
+                &cm(&format!("m{i}")),
+                &t("x"),
+                None,
+                None,
+            )
             .await
             .unwrap();
     }
@@ -336,6 +350,7 @@ async fn sync_pages_return_exactly_the_missing_messages() {
                 &cm(&format!("s{i}")),
                 &t(&format!("m{i}")),
                 None,
+                None,
             )
             .await
             .unwrap();
@@ -344,7 +359,14 @@ async fn sync_pages_return_exactly_the_missing_messages() {
     let big = "é".repeat(60_000);
     for i in 0..3 {
         e.services
-            .send_message(&a, &chat.chat_id, &cm(&format!("big{i}")), &t(&big), None)
+            .send_message(
+                &a,
+                &chat.chat_id,
+                &cm(&format!("big{i}")),
+                &t(&big),
+                None,
+                None,
+            )
             .await
             .unwrap();
     }

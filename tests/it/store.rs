@@ -12,7 +12,7 @@ use chat_core::model::{
     now_millis, ChatKind, Connection, Device, MessageKind, Millis, PushPlatform, Role, Session,
     SystemEvent,
 };
-use chat_core::store::{NewGroup, ProfileUpdate, Rotation, Store, StoreError};
+use chat_core::store::{Conflict, NewGroup, ProfileUpdate, Rotation, Store, StoreError};
 use chat_tests::store_for_test;
 use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
@@ -48,7 +48,7 @@ fn group_name(s: &str) -> GroupName {
 
 fn conflict(e: StoreError) -> &'static str {
     match e {
-        StoreError::Conflict(code) => code,
+        StoreError::Conflict(c) => c.code(),
         other => panic!("expected a conflict, got {other:?}"),
     }
 }
@@ -752,7 +752,7 @@ async fn add_members_holds_the_cap_under_ten_concurrent_adds() {
                 ));
                 added.extend(new);
             }
-            Err(StoreError::Conflict("group_full")) => full += 1,
+            Err(StoreError::Conflict(Conflict::GroupFull)) => full += 1,
             Err(e) => panic!("unexpected {e:?}"),
         }
     }

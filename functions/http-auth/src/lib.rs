@@ -26,7 +26,7 @@ use chat_core::http::{self as edge, Router, SignIn, SMALL_BODY};
 use chat_core::ids::UserId;
 use chat_core::input::{DisplayName, InvalidInput, Password, UserName};
 use chat_core::model::{now_millis, Millis, Profile, UserAccount};
-use chat_core::store::{Store, StoreError};
+use chat_core::store::{Conflict, Store, StoreError};
 use lambda_http::{Body, Request, Response};
 use lambda_runtime::Error;
 use serde::{Deserialize, Serialize};
@@ -139,7 +139,7 @@ pub async fn register(s: Arc<AuthState>, req: Request) -> Result<Response<Body>,
         .await
     {
         Ok(p) => p,
-        Err(StoreError::Conflict("user_name_taken")) => {
+        Err(StoreError::Conflict(Conflict::UserNameTaken)) => {
             return Err(ApiError::conflict(
                 "user_name_taken",
                 "that user name is already taken (user names are unique regardless of case)",

@@ -46,7 +46,7 @@ pub async fn send_message(
         .map_err(|e| invalid("clientMessageId", e.to_string()))?;
     let text = MessageText::parse(&body.text)?;
     let sent = app
-        .send_message(&me.user_id, chat_id, &cid, &text, None)
+        .send_message(&me.user_id, chat_id, &cid, &text, None, None)
         .await?;
     // Lambda freezes after answering, so delivery happens before the answer. The
     // message is stored either way: a failed offline publish is logged, not an error

@@ -24,14 +24,11 @@ use chat_core::protocol::{
 };
 use chat_core::ws::{self, frame_text, WsEvent, WsResponse};
 use lambda_runtime::Error;
+use rate::{Counted, Verdict};
 
-/// The per-connection rate limit: at most this many frames per window...
-pub const REQUESTS_PER_WINDOW: u32 = 30;
-/// ...of this many milliseconds (fixed windows).
-pub const WINDOW_MS: i64 = 10_000;
-/// `typing` frames beyond this count in a window are dropped silently (no error), so
-/// typing never earns the connection an error and is cheap to shed.
-pub const TYPING_PER_WINDOW: u32 = 20;
+pub mod rate;
+
+pub use rate::{REQUESTS_PER_WINDOW, TYPING_PER_WINDOW, WINDOW_MS};
 
 /// Build the function from its environment (at init).
 pub fn build(env: Env) -> BoxFuture<'static, Result<SharedFunction, Error>> {
@@ -69,14 +66,9 @@ pub async fn handle(services: &ChatServices, event: WsEvent) -> WsResponse {
             _ => None,
         }
     };
-    let (counted, chat) = tokio::join!(
-        services
-            .store()
-            .count_request_deferred(&conn, now / WINDOW_MS, now),
-        chat_read
-    );
-    let (window, reset) = match counted {
-        Ok(Some(w)) => w,
+    let (counted, pre_read) = tokio::join!(Counted::count(services.store(), &conn, now), chat_read);
+    let counted = match counted {
+        Ok(Some(c)) => c,
         Ok(None) => return ws::unknown_connection(),
         Err(e) => {
             // Nothing was done: tell the client, which retries (a `sendMessage` with
@@ -93,33 +85,31 @@ pub async fn handle(services: &ChatServices, event: WsEvent) -> WsResponse {
             return ws::ok();
         }
     };
-    // The first frame of a new rate window: the write opening the window runs
-    // alongside the frame's work instead of before it.
-    let open_window = async {
-        if let Some(reset) = &reset {
-            if let Err(e) = services.store().open_window(reset).await {
-                chat_core::metrics::store_error(&e);
-                tracing::error!(error = %e, "opening a rate window failed");
-            }
-        }
-    };
     let (response, ()) = tokio::join!(
-        handle_counted(services, &conn, window, (parsed, bytes), chat, received_at),
-        open_window
+        handle_counted(
+            services,
+            &conn,
+            &counted,
+            (parsed, bytes),
+            pre_read,
+            received_at
+        ),
+        counted.open_window(services.store())
     );
     response
 }
 
-/// The rest of [`handle`] once the frame is counted against the connection's window.
+/// The rest of [`handle`] once the frame is counted: refuse what the frame parser or
+/// the rate limit refused, else [`dispatch`] the action.
 async fn handle_counted(
     services: &ChatServices,
     conn: &ConnectionId,
-    window: chat_core::store::RateWindow,
-    (parsed, bytes): (Result<ClientAction, chat_core::protocol::FrameError>, usize),
-    chat: Option<Chat>,
+    counted: &Counted,
+    (parsed, bytes): (Result<ClientAction, FrameError>, usize),
+    pre_read: Option<Chat>,
     received_at: i64,
 ) -> WsResponse {
-    let user = window.connection.user_id.clone();
+    let user = counted.user().clone();
     chat_core::telemetry::record_user(&user);
     let action = match parsed {
         Ok(a) => a,
@@ -131,27 +121,26 @@ async fn handle_counted(
         }
     };
     chat_core::telemetry::record_action(action.name());
-    if matches!(action, ClientAction::Typing { .. }) && window.count > TYPING_PER_WINDOW {
-        chat_core::metrics::count("TypingDropped", 1);
-        tracing::debug!("typing dropped by the rate limit");
-        return ws::ok();
+    match counted.verdict(&action) {
+        Verdict::Allow => {}
+        Verdict::DropTyping => {
+            chat_core::metrics::count("TypingDropped", 1);
+            tracing::debug!("typing dropped by the rate limit");
+            return ws::ok();
+        }
+        Verdict::Refuse(e) => {
+            e.log();
+            services
+                .post_event(
+                    &user,
+                    conn,
+                    &ServerEvent::error(&e, Some(action.name()), action.client_message_id()),
+                )
+                .await;
+            return ws::ok();
+        }
     }
-    if window.count > REQUESTS_PER_WINDOW {
-        let e = ApiError::RateLimited(format!(
-            "at most {REQUESTS_PER_WINDOW} frames per {} seconds per connection",
-            WINDOW_MS / 1000
-        ));
-        e.log();
-        services
-            .post_event(
-                &user,
-                conn,
-                &ServerEvent::error(&e, Some(action.name()), action.client_message_id()),
-            )
-            .await;
-        return ws::ok();
-    }
-    dispatch(services, &user, conn, action, chat, received_at).await;
+    dispatch(services, &user, conn, action, pre_read, received_at).await;
     ws::ok()
 }
 
@@ -160,7 +149,7 @@ async fn dispatch(
     user: &UserId,
     conn: &ConnectionId,
     action: ClientAction,
-    chat: Option<Chat>,
+    pre_read: Option<Chat>,
     received_at: i64,
 ) {
     let name = action.name();
@@ -184,13 +173,13 @@ async fn dispatch(
             text,
         } => {
             match services
-                .send_message_after(
-                    chat,
+                .send_message(
                     user,
                     &chat_id,
                     &client_message_id,
                     &text,
                     Some(conn.clone()),
+                    pre_read,
                 )
                 .await
             {

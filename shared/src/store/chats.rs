@@ -15,13 +15,18 @@
 
 use super::codec::{b, n, s, Item, Reader};
 use super::messages::{ChatChange, CommitFailure, NewMessage};
+
 use super::users::build_err;
-use super::{backoff, Store, StoreError, StoreResult, MAX_ATTEMPTS};
+use super::{backoff, Conflict, Store, StoreError, StoreResult, MAX_ATTEMPTS};
 use crate::ids::{ChatId, UserId};
 use crate::input::{GroupName, MAX_GROUP_MEMBERS};
 use crate::model::{Chat, ChatKind, Membership, Message, MessageKind, Millis, Role, SystemEvent};
 use aws_sdk_dynamodb::types::{Delete, Put, PutRequest, TransactWriteItem, Update, WriteRequest};
 use std::collections::HashMap;
+
+/// The place of the admin check among a membership change's transaction items: it
+/// comes first (`Store::admin_check`).
+const ADMIN_CHECK: usize = 0;
 
 fn chat_from(item: &Item, table: &str) -> StoreResult<Chat> {
     let r = Reader::new(item, table);
@@ -267,7 +272,7 @@ impl Store {
         members.sort();
         members.dedup();
         if members.len() + 1 > MAX_GROUP_MEMBERS {
-            return Err(StoreError::Conflict("group_full"));
+            return Err(StoreError::Conflict(Conflict::GroupFull));
         }
         let chat_id = ChatId::new_group();
         let mut all = vec![group.creator.clone()];
@@ -538,7 +543,7 @@ impl Store {
                     chat.name = Some(name.as_str().to_owned());
                     return Ok(self.after_change(chat, message, None));
                 }
-                Err(CommitFailure::Conditions(f)) if f.first() == Some(&true) => {
+                Err(CommitFailure::Conditions(f)) if f.failed(ADMIN_CHECK) => {
                     return Err(self.not_admin_or_member(chat_id, by).await?);
                 }
                 Err(CommitFailure::Store(e)) => return Err(e),
@@ -562,16 +567,16 @@ impl Store {
         users.sort();
         users.dedup();
         if users.is_empty() {
-            return Err(StoreError::Conflict("no_members"));
+            return Err(StoreError::Conflict(Conflict::NoMembers));
         }
         if users.len() > MAX_GROUP_MEMBERS - 3 {
-            return Err(StoreError::Conflict("group_full"));
+            return Err(StoreError::Conflict(Conflict::GroupFull));
         }
         for attempt in 0..MAX_ATTEMPTS {
             let chat = self.group(chat_id).await?;
             let k = users.len();
             if chat.member_count as usize + k > MAX_GROUP_MEMBERS {
-                return Err(StoreError::Conflict("group_full"));
+                return Err(StoreError::Conflict(Conflict::GroupFull));
             }
             let mut before = vec![self.admin_check(chat_id, by)?];
             for u in &users {
@@ -615,11 +620,12 @@ impl Store {
                     return Ok(self.after_change(chat, message, None));
                 }
                 Err(CommitFailure::Conditions(f)) => {
-                    if f.first() == Some(&true) {
+                    if f.failed(ADMIN_CHECK) {
                         return Err(self.not_admin_or_member(chat_id, by).await?);
                     }
-                    if f.iter().skip(1).take(k).any(|x| *x) {
-                        return Err(StoreError::Conflict("already_member"));
+                    // The new members' puts follow the admin check.
+                    if f.any_failed(ADMIN_CHECK + 1..ADMIN_CHECK + 1 + k) {
+                        return Err(StoreError::Conflict(Conflict::AlreadyMember));
                     }
                     // The chat changed under us (or filled up): re-read and decide.
                 }
@@ -717,7 +723,8 @@ impl Store {
                     chat.member_count = chat.member_count.saturating_sub(1);
                     return Ok(self.after_change(chat, message, promoted));
                 }
-                Err(CommitFailure::Conditions(f)) if !leaving && f.first() == Some(&true) => {
+                // Only a removal by someone else starts with the admin check.
+                Err(CommitFailure::Conditions(f)) if !leaving && f.failed(ADMIN_CHECK) => {
                     return Err(self.not_admin_or_member(chat_id, by).await?);
                 }
                 Err(CommitFailure::Store(e)) => return Err(e),
@@ -820,14 +827,14 @@ impl Store {
     async fn group(&self, chat_id: &ChatId) -> StoreResult<Chat> {
         match self.get_chat(chat_id, true).await? {
             Some(c) if c.kind == ChatKind::Group => Ok(c),
-            Some(_) => Err(StoreError::Conflict("not_a_group")),
+            Some(_) => Err(StoreError::Conflict(Conflict::NotAGroup)),
             None => Err(StoreError::NotFound("chat")),
         }
     }
 
     async fn not_admin_or_member(&self, chat_id: &ChatId, by: &UserId) -> StoreResult<StoreError> {
         Ok(match self.get_membership(chat_id, by).await? {
-            Some(_) => StoreError::Conflict("not_admin"),
+            Some(_) => StoreError::Conflict(Conflict::NotAdmin),
             None => StoreError::NotFound("chat"),
         })
     }

@@ -162,10 +162,27 @@ pub(crate) struct ChatChange {
     pub values: Vec<(String, AttributeValue)>,
 }
 
+/// The items of a cancelled transaction whose condition failed, by their place in
+/// the transaction. A commit's `before` items keep their places (0, 1, ...); each
+/// caller names the places of its items (`const MEMBER: usize = 0`) and asks by name.
+pub(crate) struct FailedConditions(Vec<bool>);
+
+impl FailedConditions {
+    /// Whether the item at `place` failed its condition.
+    pub(crate) fn failed(&self, place: usize) -> bool {
+        self.0.get(place).copied().unwrap_or(false)
+    }
+
+    /// Whether any item in `places` failed its condition.
+    pub(crate) fn any_failed(&self, places: std::ops::Range<usize>) -> bool {
+        places.into_iter().any(|p| self.failed(p))
+    }
+}
+
 /// Why a commit did not happen.
 pub(crate) enum CommitFailure {
-    /// Condition failures, one flag per transaction item, in order.
-    Conditions(Vec<bool>),
+    /// Some items failed their conditions.
+    Conditions(FailedConditions),
     /// Another transaction touched the same items; try again.
     Conflict,
     Store(StoreError),
@@ -242,7 +259,7 @@ impl Store {
                     return Err(CommitFailure::Conflict);
                 }
                 match super::codec::cancelled_conditions(&e) {
-                    Some(flags) => Err(CommitFailure::Conditions(flags)),
+                    Some(flags) => Err(CommitFailure::Conditions(FailedConditions(flags))),
                     None => Err(CommitFailure::Store(StoreError::sdk(
                         "TransactWriteItems",
                         e,
@@ -322,6 +339,9 @@ impl Store {
                 )
                 .build()
                 .map_err(build_err)?;
+            // The places of the items whose conditions tell why a commit failed.
+            const MEMBER: usize = 0;
+            const DEDUP: usize = 1;
             let before = vec![
                 TransactWriteItem::builder().update(member).build(),
                 TransactWriteItem::builder().put(dedup).build(),
@@ -348,11 +368,11 @@ impl Store {
                         chat,
                     });
                 }
-                Err(CommitFailure::Conditions(flags)) => {
-                    if flags.first() == Some(&true) {
+                Err(CommitFailure::Conditions(failed)) => {
+                    if failed.failed(MEMBER) {
                         return Err(StoreError::NotMember);
                     }
-                    if flags.get(1) == Some(&true) {
+                    if failed.failed(DEDUP) {
                         let (pos, fan_out_pending) = self
                             .dedup_record(&key)
                             .await?

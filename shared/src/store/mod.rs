@@ -45,7 +45,7 @@ pub enum StoreError {
     #[error("not a member of this chat")]
     NotMember,
     #[error("conflict: {0}")]
-    Conflict(&'static str),
+    Conflict(Conflict),
     #[error("too much contention on one item; retries exhausted")]
     Contention,
     #[error("DynamoDB {op} failed temporarily ({code})")]
@@ -64,6 +64,43 @@ pub enum StoreError {
     },
     #[error("corrupt item in {table}: {reason}")]
     Corrupt { table: String, reason: String },
+}
+
+/// Why a write conflicts with the current state (a domain refusal, not a failure).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    /// The user name is claimed, in any letter case.
+    UserNameTaken,
+    /// The group would exceed `MAX_GROUP_MEMBERS`.
+    GroupFull,
+    /// A membership change named no one.
+    NoMembers,
+    /// The user to add is a member already.
+    AlreadyMember,
+    /// A group-only change on a direct chat.
+    NotAGroup,
+    /// Only an admin of the group may make this change.
+    NotAdmin,
+}
+
+impl Conflict {
+    /// The snake_case name (the client error code, for those that become `409`).
+    pub fn code(self) -> &'static str {
+        match self {
+            Conflict::UserNameTaken => "user_name_taken",
+            Conflict::GroupFull => "group_full",
+            Conflict::NoMembers => "no_members",
+            Conflict::AlreadyMember => "already_member",
+            Conflict::NotAGroup => "not_a_group",
+            Conflict::NotAdmin => "not_admin",
+        }
+    }
+}
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
 }
 
 impl StoreError {

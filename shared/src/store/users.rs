@@ -9,7 +9,7 @@
 //!   the user's live connection ids and their expiry (see `connections.rs`).
 
 use super::codec::{n, s, Item, Reader};
-use super::{Store, StoreError, StoreResult};
+use super::{Conflict, Store, StoreError, StoreResult};
 use crate::ids::UserId;
 use crate::input::{AvatarUrl, DisplayName, StatusText, UserName, UserNamePrefix};
 use crate::model::{Millis, Profile, UserAccount};
@@ -60,7 +60,7 @@ fn account_from(item: &Item, table: &str) -> StoreResult<UserAccount> {
 
 impl Store {
     /// Create an account: the user item, the name claim and the presence record, all
-    /// or nothing. `Conflict("user_name_taken")` when the name (in any case) is claimed.
+    /// or nothing. `Conflict::UserNameTaken` when the name (in any case) is claimed.
     pub async fn create_user(
         &self,
         user_id: &UserId,
@@ -120,7 +120,7 @@ impl Store {
             }),
             Err(e) => match super::codec::cancelled_conditions(&e) {
                 Some(failed) if failed.get(1) == Some(&true) => {
-                    Err(StoreError::Conflict("user_name_taken"))
+                    Err(StoreError::Conflict(Conflict::UserNameTaken))
                 }
                 _ => Err(StoreError::sdk("TransactWriteItems", e)),
             },
