@@ -1242,6 +1242,11 @@ function messageNode(chatId, c, m, key, prevSender) {
         state: own ? ownState(chatId, m) : null,
       },
       () => retry(chatId, m.clientMessageId),
+      () => {
+        outbox.discard(m.clientMessageId);
+        if (current === chatId) renderMessages();
+        pump();
+      },
     );
   }
   fresh.dataset.sig = sig;

@@ -49,13 +49,16 @@ export function words(err) {
   return err.message || 'Something went wrong.';
 }
 
+/** How long one request may take before it counts as a network failure. */
+export const REQUEST_TIMEOUT_MS = 30000;
+
 /**
  * One request: `fetchFn(baseUrl + path)` with a JSON body and an optional bearer token.
  * Resolves to the parsed body (null for 204); rejects with an ApiError (code `network`
  * when the server cannot be reached, else the server's code, `http_NNN` when the body
  * has none).
  */
-export async function request(baseUrl, method, path, body, { token = null, fetchFn = globalThis.fetch } = {}) {
+export async function request(baseUrl, method, path, body, { token = null, fetchFn = globalThis.fetch, timeoutMs = REQUEST_TIMEOUT_MS } = {}) {
   const headers = {};
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (token) headers.authorization = `Bearer ${token}`;
@@ -65,6 +68,9 @@ export async function request(baseUrl, method, path, body, { token = null, fetch
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
+      // A request the network or server never answers ends as an error the page shows
+      // (and the outbox retries), instead of leaving it waiting for ever.
+      signal: AbortSignal.timeout(timeoutMs),
     });
   } catch {
     throw new ApiError('network', FRIENDLY.network);

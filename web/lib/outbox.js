@@ -213,6 +213,20 @@ export class Outbox {
     return e;
   }
 
+  /** The user gave up on a failed message: out of the outbox (and of its chat's order). */
+  discard(clientMessageId) {
+    const e = this.find(clientMessageId);
+    if (!e || e.state !== 'failed') return null;
+    if (e.refused) this.refused.delete(clientMessageId);
+    else {
+      const q = this.queueOf(e.chatId);
+      q.splice(q.indexOf(e), 1);
+      if (!q.length) this.queues.delete(e.chatId);
+    }
+    this.save();
+    return e;
+  }
+
   /** Forget a chat (the user left it): its messages can no longer be sent. */
   dropChat(chatId) {
     this.queues.delete(chatId);

@@ -422,6 +422,33 @@ describe('web client in a real browser', { timeout: 10 * 60 * 1000 }, () => {
     assert.equal(await a.isVisible('#banner'), false, await a.textContent('#banner'));
   });
 
+  it('a message the server refuses ends in a visible, retryable error, and the next ones go on', async () => {
+    const a = pages.alice;
+    const b = pages.bob;
+    const closes = socketCloses.length;
+    const bad = 'nul \u0000 inside'; // the server refuses NUL (validation_failed)
+    await a.evaluate((t) => {
+      const box = document.getElementById('composer-text');
+      box.value = t;
+      document.getElementById('composer').requestSubmit();
+    }, bad);
+    await sendText(a, 'after the refused one');
+    await waitMessage(b, 'after the refused one');
+    const failed = a.locator('#message-list li.msg.own[data-state="failed"]');
+    await failed.waitFor();
+    assert.match(await failed.locator('.status-label').textContent(), /^Not sent: .*Tap to retry\.$/);
+    // Tapping retries once (the same refusal), never a loop; the socket stayed up.
+    await failed.click();
+    await a.waitForFunction(() => document.querySelectorAll('#message-list li.msg.own[data-state="failed"]').length === 1);
+    assert.equal(await a.locator('#message-list li.msg.own[data-state="pending"]').count(), 0);
+    assert.deepEqual(socketCloses.slice(closes), []);
+    assert.equal(await b.locator('#message-list li.msg .text', { hasText: 'nul' }).count(), 0);
+    await shot(a, 'alice-desktop-refused-message');
+    // Deleted, it is gone (also after a reload: the saved outbox forgets it).
+    await failed.locator('.discard').click();
+    await failed.waitFor({ state: 'detached' });
+  });
+
   it('a reload with unsent messages warns, then delivers them once, in order', async () => {
     const a = pages.alice;
     const b = pages.bob;
@@ -580,10 +607,16 @@ describe('web client in a real browser', { timeout: 10 * 60 * 1000 }, () => {
     await a.waitForFunction(() => [...document.querySelectorAll('#message-list li.msg.system')].some((n) => n.textContent === 'You removed Carol'));
     await a.waitForFunction(() => document.querySelector('#chat-list .chat-item.active .chat-item-preview')?.textContent === 'You removed Carol');
     // Mute: the list shows it.
+    const muteCalls = [];
+    const onResponse = async (r) => {
+      if (r.url().endsWith('/members/me') && r.request().method() === 'PATCH') muteCalls.push(`${r.status()} ${await r.text().catch(() => '?')}`);
+    };
+    a.on('response', onResponse);
     await a.click('#info-mute');
     await a.waitForFunction(() => document.getElementById('info-mute').textContent === 'Unmute').catch(async (e) => {
-      throw new Error(`${e.message}; button: ${await a.textContent('#info-mute')}; error: ${await a.textContent('#info-error')}`);
+      throw new Error(`${e.message}; button: ${await a.textContent('#info-mute')}; error: ${await a.textContent('#info-error')}; PATCH answers: ${JSON.stringify(muteCalls)}`);
     });
+    a.off('response', onResponse);
     await a.click('#info-close');
     await a.locator('#chat-list .chat-item.active .muted-icon').waitFor();
     // After a reload the removed member's name is still known.

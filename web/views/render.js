@@ -78,9 +78,9 @@ export function systemMessage(position, text) {
  * A message bubble.
  * view: { position, clientMessageId, own, text, sentAt, senderName (shown when set),
  *         state: { state, label } for own messages }
- * onretry: called on a click on a failed own message.
+ * onretry: called on a click on a failed own message; ondiscard: its Delete button.
  */
-export function messageBubble(view, onretry) {
+export function messageBubble(view, onretry, ondiscard) {
   const st = view.state;
   const short = folded(view.text || '');
   const li = el(
@@ -123,6 +123,18 @@ export function messageBubble(view, onretry) {
               el('span', { class: 'ticks', 'aria-hidden': 'true' }),
               el('span', { class: 'status-label', text: st.label }),
             )
+          : null,
+        st && st.state === 'failed' && ondiscard
+          ? el('button', {
+              type: 'button',
+              class: 'link discard',
+              text: 'Delete',
+              'aria-label': 'Delete this unsent message',
+              onclick: (ev) => {
+                ev.stopPropagation();
+                ondiscard();
+              },
+            })
           : null,
       ),
     ),

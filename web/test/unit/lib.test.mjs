@@ -3,7 +3,7 @@
 // divider, links and day labels. Run: node --test web/test/unit/
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_LIMITS, FrameBudget, limitsFrom, sendMessageFrame, transportFor, utf8Bytes, charCount } from '../../lib/limits.js';
@@ -27,7 +27,9 @@ describe('limits', () => {
     const gw = readFileSync(path.join(root, 'infra/local/src/gateway/mod.rs'), 'utf8');
     assert.match(gw, /frame_bytes: 32 \* 1024,/);
     assert.equal(DEFAULT_LIMITS.wsFrameBytes, 32 * 1024);
-    const ws = readFileSync(path.join(root, 'functions/ws-message/src/lib.rs'), 'utf8');
+    // Wherever in the ws-message crate they live (the source files, concatenated).
+    const dir = path.join(root, 'functions/ws-message/src');
+    const ws = readdirSync(dir).filter((f) => f.endsWith('.rs')).map((f) => readFileSync(path.join(dir, f), 'utf8')).join('\n');
     assert.match(ws, new RegExp(`REQUESTS_PER_WINDOW: u32 = ${DEFAULT_LIMITS.framesPerWindow};`));
     assert.match(ws, new RegExp(`TYPING_PER_WINDOW: u32 = ${DEFAULT_LIMITS.typingPerWindow};`));
     assert.match(ws, /WINDOW_MS: i64 = 10_000;/);
@@ -144,6 +146,12 @@ describe('outbox', () => {
     assert.equal(o.unsentCount(), 1);
     o.retry('a1'); // joins the end
     assert.deepEqual(o.ofChat('a').map((e) => e.clientMessageId), ['a2', 'a1']);
+    o.markSending('a2', 'ws');
+    o.acked('a2');
+    o.markSending('a1', 'ws');
+    o.fail('a1', 'refused again', { refused: true });
+    assert.equal(o.discard('a1').clientMessageId, 'a1');
+    assert.deepEqual(o.all(), []);
   });
 
   it('survives a reload with the same clientMessageIds, in order, nothing in flight', () => {
@@ -249,6 +257,11 @@ describe('api client', async () => {
     assert.equal(seen.init.headers.authorization, 'Bearer t');
     assert.equal(seen.init.body, '{"a":1}');
     assert.equal(await request('http://x', 'DELETE', '/y', undefined, { fetchFn: answer(204) }), null);
+    // A request never answered ends as a network error after the timeout.
+    const never = (url, init) => new Promise((_, reject) => init.signal.addEventListener('abort', () => reject(init.signal.reason)));
+    const keepAlive = setTimeout(() => {}, 5000); // Node's AbortSignal.timeout timer does not hold the loop
+    await assert.rejects(request('http://x', 'GET', '/me', undefined, { fetchFn: never, timeoutMs: 20 }), (e) => e.code === 'network');
+    clearTimeout(keepAlive);
   });
 });
 
