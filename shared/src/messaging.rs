@@ -26,7 +26,7 @@ use crate::protocol::{
 use crate::store::{MembershipChange, Store, StoreError};
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// Bytes of messages one WebSocket `syncResult` may carry: the 128 KB frame less room
 /// for the envelope.
@@ -639,37 +639,16 @@ impl ChatServices {
             .into_iter()
             .map(|m| (m.chat_id.clone(), m))
             .collect();
-        let mut removed = Vec::new();
-        // (chat, position the client has, whether the client knows the chat)
-        let mut plan: Vec<(ChatId, u64, bool)> = match cursor {
-            Some(raw) => {
-                let c = SyncContinuation::decode(raw)?;
-                c.pending
-                    .into_iter()
-                    .filter(|p| memberships.contains_key(&p.chat_id))
-                    .map(|p| (p.chat_id, p.position, p.known))
-                    .collect()
-            }
-            None => {
-                let given: HashMap<&ChatId, u64> =
-                    known.iter().map(|k| (&k.chat_id, k.position)).collect();
-                for k in known {
-                    if !memberships.contains_key(&k.chat_id) {
-                        removed.push(k.chat_id.clone());
-                    }
-                }
-                memberships
-                    .keys()
-                    .map(|c| match given.get(c) {
-                        Some(p) => (c.clone(), *p, true),
-                        None => (c.clone(), 0, false),
-                    })
-                    .collect()
-            }
-        };
-        removed.sort();
-        removed.dedup();
-        plan.sort_by(|a, b| a.0.cmp(&b.0));
+        let continuation = cursor.map(SyncContinuation::decode).transpose()?;
+        let member_of: BTreeSet<ChatId> = memberships.keys().cloned().collect();
+        let SyncPlan {
+            chats: plan,
+            mut removed,
+        } = plan_sync(&member_of, known, continuation);
+        let plan: Vec<(ChatId, u64, bool)> = plan
+            .into_iter()
+            .map(|p| (p.chat_id, p.position, p.known))
+            .collect();
         let ids: Vec<ChatId> = plan.iter().map(|p| p.0.clone()).collect();
         let chats = self.store.get_chats(&ids).await.map_err(ApiError::from)?;
 
@@ -769,6 +748,59 @@ impl ChatServices {
     }
 }
 
+/// Which chats a sync page covers and from which position ([`plan_sync`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncPlan {
+    /// In chat id order: each chat of the caller to look at, the position the client
+    /// has and whether the client listed it.
+    pub chats: Vec<PendingChat>,
+    /// Chats the client listed that the caller is no longer a member of (sorted).
+    pub removed: Vec<ChatId>,
+}
+
+/// The sync page planner, pure (no DynamoDB): from the chats the caller is a member
+/// of, the positions the client sent (`known`) and, when this page continues a sync,
+/// its continuation (then `known` is ignored, and only chats still the caller's are
+/// kept). Without a continuation every membership is planned: from the client's
+/// position when it listed the chat (`known: true`), else from 0 (`known: false`);
+/// listed chats the caller is no longer a member of are `removed`.
+pub fn plan_sync(
+    member_of: &BTreeSet<ChatId>,
+    known: &[KnownPosition],
+    continuation: Option<SyncContinuation>,
+) -> SyncPlan {
+    let mut removed = Vec::new();
+    let mut chats: Vec<PendingChat> = match continuation {
+        Some(c) => c
+            .pending
+            .into_iter()
+            .filter(|p| member_of.contains(&p.chat_id))
+            .collect(),
+        None => {
+            let given: HashMap<&ChatId, u64> =
+                known.iter().map(|k| (&k.chat_id, k.position)).collect();
+            removed.extend(
+                known
+                    .iter()
+                    .filter(|k| !member_of.contains(&k.chat_id))
+                    .map(|k| k.chat_id.clone()),
+            );
+            member_of
+                .iter()
+                .map(|c| PendingChat {
+                    chat_id: c.clone(),
+                    position: given.get(c).copied().unwrap_or(0),
+                    known: given.contains_key(c),
+                })
+                .collect()
+        }
+    };
+    removed.sort();
+    removed.dedup();
+    chats.sort_by(|a, b| a.chat_id.cmp(&b.chat_id));
+    SyncPlan { chats, removed }
+}
+
 fn json_len<T: Serialize>(v: &T) -> usize {
     serde_json::to_vec(v)
         .map(|b| b.len())
@@ -780,6 +812,70 @@ mod tests {
     use super::*;
 
     use crate::store::Conflict;
+    use proptest::prelude::*;
+
+    fn chat(n: u8) -> ChatId {
+        ChatId::from_bits(true, u128::from(n) + 1)
+    }
+
+    proptest! {
+        /// A first page plans every membership once, in chat id order, from the
+        /// client's position when it listed the chat and from 0 otherwise; listed chats
+        /// that are no longer the caller's are removed, each once.
+        #[test]
+        fn sync_plans_every_membership_once(
+            members in prop::collection::btree_set(0u8..40, 0..20),
+            listed in prop::collection::vec((0u8..40, any::<u64>()), 0..30),
+        ) {
+            let member_of: BTreeSet<ChatId> = members.iter().map(|n| chat(*n)).collect();
+            let known: Vec<KnownPosition> = listed
+                .iter()
+                .map(|(n, p)| KnownPosition { chat_id: chat(*n), position: *p })
+                .collect();
+            let plan = plan_sync(&member_of, &known, None);
+            let planned: Vec<ChatId> = plan.chats.iter().map(|p| p.chat_id.clone()).collect();
+            prop_assert_eq!(planned, member_of.iter().cloned().collect::<Vec<_>>());
+            for p in &plan.chats {
+                // The last position the client gave for the chat wins (as a map would).
+                let given = known.iter().rev().find(|k| k.chat_id == p.chat_id);
+                prop_assert_eq!(p.known, given.is_some());
+                prop_assert_eq!(p.position, given.map_or(0, |k| k.position));
+            }
+            let mut expected: Vec<ChatId> = known
+                .iter()
+                .filter(|k| !member_of.contains(&k.chat_id))
+                .map(|k| k.chat_id.clone())
+                .collect();
+            expected.sort();
+            expected.dedup();
+            prop_assert_eq!(plan.removed, expected);
+        }
+
+        /// A continued page keeps the continuation's chats that are still the
+        /// caller's, as they were, and ignores `known`.
+        #[test]
+        fn sync_continues_only_chats_still_the_callers(
+            members in prop::collection::btree_set(0u8..40, 0..20),
+            pending in prop::collection::btree_map(0u8..40, (any::<u64>(), any::<bool>()), 0..20),
+        ) {
+            let member_of: BTreeSet<ChatId> = members.iter().map(|n| chat(*n)).collect();
+            let c = SyncContinuation::new(
+                pending
+                    .iter()
+                    .map(|(n, (p, k))| PendingChat { chat_id: chat(*n), position: *p, known: *k })
+                    .collect(),
+            );
+            let stray = [KnownPosition { chat_id: chat(99), position: 1 }];
+            let plan = plan_sync(&member_of, &stray, Some(c.clone()));
+            let expected: Vec<PendingChat> = c
+                .pending
+                .into_iter()
+                .filter(|p| member_of.contains(&p.chat_id))
+                .collect();
+            prop_assert_eq!(plan.chats, expected);
+            prop_assert!(plan.removed.is_empty());
+        }
+    }
 
     #[test]
     fn store_errors_map_to_client_codes() {

@@ -95,6 +95,7 @@ async fn delete_account_with_long_purge(allow_loop: bool) -> (TestStack, UserId)
 
 #[tokio::test]
 async fn a_purge_of_more_batches_than_lambdas_loop_limit_completes() {
+    chat_tests::needs_backend!();
     // The purger republishes to its own trigger topic once per batch: without
     // RecursiveLoop: Allow, Lambda (and the local SNS bridge) stops it after 16 hops.
     let (stack, user) = delete_account_with_long_purge(true).await;
@@ -105,6 +106,7 @@ async fn a_purge_of_more_batches_than_lambdas_loop_limit_completes() {
 
 #[tokio::test]
 async fn without_recursive_loop_allow_the_local_bridge_stops_the_purge_as_lambda_would() {
+    chat_tests::needs_backend!();
     // The emulation itself: the same purge with the template's RecursiveLoop: Allow
     // removed is stopped at the loop limit and never finishes.
     let (stack, user) = delete_account_with_long_purge(false).await;
