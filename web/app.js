@@ -812,7 +812,12 @@ async function toggleMute() {
   if (!c) return;
   try {
     const r = await api('PATCH', `/chats/${encodeURIComponent(c.chatId)}/members/me`, { muted: !c.muted });
-    c.muted = r && typeof r.muted === 'boolean' ? r.muted : !c.muted;
+    const muted = r && typeof r.muted === 'boolean' ? r.muted : !c.muted;
+    // Set it on the chat as it is now, not on `c`: a copy of the chat that arrived while
+    // the request was out (a detail read, a membership event, a sync page) replaced the
+    // object in `chats`, and `c` is no longer the one the page shows.
+    const now = chats.get(c.chatId);
+    if (now) now.muted = muted;
     mutedChangedAt.set(c.chatId, Date.now());
     renderInfo();
     renderChatList();
@@ -1893,6 +1898,11 @@ function installTestHooks() {
       sock.release();
     },
     state: () => ({ conn: sock.state, current, chats: chats.size, unsent: outbox.unsentCount() }),
+    // Read the chat's detail again now (as opening its info does), so a test can make a
+    // copy of the chat arrive at a chosen moment.
+    refreshChat(chatId) {
+      return loadDetail(chatId || current);
+    },
     // As if the access token had expired without this page noticing (a laptop that
     // slept through its refresh): the server refuses it from now on.
     spoilAccessToken() {
