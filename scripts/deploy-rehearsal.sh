@@ -16,7 +16,9 @@
 #      scripts/protect-prod-stack.sh (termination protection, stack policy)
 #   5. sam deploy --config-env dev with the parameter branches samconfig leaves off
 #      (push ARNs set, ConfigureApiGatewayLogsRole=false, AlarmEmail, reserved
-#      concurrency) and the flags of .github/workflows/deploy.yml (--role-arn, no prompt)
+#      concurrency, a custom domain with its Route 53 zone) and the flags of
+#      .github/workflows/deploy.yml (--role-arn, no prompt); then a domain name without
+#      a certificate, which the template's Rules must refuse
 #   6. sam deploy of infra/pipeline-bootstrap.yaml (the GitHub OIDC deploy roles)
 # The endpoint is moto server (S3, CloudFormation, IAM, Lambda, DynamoDB, SNS, SQS, Logs,
 # CloudWatch, Secrets Manager) behind scripts/rehearsal_cfn.py, which does
@@ -163,8 +165,17 @@ deploy prod "$(stack_name prod)" yes_pipe
 say "   prod guard rails (scripts/protect-prod-stack.sh, as the deploy workflow runs it)"
 "$root/scripts/protect-prod-stack.sh" "$(stack_name prod)" us-east-1
 
-say "5/6 deploy dev with push ARNs set, ConfigureApiGatewayLogsRole=false, an alarm e-mail and reserved concurrency"
-mapfile -t variant < <("$py" - "$root/scripts" <<'PY'
+say "5/6 deploy dev with push ARNs set, ConfigureApiGatewayLogsRole=false, an alarm e-mail, reserved concurrency and a custom domain in a Route 53 zone"
+# The hosted zone the domain's alias records go into (it exists before the stack).
+zone_id="$("$moto_py" - "$moto_url" <<'PY'
+import sys, boto3
+r53 = boto3.client("route53", endpoint_url=sys.argv[1], region_name="us-east-1",
+                   aws_access_key_id="test", aws_secret_access_key="test")
+z = r53.create_hosted_zone(Name="chat.example.com.", CallerReference="rehearsal")
+print(z["HostedZone"]["Id"].rsplit("/", 1)[-1])
+PY
+)"
+mapfile -t variant < <("$py" - "$root/scripts" "$zone_id" <<'PY'
 import sys
 sys.path.insert(0, sys.argv[1])
 import deploy_checks as d
@@ -173,6 +184,8 @@ o.update(d.SAMPLE_PUSH_ARNS)
 o["ConfigureApiGatewayLogsRole"] = "false"
 o["AlarmEmail"] = "oncall@example.com"
 o["AsyncReservedConcurrency"] = "5"
+o.update(d.SAMPLE_DOMAIN)
+o["DomainHostedZoneId"] = sys.argv[2]
 for k, v in o.items():
     print(f"{k}={v}")
 PY
@@ -215,6 +228,45 @@ if d.evaluate(t, sub.get("Endpoint"), pv) != "oncall@example.com" or sub.get("Pr
     sys.exit(f"GUARD RAILS: no e-mail subscription to AlarmTopic: {sub}")
 print("  async functions reserve 5 each; AlarmTopic has the e-mail subscription")
 PY
+# The custom domain: both names in moto's API Gateway v2, their alias records in the
+# zone, and the URL outputs naming them (and the execute-api URLs without a domain).
+"$moto_py" - "$moto_url" "$zone_id" "$(stack_name dev)" <<'PY'
+import sys, boto3
+kw = dict(endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+cfn, r53, apigw = (boto3.client(s, **kw) for s in ("cloudformation", "route53", "apigatewayv2"))
+def outputs(stack):
+    return {o["OutputKey"]: o["OutputValue"] for o in cfn.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])}
+got = outputs("chat-rehearsal-push")
+want = {"HttpApiUrl": "https://chat.example.com", "WebSocketUrl": "wss://ws.chat.example.com"}
+for k, v in want.items():
+    if got.get(k) != v:
+        sys.exit(f"CUSTOM DOMAIN: output {k} is {got.get(k)!r}, expected {v!r}")
+names = {d["DomainName"] for d in apigw.get_domain_names()["Items"]}
+if not {"chat.example.com", "ws.chat.example.com"} <= names:
+    sys.exit(f"CUSTOM DOMAIN: API Gateway domain names {sorted(names)}")
+records = {r["Name"].rstrip("."): r for r in r53.list_resource_record_sets(HostedZoneId=sys.argv[2])["ResourceRecordSets"] if r["Type"] == "A"}
+for name, out in (("chat.example.com", "HttpDomainTarget"), ("ws.chat.example.com", "WebSocketDomainTarget")):
+    target = records.get(name, {}).get("AliasTarget", {}).get("DNSName", "").rstrip(".")
+    if not target or target != got.get(out):
+        sys.exit(f"CUSTOM DOMAIN: no A alias {name} -> {got.get(out)} in the zone: {records}")
+dev = outputs(sys.argv[3])
+if not dev.get("HttpApiUrl", "").endswith(".execute-api.us-east-1.amazonaws.com/dev") or "HttpDomainTarget" in dev:
+    sys.exit(f"CUSTOM DOMAIN: without DomainName the outputs are {dev}")
+print(f"  custom domain: {got['HttpApiUrl']} and {got['WebSocketUrl']}, A aliases in zone {sys.argv[2]} -> {got['HttpDomainTarget']}, {got['WebSocketDomainTarget']}; without it: {dev['HttpApiUrl']}")
+PY
+
+# A domain name without its certificate: the template's Rules refuse the change set.
+say "   a custom domain without a certificate must be refused"
+if (cd "$repo" && "$venv/bin/sam" deploy --config-env dev --stack-name chat-rehearsal-rules \
+      --s3-prefix chat-rehearsal-rules --region us-east-1 --no-confirm-changeset --no-progressbar \
+      --parameter-overrides Environment=dev StageName=dev DomainName=chat.example.com) \
+      >"$work/deploy-rules.log" 2>&1; then
+  say "FAILED: DomainName without DomainCertificateArn deployed (log: $work/deploy-rules.log)"
+  exit 1
+fi
+grep -q "CustomDomainNeedsCertificate" "$work/deploy-rules.log" \
+  || { tail -20 "$work/deploy-rules.log" >&2; say "FAILED: the refusal does not name the rule"; exit 1; }
+echo "  refused: $(grep -o "Template rules \[[^]]*\] failed" "$work/deploy-rules.log" | head -1)" >&2
 
 say "6/6 deploy the CI/CD bootstrap (infra/pipeline-bootstrap.yaml), as docs/deployment.md says"
 if ! (cd "$repo" && "$venv/bin/sam" deploy --template-file infra/pipeline-bootstrap.yaml \

@@ -10,8 +10,11 @@ CI red with its name:
 - BLOCKER 2: no `Fn::Select` out of range for any allowed parameter value. The
   `AWS::LanguageExtensions` transform evaluates `Fn::Select` eagerly, also under the
   false branch of `Fn::If`, and fails the change set. Checked for every parameter
-  combination of samconfig.toml (dev, prod) crossed with empty and set push ARNs and
-  both values of ConfigureApiGatewayLogsRole.
+  combination of samconfig.toml (dev, prod) crossed with empty and set push ARNs,
+  both values of ConfigureApiGatewayLogsRole and the custom-domain variants (none,
+  domain + certificate, and with a hosted zone).
+- RULES / CUSTOM DOMAIN: each of those combinations passes the template's `Rules`, and
+  a domain name without a certificate does not.
 - BLOCKER 3: the WebSocket stage (access logging) must be created after the account's
   API Gateway CloudWatch role is set (ApiGatewayAccount), through a reference (a
   `DependsOn` on a conditional resource is invalid); and no resource may `DependsOn`
@@ -142,19 +145,35 @@ SAMPLE_PUSH_ARNS = {
 }
 
 
+SAMPLE_DOMAIN = {
+    "DomainName": "chat.example.com",
+    "DomainCertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/0b0e6d5e-6b7b-4c4a-9d0e-1f2a3b4c5d6e",
+    "DomainHostedZoneId": "Z0123456789ABCDEFGHIJ",
+}
+
+# The custom-domain parameters: none, domain and certificate, and with the hosted zone.
+DOMAIN_VARIANTS = [
+    ("no custom domain", {}),
+    ("custom domain", {k: SAMPLE_DOMAIN[k] for k in ("DomainName", "DomainCertificateArn")}),
+    ("custom domain + hosted zone", dict(SAMPLE_DOMAIN)),
+]
+
+
 def combinations(cfg=None):
     """(label, overrides) for every samconfig environment crossed with empty/set push
-    ARNs and both ConfigureApiGatewayLogsRole values."""
+    ARNs, both ConfigureApiGatewayLogsRole values and the custom-domain variants."""
     cfg = cfg or samconfig()
     out = []
     for env in [e for e in cfg if isinstance(cfg[e], dict) and "deploy" in cfg[e]]:
         base = overrides(env, cfg)
-        for apns, fcm, role in itertools.product([False, True], [False, True], ["true", "false"]):
+        for apns, fcm, role, (dlabel, domain) in itertools.product(
+                [False, True], [False, True], ["true", "false"], DOMAIN_VARIANTS):
             o = dict(base)
             o["ApnsPlatformApplicationArn"] = SAMPLE_PUSH_ARNS["ApnsPlatformApplicationArn"] if apns else ""
             o["FcmPlatformApplicationArn"] = SAMPLE_PUSH_ARNS["FcmPlatformApplicationArn"] if fcm else ""
             o["ConfigureApiGatewayLogsRole"] = role
-            label = f"{env} (APNs {'set' if apns else 'empty'}, FCM {'set' if fcm else 'empty'}, ConfigureApiGatewayLogsRole={role})"
+            o.update(domain)
+            label = f"{env} (APNs {'set' if apns else 'empty'}, FCM {'set' if fcm else 'empty'}, ConfigureApiGatewayLogsRole={role}, {dlabel})"
             out.append((label, o))
     return out
 
@@ -427,6 +446,36 @@ def check_selects(template, cfg):
     return errors
 
 
+def broken_rules(template, params):
+    """Names of the template's Rules whose assertions fail for these parameters, as
+    CloudFormation evaluates them before it creates a change set."""
+    broken = []
+    for name, rule in template.get("Rules", {}).items():
+        cond = rule.get("RuleCondition")
+        if cond is not None and not truthy(template, cond, params):
+            continue
+        if not all(truthy(template, a["Assert"], params) for a in rule.get("Assertions", [])):
+            broken.append(name)
+    return broken
+
+
+def check_rules(template, cfg):
+    """CUSTOM DOMAIN: every combination the checks deploy passes the template's Rules
+    (a broken rule fails the deploy before any change), and the half-set custom domain
+    that cannot work (a domain name without a certificate) is refused by one."""
+    errors = []
+    for label, given in combinations(cfg):
+        broken = broken_rules(template, parameter_values(template, given))
+        if broken:
+            errors.append(f"RULES: {label} breaks {broken}: CloudFormation would refuse the deploy")
+    half = dict(overrides("dev", cfg), DomainName=SAMPLE_DOMAIN["DomainName"])
+    if not broken_rules(template, parameter_values(template, half)):
+        errors.append("CUSTOM DOMAIN: DomainName without DomainCertificateArn passes the template's "
+                      "Rules; the stack would deploy without the domain (HasCustomDomain is false) "
+                      "and say nothing.")
+    return errors
+
+
 def check_stage_waits_for_logs_role(template):
     resources = template["Resources"]
     errors = []
@@ -577,6 +626,7 @@ def main(argv):
     errors = []
     errors += check_samconfig(cfg)
     errors += check_selects(template, cfg)
+    errors += check_rules(template, cfg)
     errors += check_stage_waits_for_logs_role(template)
     ws_errors, new_text = check_ws_deployment(template, fix)
     if new_text is not None:
@@ -597,7 +647,7 @@ def main(argv):
     if errors:
         print(f"deploy_checks: FAILED ({len(errors)} finding(s))", file=sys.stderr)
         return 1
-    print(f"deploy_checks: ok (samconfig, eager Fn::Select over {n} parameter combinations, stage/logs-role order, WebSocket deployment hash, CORS, recursive loops, key rotation)", file=sys.stderr)
+    print(f"deploy_checks: ok (samconfig, eager Fn::Select and Rules over {n} parameter combinations, stage/logs-role order, WebSocket deployment hash, CORS, recursive loops, key rotation)", file=sys.stderr)
     return 0
 
 

@@ -9,13 +9,15 @@ body, or the S3 object of `TemplateURL` from moto's S3), saves it as received
 (`<out>/received-<stack>.json`: the packaged template, with each function's `CodeUri`
 in S3), applies
 
-1. AWS::LanguageExtensions, as far as this template uses it (deploy_checks.py's
+1. the template's `Rules` (a broken assertion fails the change set, with its
+   AssertDescription), then
+2. AWS::LanguageExtensions, as far as this template uses it (deploy_checks.py's
    `language_extensions`: Fn::If in DeletionPolicy/UpdateReplacePolicy resolved,
    Fn::Select evaluated eagerly everywhere; out of range fails the change set with
    CloudFormation's own message), then
-2. AWS::Serverless-2016-10-31, with the SAM translator itself (`samtranslator`, the
+3. AWS::Serverless-2016-10-31, with the SAM translator itself (`samtranslator`, the
    library CloudFormation's SAM transform is built from), then
-3. resolves each Fn::If whose condition needs only parameters and drops AWS::NoValue,
+4. resolves each Fn::If whose condition needs only parameters and drops AWS::NoValue,
    as CloudFormation does while it creates the stack (moto would keep a None),
 
 saves the result (`<out>/transformed-<stack>.json`) and hands moto that plain
@@ -122,6 +124,11 @@ class Handler(BaseHTTPRequestHandler):
         with self.lock:
             (self.out / f"received-{stack}.json").write_text(json.dumps(template, indent=1))
             (self.out / f"parameters-{stack}.json").write_text(json.dumps(given, indent=1))
+        # The template's Rules, checked before anything changes, as CloudFormation does.
+        broken = deploy_checks.broken_rules(template, deploy_checks.parameter_values(template, given))
+        if broken:
+            raise ValueError(f"Template rules {broken} failed for the given parameters "
+                             f"({'; '.join(a.get('AssertDescription', '') for b in broken for a in template['Rules'][b]['Assertions'])})")
         t = deploy_checks.language_extensions(template, given)
         from samtranslator.translator.transform import transform
 
@@ -151,7 +158,8 @@ class Handler(BaseHTTPRequestHandler):
                            f"[BLOCKER 2: AWS::LanguageExtensions evaluates Fn::Select eagerly]")
                     print(f"rehearsal_cfn: {form.get('StackName')}: {msg}", file=sys.stderr)
                     return self._answer(400, error_xml("ValidationError", msg))
-                except Exception as e:  # the transform failed: as CloudFormation, a 400
+                # SystemExit: deploy_checks.parameter_values refusing a parameter value.
+                except (Exception, SystemExit) as e:  # the transform failed: as CloudFormation, a 400
                     msg = f"Transform failed: {type(e).__name__}: {e}"
                     print(f"rehearsal_cfn: {form.get('StackName')}: {msg}", file=sys.stderr)
                     return self._answer(400, error_xml("ValidationError", msg))

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""moto server for the deploy rehearsal, with two additions to moto 5.2.5's
+"""moto server for the deploy rehearsal, with these additions to moto 5.2.5's
 CloudFormation:
 
 - executing a change set updates the stack's resources but not its outputs (they stay
@@ -13,10 +13,16 @@ CloudFormation:
   trigger invokes): the alias is added on moto's own Lambda aliases (created, or moved
   to the new version on update; `Ref` is its ARN), and `!GetAtt V.Version` answers the
   version moto published. CodeDeploy (DeploymentPreference) stays stubbed.
+- `AWS::ApiGatewayV2::DomainName` (the custom domain) is missing: it is added on moto's
+  own API Gateway v2 domain names (`Ref` is the name; `RegionalDomainName` and
+  `RegionalHostedZoneId`, which the Route 53 alias records take, are made up as API
+  Gateway forms them), so that moto's Route 53 creates the records. The APIs and their
+  mappings stay stubbed.
 
     python rehearsal_moto.py HOST PORT    (with moto's virtualenv Python)
 """
 
+import hashlib
 import sys
 
 from moto.cloudformation import models
@@ -77,6 +83,50 @@ class LambdaAliasResource(CloudFormationModel):
         except Exception:
             alias = backend.create_alias(name, function, version, props.get("Description", ""), None)
         return cls(alias)
+
+    @classmethod
+    def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):
+        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+
+    @classmethod
+    def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):
+        pass
+
+
+class ApiGatewayV2DomainNameResource(CloudFormationModel):
+    __module__ = "moto.apigatewayv2.rehearsal"
+    # API Gateway's regional hosted zone in us-east-1 (the rehearsal's region).
+    HOSTED_ZONE = "Z1UJRXOUMOOFQ8"
+
+    def __init__(self, domain, region_name):
+        self.domain = domain
+        digest = hashlib.sha256(domain.domain_name.encode()).hexdigest()[:10]
+        self.regional_domain_name = f"d-{digest}.execute-api.{region_name}.amazonaws.com"
+
+    @staticmethod
+    def cloudformation_type():
+        return "AWS::ApiGatewayV2::DomainName"
+
+    @property
+    def physical_resource_id(self):
+        return self.domain.domain_name
+
+    @classmethod
+    def has_cfn_attr(cls, attr):
+        return attr in ("RegionalDomainName", "RegionalHostedZoneId")
+
+    def get_cfn_attribute(self, attr):
+        return self.regional_domain_name if attr == "RegionalDomainName" else self.HOSTED_ZONE
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        from moto.apigatewayv2.models import apigatewayv2_backends
+        props = cloudformation_json["Properties"]
+        backend = apigatewayv2_backends[account_id][region_name]
+        name = props["DomainName"]
+        configs = [{k[0].lower() + k[1:]: v for k, v in c.items()} for c in props.get("DomainNameConfigurations", [])]
+        domain = backend.domain_names.get(name) or backend.create_domain_name(name, configs, {}, {})
+        return cls(domain, region_name)
 
     @classmethod
     def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):

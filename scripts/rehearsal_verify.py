@@ -148,8 +148,8 @@ def stack(out, stack_name, moto, moto_python):
         for s in page["StackResourceSummaries"]:
             listed[s["LogicalResourceId"]] = s
     types = supported_types(moto_python)
-    # scripts/rehearsal_moto.py adds the Lambda alias model to moto's CloudFormation.
-    types["models"].append("AWS::Lambda::Alias")
+    # scripts/rehearsal_moto.py adds these models to moto's CloudFormation.
+    types["models"] += ["AWS::Lambda::Alias", "AWS::ApiGatewayV2::DomainName"]
     by_type = defaultdict(lambda: {"created": [], "stubbed": [], "missing": [], "off": []})
     for k, r in wanted.items():
         t = r["Type"]
@@ -166,7 +166,9 @@ def stack(out, stack_name, moto, moto_python):
     sns = boto3.client("sns", **kw)
     sqs = boto3.client("sqs", **kw)
     iam = boto3.client("iam", **kw)
+    apigw = boto3.client("apigatewayv2", **kw)
     checks = {
+        "AWS::ApiGatewayV2::DomainName": lambda p: apigw.get_domain_name(DomainName=p)["DomainName"],
         "AWS::DynamoDB::Table": lambda p: ddb.describe_table(TableName=p)["Table"]["TableStatus"],
         "AWS::Lambda::Function": lambda p: (lambda c: f"{c['Runtime']} {c['Architectures'][0]} {c['CodeSize']} B")(lam.get_function(FunctionName=p)["Configuration"]),
         "AWS::SNS::Topic": lambda p: sns.get_topic_attributes(TopicArn=p)["Attributes"]["TopicArn"].split(":")[-1],
