@@ -27,7 +27,9 @@
 # After each deploy, scripts/rehearsal_verify.py checks every function artifact (zip,
 # executable bootstrap at its root, ELF for aarch64, Lambda's size limits) and the
 # stack (complete; tables, functions, topics, queues, roles there through their own
-# APIs) and LISTS the resource types moto stubs (accepts without creating anything).
+# APIs) and LISTS the resource types moto stubs (accepts without creating anything),
+# and, since CodeDeploy is stubbed, reads the deployment type each function's alias gets
+# from the transformed template (canary on prod, all at once on dev).
 #
 # In the default mode `sam build` runs for real except the compiler: a `cargo` shim
 # first on PATH answers `cargo lambda build --bin X` with a hand-written aarch64 ELF
@@ -149,6 +151,7 @@ deploy() {
   "$py" "$root/scripts/rehearsal_verify.py" deploy-log "$log"
   "$py" "$root/scripts/rehearsal_verify.py" artifacts "$work/out" "$stack" "$moto_url"
   "$py" "$root/scripts/rehearsal_verify.py" stack "$work/out" "$stack" "$moto_url" "$moto_py"
+  "$py" "$root/scripts/rehearsal_verify.py" releases "$work/out" "$stack"
 }
 
 stack_name() { "$py" -c 'import sys,tomllib; print(tomllib.load(open(sys.argv[1],"rb"))[sys.argv[2]]["global"]["parameters"]["stack_name"])' "$repo/samconfig.toml" "$1"; }

@@ -17,6 +17,13 @@
         of the transformed template is listed as created (and checked through the
         service's own API where the rehearsal knows how) or stubbed (moto has no
         CloudFormation model for it: it accepts the resource and creates nothing).
+    rehearsal_verify.py releases OUT STACK
+        Gradual releases as the transformed template sets them up for the stack's
+        Environment (RELEASES below: a canary on prod, all at once on dev): every
+        function's `live` alias is updated through its own CodeDeploy deployment group
+        with that deployment configuration, and the group rolls back on the function's
+        Errors alarm. moto stubs CodeDeploy, so this reads the template CloudFormation
+        was given.
 """
 
 import io
@@ -248,6 +255,57 @@ def stack(out, stack_name, moto, moto_python):
         sys.exit(1)
 
 
+# The deployment configuration each environment must get (docs/deployment.md, "Gradual
+# releases").
+RELEASES = {"prod": "CodeDeployDefault.LambdaCanary10Percent5Minutes",
+            "dev": "CodeDeployDefault.LambdaAllAtOnce"}
+
+
+def releases(out, stack_name):
+    import deploy_checks as d
+    out = Path(out)
+    t = json.loads((out / f"transformed-{stack_name}.json").read_text())
+    src = json.loads((out / f"received-{stack_name}.json").read_text())
+    given = json.loads((out / f"parameters-{stack_name}.json").read_text())
+    pv = d.parameter_values(src, given)
+    env = pv["Environment"]
+    want = RELEASES[env]
+    res = t["Resources"]
+    failures = []
+    functions = [k for k, r in res.items() if r["Type"] == "AWS::Lambda::Function"]
+    for fn in functions:
+        aliases = [(k, r) for k, r in res.items() if r["Type"] == "AWS::Lambda::Alias"
+                   and r["Properties"].get("FunctionName") == {"Ref": fn}]
+        if len(aliases) != 1 or aliases[0][1]["Properties"].get("Name") != "live":
+            failures.append(f"{fn}: expected one alias named live, found {[k for k, _ in aliases]}")
+            continue
+        alias_id, alias = aliases[0]
+        group_ref = alias.get("UpdatePolicy", {}).get("CodeDeployLambdaAliasUpdate", {}).get("DeploymentGroupName", {})
+        group = res.get(group_ref.get("Ref", "") if isinstance(group_ref, dict) else "")
+        if not group or group["Type"] != "AWS::CodeDeploy::DeploymentGroup":
+            failures.append(f"{fn}: alias {alias_id} is not updated through a CodeDeploy deployment group ({group_ref})")
+            continue
+        gp = group["Properties"]
+        got = d.evaluate(t, gp.get("DeploymentConfigName"), pv)
+        if got != want:
+            failures.append(f"{fn}: {env} deploys with {got}, expected {want}")
+        alarm = {"Name": {"Ref": fn.removesuffix("Function") + "ErrorsAlarm"}}
+        ac = gp.get("AlarmConfiguration", {})
+        if not ac.get("Enabled") or alarm not in ac.get("Alarms", []):
+            failures.append(f"{fn}: the deployment group does not watch {alarm['Name']['Ref']}: {ac}")
+        rb = gp.get("AutoRollbackConfiguration", {})
+        if not rb.get("Enabled") or "DEPLOYMENT_STOP_ON_ALARM" not in rb.get("Events", []):
+            failures.append(f"{fn}: no automatic rollback on alarm: {rb}")
+    if not functions:
+        failures.append("no functions in the transformed template")
+    if failures:
+        for f in failures:
+            print(f"RELEASES ({stack_name}, Environment={env}): {f}", file=sys.stderr)
+        sys.exit(1)
+    print(f"  releases (Environment={env}): {len(functions)} functions, each live alias shifted by "
+          f"its CodeDeploy group with {want}, rolled back by the function's Errors alarm")
+
+
 def main(argv):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     cmd, args = argv[0], argv[1:]
@@ -259,6 +317,8 @@ def main(argv):
         artifacts(*args)
     elif cmd == "stack":
         stack(*args)
+    elif cmd == "releases":
+        releases(*args)
     else:
         sys.exit(f"unknown command {cmd}")
 
