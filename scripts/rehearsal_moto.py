@@ -8,6 +8,11 @@ CloudFormation:
   after the change set is applied, as CloudFormation does.
 - `UpdateTerminationProtection` is missing (moto answers 500); it is added, setting
   what `DescribeStacks` reports as `EnableTerminationProtection`.
+- `AWS::Lambda::Alias` is missing and `AWS::Lambda::Version` has no `Version`
+  attribute, both of which SAM's AutoPublishAlias generates (the `live` alias every
+  trigger invokes): the alias is added on moto's own Lambda aliases (created, or moved
+  to the new version on update; `Ref` is its ARN), and `!GetAtt V.Version` answers the
+  version moto published. CodeDeploy (DeploymentPreference) stays stubbed.
 
     python rehearsal_moto.py HOST PORT    (with moto's virtualenv Python)
 """
@@ -16,6 +21,8 @@ import sys
 
 from moto.cloudformation import models
 from moto.cloudformation.responses import CloudFormationResponse
+from moto.awslambda import models as lambda_models
+from moto.core.common_models import CloudFormationModel
 from moto.core.responses import ActionResult
 from moto.server import main
 
@@ -39,6 +46,46 @@ def update_termination_protection(self):
 
 
 CloudFormationResponse.update_termination_protection = update_termination_protection
+
+lambda_models.LambdaVersion.has_cfn_attr = classmethod(lambda cls, attr: attr == "Version")
+lambda_models.LambdaVersion.get_cfn_attribute = lambda self, attr: self.version
+
+
+class LambdaAliasResource(CloudFormationModel):
+    # moto's model metaclass names the service after the module's second component.
+    __module__ = "moto.awslambda.rehearsal"
+
+    def __init__(self, alias):
+        self.alias = alias
+
+    @staticmethod
+    def cloudformation_type():
+        return "AWS::Lambda::Alias"
+
+    @property
+    def physical_resource_id(self):
+        return self.alias.arn
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        props = cloudformation_json["Properties"]
+        backend = lambda_models.lambda_backends[account_id][region_name]
+        name, function, version = props["Name"], props["FunctionName"], str(props["FunctionVersion"])
+        try:
+            alias = backend.get_alias(name, function)
+            alias.update(None, version, None)
+        except Exception:
+            alias = backend.create_alias(name, function, version, props.get("Description", ""), None)
+        return cls(alias)
+
+    @classmethod
+    def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):
+        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+
+    @classmethod
+    def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):
+        pass
+
 
 if __name__ == "__main__":
     main(["-H", sys.argv[1], "-p", sys.argv[2]])

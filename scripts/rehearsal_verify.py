@@ -148,6 +148,8 @@ def stack(out, stack_name, moto, moto_python):
         for s in page["StackResourceSummaries"]:
             listed[s["LogicalResourceId"]] = s
     types = supported_types(moto_python)
+    # scripts/rehearsal_moto.py adds the Lambda alias model to moto's CloudFormation.
+    types["models"].append("AWS::Lambda::Alias")
     by_type = defaultdict(lambda: {"created": [], "stubbed": [], "missing": [], "off": []})
     for k, r in wanted.items():
         t = r["Type"]
@@ -170,6 +172,9 @@ def stack(out, stack_name, moto, moto_python):
         "AWS::SNS::Topic": lambda p: sns.get_topic_attributes(TopicArn=p)["Attributes"]["TopicArn"].split(":")[-1],
         "AWS::SQS::Queue": lambda p: sqs.get_queue_attributes(QueueUrl=p, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"].split(":")[-1],
         "AWS::IAM::Role": lambda p: iam.get_role(RoleName=p)["Role"]["RoleName"],
+        # arn:...:function:NAME:live, pointing at a published version (not $LATEST).
+        "AWS::Lambda::Alias": lambda p: (lambda a: a["FunctionVersion"] != "$LATEST" or 1 / 0)(
+            lam.get_alias(FunctionName=p.split(":")[6], Name=p.split(":")[7])),
     }
     verified = defaultdict(int)
     for t, groups in by_type.items():
@@ -196,6 +201,23 @@ def stack(out, stack_name, moto, moto_python):
         if k in listed:
             c = lam.get_function(FunctionName=listed[k]["PhysicalResourceId"])["Configuration"]
             moto_arch.add(f"{c.get('Runtime')} {','.join(c.get('Architectures') or [])}")
+    # Gradual releases: every invoke permission (API routes, WebSocket integrations, SNS
+    # subscriptions) names a function's `live` alias, which CodeDeploy shifts, never the
+    # unqualified function (that traffic would skip the canary).
+    aliases = {k for k, r in wanted.items() if r["Type"] == "AWS::Lambda::Alias"}
+    functions = [k for k, r in wanted.items() if r["Type"] == "AWS::Lambda::Function"]
+    if len(aliases) != len(functions):
+        failures.append(f"{len(functions)} functions but {len(aliases)} aliases (AutoPublishAlias on every function)")
+    for k, r in wanted.items():
+        if r["Type"] == "AWS::Lambda::Permission":
+            target = r.get("Properties", {}).get("FunctionName")
+            if not (isinstance(target, dict) and target.get("Ref") in aliases):
+                failures.append(f"Permission {k}: FunctionName {target}, expected !Ref of a function's live alias")
+        if r["Type"] == "AWS::SNS::Subscription" and r.get("Properties", {}).get("Protocol") == "lambda":
+            target = r["Properties"].get("Endpoint")
+            if not (isinstance(target, dict) and target.get("Ref") in aliases):
+                failures.append(f"Subscription {k}: Endpoint {target}, expected !Ref of a function's live alias")
+    print(f"  gradual releases: {len(aliases)} live aliases; every invoke permission and lambda subscription targets one")
     # Environment=prod: tables kept (Retain) and deletion-protected; dev: neither.
     prod = pv.get("Environment") == "prod"
     for k, r in wanted.items():

@@ -196,7 +196,7 @@ impl ChatServices {
         crate::telemetry::record_chat(chat_id);
         let appended = self
             .store
-            .append_text_after(
+            .append_text_reusing_read(
                 pre_read,
                 chat_id,
                 sender,
@@ -645,96 +645,34 @@ impl ChatServices {
             chats: plan,
             mut removed,
         } = plan_sync(&member_of, known, continuation);
-        let plan: Vec<(ChatId, u64, bool)> = plan
-            .into_iter()
-            .map(|p| (p.chat_id, p.position, p.known))
-            .collect();
-        let ids: Vec<ChatId> = plan.iter().map(|p| p.0.clone()).collect();
+        let ids: Vec<ChatId> = plan.iter().map(|p| p.chat_id.clone()).collect();
         let chats = self.store.get_chats(&ids).await.map_err(ApiError::from)?;
-
-        let inline_max = max_bytes.saturating_sub(8 * 1024);
-        let mut remaining = max_bytes;
-        let mut out: Vec<SyncChat> = Vec::new();
-        let mut pending: Vec<PendingChat> = Vec::new();
-        let mut seen: HashSet<ChatId> = HashSet::new();
-        for (chat_id, position, was_known) in plan {
-            let Some(chat) = chats.get(&chat_id) else {
-                if was_known {
-                    removed.push(chat_id);
+        let mut packer = SyncPacker::new(max_bytes);
+        for planned in plan {
+            let Some(chat) = chats.get(&planned.chat_id) else {
+                if planned.known {
+                    removed.push(planned.chat_id);
                 }
                 continue;
             };
-            // A group whose creation has not committed yet is invisible.
-            if chat.kind == ChatKind::Group && chat.last_position == 0 {
-                continue;
-            }
-            if was_known && chat.last_position <= position {
-                continue;
-            }
-            if !seen.insert(chat_id.clone()) {
-                continue;
-            }
-            let Some(member) = memberships.get(&chat_id) else {
+            let Some(member) = memberships.get(&planned.chat_id) else {
                 continue;
             };
-            let mut entry = SyncChat {
-                chat_id: chat_id.clone(),
-                known: was_known,
-                chat: chat.clone(),
-                read_position: member.read_position,
-                delivered_position: member.delivered_position,
-                messages: Vec::new(),
-                refs: Vec::new(),
-                has_more: false,
-            };
-            let base = json_len(&entry);
-            if base > remaining && !out.is_empty() {
-                pending.push(PendingChat {
-                    chat_id,
-                    position,
-                    known: was_known,
-                });
+            let Some(entry) = packer.start(&planned, chat, member) else {
                 continue;
-            }
-            remaining = remaining.saturating_sub(base);
-            let mut reached = position;
-            if chat.last_position > position {
-                let page = self
-                    .store
-                    .messages_after(&chat_id, position, limit)
+            };
+            let messages = if chat.last_position > planned.position {
+                self.store
+                    .messages_after(&planned.chat_id, planned.position, limit)
                     .await
-                    .map_err(ApiError::from)?;
-                for m in page.messages {
-                    let size = json_len(&m);
-                    let (size, as_ref) = if size <= inline_max {
-                        (size, false)
-                    } else {
-                        (json_len(&MessageRef::of(&m)), true)
-                    };
-                    let page_empty =
-                        out.is_empty() && entry.messages.is_empty() && entry.refs.is_empty();
-                    if size > remaining && !page_empty {
-                        break;
-                    }
-                    remaining = remaining.saturating_sub(size);
-                    reached = m.position;
-                    if as_ref {
-                        entry.refs.push(MessageRef::of(&m));
-                    } else {
-                        entry.messages.push(m);
-                    }
-                }
-            }
-            if chat.last_position > reached {
-                entry.has_more = true;
-                pending.push(PendingChat {
-                    chat_id,
-                    position: reached,
-                    known: true,
-                });
-            }
-            out.push(entry);
+                    .map_err(ApiError::from)?
+                    .messages
+            } else {
+                Vec::new()
+            };
+            packer.add(entry, planned.position, messages);
         }
+        let (out, pending) = packer.finish();
         let cursor = if pending.is_empty() {
             None
         } else {
@@ -799,6 +737,112 @@ pub fn plan_sync(
     removed.dedup();
     chats.sort_by(|a, b| a.chat_id.cmp(&b.chat_id));
     SyncPlan { chats, removed }
+}
+
+/// The sync page packer, pure (no DynamoDB): fills a page of at most `max_bytes` of
+/// chats and messages, chat by chat in plan order. [`SyncPacker::start`] says whether
+/// a planned chat goes on this page at all; the caller then fetches its messages after
+/// the planned position and hands them to [`SyncPacker::add`], which keeps what fits
+/// (a message too large for a page as a `MessageRef`) and leaves the rest, with the
+/// chats that did not fit, pending for the next page.
+#[derive(Debug)]
+pub struct SyncPacker {
+    inline_max: usize,
+    remaining: usize,
+    out: Vec<SyncChat>,
+    pending: Vec<PendingChat>,
+    seen: HashSet<ChatId>,
+}
+
+impl SyncPacker {
+    pub fn new(max_bytes: usize) -> Self {
+        SyncPacker {
+            inline_max: max_bytes.saturating_sub(8 * 1024),
+            remaining: max_bytes,
+            out: Vec::new(),
+            pending: Vec::new(),
+            seen: HashSet::new(),
+        }
+    }
+
+    /// The page's entry for `planned`, with no messages yet; `None` when the chat is
+    /// not on this page: a group whose creation has not committed, a listed chat with
+    /// nothing new, a chat already on the page, or one that does not fit (then it is
+    /// pending).
+    pub fn start(
+        &mut self,
+        planned: &PendingChat,
+        chat: &Chat,
+        member: &Membership,
+    ) -> Option<SyncChat> {
+        // A group whose creation has not committed yet is invisible.
+        if chat.kind == ChatKind::Group && chat.last_position == 0 {
+            return None;
+        }
+        if planned.known && chat.last_position <= planned.position {
+            return None;
+        }
+        if !self.seen.insert(planned.chat_id.clone()) {
+            return None;
+        }
+        let entry = SyncChat {
+            chat_id: planned.chat_id.clone(),
+            known: planned.known,
+            chat: chat.clone(),
+            read_position: member.read_position,
+            delivered_position: member.delivered_position,
+            messages: Vec::new(),
+            refs: Vec::new(),
+            has_more: false,
+        };
+        let base = json_len(&entry);
+        if base > self.remaining && !self.out.is_empty() {
+            self.pending.push(planned.clone());
+            return None;
+        }
+        self.remaining = self.remaining.saturating_sub(base);
+        Some(entry)
+    }
+
+    /// Put `entry` on the page with what fits of `messages` (those after `position`,
+    /// ascending); when the chat has more, it is pending from the last one kept.
+    pub fn add(&mut self, mut entry: SyncChat, position: u64, messages: Vec<Message>) {
+        let mut reached = position;
+        for m in messages {
+            let size = json_len(&m);
+            let (size, as_ref) = if size <= self.inline_max {
+                (size, false)
+            } else {
+                (json_len(&MessageRef::of(&m)), true)
+            };
+            let page_empty =
+                self.out.is_empty() && entry.messages.is_empty() && entry.refs.is_empty();
+            if size > self.remaining && !page_empty {
+                break;
+            }
+            self.remaining = self.remaining.saturating_sub(size);
+            reached = m.position;
+            if as_ref {
+                entry.refs.push(MessageRef::of(&m));
+            } else {
+                entry.messages.push(m);
+            }
+        }
+        if entry.chat.last_position > reached {
+            entry.has_more = true;
+            self.pending.push(PendingChat {
+                chat_id: entry.chat_id.clone(),
+                position: reached,
+                known: true,
+            });
+        }
+        self.out.push(entry);
+    }
+
+    /// The page's chats and what is left for the next page.
+    pub fn finish(self) -> (Vec<SyncChat>, Vec<PendingChat>) {
+        (self.out, self.pending)
+    }
 }
 
 fn json_len<T: Serialize>(v: &T) -> usize {
@@ -874,6 +918,125 @@ mod tests {
                 .collect();
             prop_assert_eq!(plan.chats, expected);
             prop_assert!(plan.removed.is_empty());
+        }
+    }
+
+    /// A chat at `last` with the caller's membership, and its messages after
+    /// `position` with texts of `sizes` characters.
+    fn packable(
+        n: u8,
+        last: u64,
+        position: u64,
+        sizes: &[usize],
+    ) -> (Chat, Membership, Vec<Message>) {
+        let user = UserId::generate();
+        let record = Chat {
+            chat_id: chat(n),
+            kind: ChatKind::Direct,
+            name: None,
+            created_by: user.clone(),
+            created_at: 0,
+            member_count: 2,
+            last_position: last,
+            last_message: None,
+            last_activity_at: 0,
+        };
+        let member = Membership {
+            chat_id: chat(n),
+            user_id: user.clone(),
+            role: crate::model::Role::Member,
+            joined_at: 0,
+            delivered_position: 0,
+            read_position: 0,
+            muted: false,
+        };
+        let messages = (position + 1..=last)
+            .zip(sizes.iter().cycle())
+            .map(|(p, size)| Message {
+                chat_id: chat(n),
+                message_id: crate::ids::MessageId::generate(),
+                position: p,
+                kind: crate::model::MessageKind::Text,
+                sender_id: Some(user.clone()),
+                client_message_id: None,
+                text: "x".repeat(*size),
+                system: None,
+                sent_at: 0,
+                deleted: false,
+            })
+            .collect();
+        (record, member, messages)
+    }
+
+    proptest! {
+        /// A packed page stays within its byte budget (only a page's first chat and
+        /// first message may exceed it alone), keeps each chat's messages gap-free from
+        /// the planned position, never inlines a message over the inline limit, and
+        /// leaves pending exactly the chats with more to send, from where the page
+        /// stopped.
+        #[test]
+        fn sync_pages_fit_and_continue_where_they_stop(
+            max_bytes in 300usize..30_000,
+            planned in prop::collection::btree_map(
+                0u8..40,
+                (0u64..8, 0u64..8, any::<bool>(), prop::collection::vec(0usize..12_000, 1..4)),
+                0..8,
+            ),
+        ) {
+            let mut packer = SyncPacker::new(max_bytes);
+            let inline_max = max_bytes.saturating_sub(8 * 1024);
+            let mut expected_pending = Vec::new();
+            let mut budget = 0usize;
+            let mut from_of = HashMap::new();
+            for (n, (last, position, known, sizes)) in &planned {
+                let position = if *known { *position } else { 0 };
+                from_of.insert(chat(*n), position);
+                let (chat_rec, member, messages) = packable(*n, *last, position, sizes);
+                let plan = PendingChat { chat_id: chat(*n), position, known: *known };
+                let Some(entry) = packer.start(&plan, &chat_rec, &member) else {
+                    if !(*known && *last <= position) {
+                        expected_pending.push(plan);
+                    }
+                    continue;
+                };
+                budget += json_len(&entry);
+                packer.add(entry, position, messages);
+            }
+            let (out, pending) = packer.finish();
+            let mut used = budget;
+            for entry in &out {
+                used += entry.messages.iter().map(json_len).sum::<usize>();
+                used += entry.refs.iter().map(json_len).sum::<usize>();
+                prop_assert!(entry.messages.iter().all(|m| json_len(m) <= inline_max));
+                let mut positions: Vec<u64> = entry
+                    .messages
+                    .iter()
+                    .map(|m| m.position)
+                    .chain(entry.refs.iter().map(|r| r.position))
+                    .collect();
+                positions.sort();
+                let from = from_of[&entry.chat_id];
+                let reached = positions.last().copied().unwrap_or(from);
+                prop_assert_eq!(positions, (from + 1..=reached).collect::<Vec<_>>());
+                prop_assert_eq!(entry.has_more, entry.chat.last_position > reached);
+                if entry.has_more {
+                    expected_pending.push(PendingChat {
+                        chat_id: entry.chat_id.clone(),
+                        position: reached,
+                        known: true,
+                    });
+                }
+            }
+            if used > max_bytes {
+                prop_assert_eq!(out.len(), 1);
+                prop_assert!(out[0].messages.len() + out[0].refs.len() <= 1);
+            }
+            let key = |p: &PendingChat| (p.chat_id.clone(), p.position, p.known);
+            let mut got: Vec<_> = pending.iter().map(key).collect();
+            let mut want: Vec<_> = expected_pending.iter().map(key).collect();
+            got.sort();
+            want.sort();
+            prop_assert_eq!(got, want);
         }
     }
 

@@ -74,9 +74,12 @@ async fn a_route_without_a_function_is_a_start_up_error() {
     assert!(msg.contains("`ws-message`"), "{msg}");
 
     // A route naming a function that is not in the template at all.
-    let broken = fakes::template_text().replacen(
-        "functions/${WsMessageFunction.Arn}/invocations",
-        "functions/${NoSuchFunction.Arn}/invocations",
+    // (The integration invokes the function's `live` alias, passed as a !Sub variable.)
+    let text = fakes::template_text();
+    assert!(text.contains("{ Function: !Ref WsMessageFunction.Alias }"));
+    let broken = text.replacen(
+        "{ Function: !Ref WsMessageFunction.Alias }",
+        "{ Function: !Ref NoSuchFunction.Alias }",
         1,
     );
     let err = Gateway::start(GatewayConfig::new(

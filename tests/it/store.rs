@@ -12,7 +12,9 @@ use chat_core::model::{
     now_millis, ChatKind, Connection, Device, MessageKind, Millis, PushPlatform, Role, Session,
     SystemEvent,
 };
-use chat_core::store::{Conflict, NewGroup, ProfileUpdate, Rotation, Store, StoreError};
+use chat_core::store::{
+    Conflict, NewGroup, ProfileUpdate, Rotation, Store, StoreError, WindowCount, WindowOpened,
+};
 use chat_tests::store_for_test;
 use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
@@ -1491,40 +1493,52 @@ async fn deferred_rate_counter_leaves_opening_a_window_to_the_caller() {
     store.put_connection(&c).await.unwrap();
     let id = &c.connection_id;
     // The connection's first frame opens a window: counted as 1, the write deferred.
-    let (w, reset) = store
-        .count_request_deferred(id, 7, now + 1)
+    let WindowCount::NeedsNewWindow(w, reset) = store
+        .count_request_deferring_reset(id, 7, now + 1)
         .await
         .unwrap()
-        .unwrap();
+    else {
+        panic!("a new window to open")
+    };
     assert_eq!((w.count, w.connection.user_id.clone()), (1, u.clone()));
-    let reset = reset.expect("a new window to open");
-    assert_eq!(store.open_window(&reset).await.unwrap(), Some(()));
+    assert_eq!(
+        store.apply_window_reset(&reset).await.unwrap(),
+        WindowOpened::Opened
+    );
     // Then counted in one call per frame.
     for expected in 2..=3 {
-        let (w, reset) = store
-            .count_request_deferred(id, 7, now + expected as i64)
+        let counted = store
+            .count_request_deferring_reset(id, 7, now + expected as i64)
             .await
-            .unwrap()
             .unwrap();
+        let WindowCount::Counted(w) = counted else {
+            panic!("counted in the open window, got {counted:?}")
+        };
         assert_eq!(w.count, expected);
-        assert!(reset.is_none());
     }
     // Unknown and expired connections are refused, and nothing is created.
     let nobody = ConnectionId::parse("nobody").unwrap();
-    assert!(store
-        .count_request_deferred(&nobody, 8, now)
-        .await
-        .unwrap()
-        .is_none());
-    assert!(store
-        .count_request_deferred(id, 9, now + 60_001)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(matches!(
+        store
+            .count_request_deferring_reset(&nobody, 8, now)
+            .await
+            .unwrap(),
+        WindowCount::Gone
+    ));
+    assert!(matches!(
+        store
+            .count_request_deferring_reset(id, 9, now + 60_001)
+            .await
+            .unwrap(),
+        WindowCount::Gone
+    ));
     assert!(store.get_connection(&nobody).await.unwrap().is_none());
     // A window opened for a connection that has gone since: nothing to do.
     store.remove_connection(id, now + 2).await.unwrap();
-    assert_eq!(store.open_window(&reset).await.unwrap(), None);
+    assert_eq!(
+        store.apply_window_reset(&reset).await.unwrap(),
+        WindowOpened::ConnectionGone
+    );
     assert!(store.get_connection(id).await.unwrap().is_none());
 }
 

@@ -135,6 +135,9 @@ struct Local {
     sqs: aws_sdk_sqs::Client,
     observer_queue: String,
     seen: tokio::sync::Mutex<Vec<OfflineMessage>>,
+    /// SNS message ids in `seen`: a message the observer queue delivers again (its
+    /// receive's answer was lost, so it became visible again) is logged once.
+    seen_ids: tokio::sync::Mutex<std::collections::HashSet<String>>,
     dynamodb_proxy: Option<AwsProxy>,
     sns_proxy: Option<AwsProxy>,
 }
@@ -246,6 +249,7 @@ impl TestStack {
                 sqs,
                 observer_queue,
                 seen: Default::default(),
+                seen_ids: Default::default(),
                 dynamodb_proxy,
                 sns_proxy,
             }),
@@ -321,9 +325,10 @@ impl TestStack {
             .expect("start the stack with TestStackOptions::proxy_sns()")
     }
 
-    /// Receive what the observer queue holds (waiting up to `wait_secs`), add it to
-    /// the log; returns how many arrived.
-    async fn receive_offline(&self, wait_secs: i32) -> usize {
+    /// Receive what the observer queue holds (waiting up to `wait_secs`), add what is
+    /// new to the log; returns how many messages the receive returned (new or not), or
+    /// the receive's error.
+    async fn receive_offline(&self, wait_secs: i32) -> Result<usize, String> {
         let received = self
             .local()
             .sqs
@@ -332,19 +337,21 @@ impl TestStack {
             .max_number_of_messages(10)
             .wait_time_seconds(wait_secs)
             .send()
-            .await;
-        let Ok(received) = received else { return 0 };
-        let mut count = 0;
-        for m in received.messages.unwrap_or_default() {
+            .await
+            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
+        let messages = received.messages.unwrap_or_default();
+        let count = messages.len();
+        for m in messages {
             if let Some(body) = m.body.as_deref() {
                 if let Ok(n) = chat_local::gateway::events::sns_from_envelope(body) {
-                    self.local().seen.lock().await.push(OfflineMessage {
-                        subject: n.subject,
-                        json: serde_json::from_str(&n.message).unwrap_or(Value::Null),
-                        message: n.message,
-                        attributes: Value::Object(n.message_attributes),
-                    });
-                    count += 1;
+                    if self.local().seen_ids.lock().await.insert(n.message_id) {
+                        self.local().seen.lock().await.push(OfflineMessage {
+                            subject: n.subject,
+                            json: serde_json::from_str(&n.message).unwrap_or(Value::Null),
+                            message: n.message,
+                            attributes: Value::Object(n.message_attributes),
+                        });
+                    }
                 }
             }
             if let Some(r) = m.receipt_handle {
@@ -358,11 +365,12 @@ impl TestStack {
                     .await;
             }
         }
-        count
+        Ok(count)
     }
 
     /// Every message published to the offline topic since the stack started, once
-    /// there are at least `n` (or `timeout` passed: then those seen so far).
+    /// there are at least `n` (or `timeout` passed: then those seen so far). A failed
+    /// receive (moto slow under load) is retried until the deadline.
     pub async fn offline_messages(&self, n: usize, timeout: Duration) -> Vec<OfflineMessage> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -374,16 +382,32 @@ impl TestStack {
                 break;
             }
             // Long poll, below the SDK's 5 s attempt timeout.
-            self.receive_offline(left.as_secs().clamp(1, 4) as i32)
+            let _ = self
+                .receive_offline(left.as_secs().clamp(1, 4) as i32)
                 .await;
         }
         self.local().seen.lock().await.clone()
     }
 
     /// Every message published to the offline topic so far (SNS delivers to the
-    /// observer queue synchronously with the publish, so nothing is in flight).
+    /// observer queue synchronously with the publish, so nothing is in flight): reads
+    /// until a receive comes back empty. A failed receive is retried (it used to end
+    /// the reading, so a slow moto under load made messages look unpublished); a
+    /// receive whose answer was lost hides its messages for the queue's visibility
+    /// timeout ([`OBSERVER_VISIBILITY_SECS`]): `offline_messages(n, ..)` waits them
+    /// out when the test knows how many to expect.
     pub async fn offline_messages_so_far(&self) -> Vec<OfflineMessage> {
-        while self.receive_offline(0).await > 0 {}
+        let mut failures = 0;
+        loop {
+            match self.receive_offline(0).await {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    failures += 1;
+                    assert!(failures < 5, "reading the offline observer queue: {e}");
+                }
+            }
+        }
         self.local().seen.lock().await.clone()
     }
 
@@ -461,6 +485,11 @@ const NEEDS_BACKEND: &str = "this test needs backend access (tables, emulators o
      gateway's internals), which a remote stack does not give: start it with \
      `chat_tests::needs_backend!();`";
 
+/// How long a message the observer queue handed out stays hidden: short, so a receive
+/// whose answer was lost (an SDK attempt timeout while moto is slow) does not hide its
+/// messages for SQS's default 30 s; a message seen twice is logged once (by SNS id).
+pub const OBSERVER_VISIBILITY_SECS: u32 = 3;
+
 /// An SQS queue subscribed to the offline topic, for assertions.
 async fn observe_topic(
     sqs: &aws_sdk_sqs::Client,
@@ -474,6 +503,10 @@ async fn observe_topic(
     let url = sqs
         .create_queue()
         .queue_name(format!("{prefix}-offline-observer"))
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+            OBSERVER_VISIBILITY_SECS.to_string(),
+        )
         .send()
         .await?
         .queue_url

@@ -94,8 +94,13 @@ impl Client {
     /// The next frame from the connection (not the buffer); panics on a time-out or
     /// a close.
     pub async fn read(&mut self) -> Value {
+        self.read_within(WAIT).await
+    }
+
+    /// [`Client::read`] with another time-out.
+    pub async fn read_within(&mut self, wait: Duration) -> Value {
         loop {
-            let msg = tokio::time::timeout(WAIT, self.ws.next())
+            let msg = tokio::time::timeout(wait, self.ws.next())
                 .await
                 .expect("timed out waiting for a frame")
                 .expect("connection closed")
@@ -145,12 +150,19 @@ impl Client {
 
     /// Ping and return every frame that arrived before the pong.
     pub async fn barrier(&mut self) -> Vec<Value> {
+        self.barrier_within(WAIT).await
+    }
+
+    /// [`Client::barrier`], waiting up to `wait` for each frame: for a barrier queued
+    /// behind work that may take longer than [`WAIT`] on a loaded machine (the gateway
+    /// handles a connection's frames one after another, so the pong waits for them).
+    pub async fn barrier_within(&mut self, wait: Duration) -> Vec<Value> {
         self.pings += 1;
         let id = format!("b{}", self.pings);
         self.send(json!({"action": "ping", "id": id})).await;
         let mut before: Vec<Value> = self.buffered.drain(..).collect();
         loop {
-            let v = self.read().await;
+            let v = self.read_within(wait).await;
             if v["type"] == "pong" && v["id"] == id.as_str() {
                 return before;
             }

@@ -10,7 +10,7 @@ use chat_core::error::ApiError;
 use chat_core::ids::{ConnectionId, UserId};
 use chat_core::model::Millis;
 use chat_core::protocol::ClientAction;
-use chat_core::store::{RateWindow, Store, StoreError, WindowReset};
+use chat_core::store::{RateWindow, Store, StoreError, WindowCount, WindowReset};
 
 /// At most this many frames per window per connection...
 pub const REQUESTS_PER_WINDOW: u32 = 30;
@@ -46,10 +46,22 @@ impl Counted {
         conn: &ConnectionId,
         now: Millis,
     ) -> Result<Option<Counted>, StoreError> {
-        Ok(store
-            .count_request_deferred(conn, now / WINDOW_MS, now)
-            .await?
-            .map(|(window, opening)| Counted { window, opening }))
+        Ok(
+            match store
+                .count_request_deferring_reset(conn, now / WINDOW_MS, now)
+                .await?
+            {
+                WindowCount::Gone => None,
+                WindowCount::Counted(window) => Some(Counted {
+                    window,
+                    opening: None,
+                }),
+                WindowCount::NeedsNewWindow(window, reset) => Some(Counted {
+                    window,
+                    opening: Some(reset),
+                }),
+            },
+        )
     }
 
     /// Whose connection it is.
@@ -76,7 +88,7 @@ impl Counted {
     /// failure is logged: the frame itself was counted.
     pub async fn open_window(&self, store: &Store) {
         let Some(reset) = &self.opening else { return };
-        if let Err(e) = store.open_window(reset).await {
+        if let Err(e) = store.apply_window_reset(reset).await {
             chat_core::metrics::store_error(&e);
             tracing::error!(error = %e, "opening a rate window failed");
         }

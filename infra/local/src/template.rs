@@ -316,17 +316,14 @@ impl Template {
                 .get(integration)
                 .ok_or_else(|| anyhow!("route {key}: integration {integration} is not defined"))?;
             let uri = get(&integ.properties, "IntegrationUri")
-                .and_then(sub_text)
                 .ok_or_else(|| anyhow!("integration {integration} has no IntegrationUri"))?;
-            let function = uri
-                .split("${")
-                .filter_map(|p| p.split_once('}').map(|(name, _)| name))
-                .find_map(|name| name.strip_suffix(".Arn"))
-                .ok_or_else(|| {
-                    anyhow!(
-                        "integration {integration}: IntegrationUri names no function ${{X.Arn}}"
-                    )
-                })?;
+            let function = integration_function(uri).ok_or_else(|| {
+                anyhow!(
+                    "integration {integration}: IntegrationUri names no function \
+                     (${{X.Arn}}, or a !Sub variable that is !Ref X.Alias)"
+                )
+            })?;
+            let function = function.as_str();
             match self.resources.get(function) {
                 Some(f) if f.kind == "AWS::Serverless::Function" => {}
                 _ => bail!("route {key}: function {function} is not defined in the template"),
@@ -550,6 +547,39 @@ fn ref_target(v: &Value) -> Option<String> {
 }
 
 /// The text of `!Sub "..."` (or a plain string).
+/// The function an integration's `IntegrationUri` invokes: `!Sub "...${X.Arn}..."` (the
+/// unqualified function), or `!Sub ["...${F}...", { F: !Ref X.Alias }]` (the `live` alias
+/// of SAM's AutoPublishAlias, which gradual deployments shift; cfn-lint does not accept
+/// `${X.Alias}` inside a !Sub string, so the template passes it as a variable).
+fn integration_function(uri: &Value) -> Option<String> {
+    let (text, vars) = match uri {
+        Value::Tagged(t) if t.tag == "Sub" => match &t.value {
+            Value::Sequence(parts) if parts.len() == 2 => {
+                (parts[0].as_str()?.to_owned(), Some(&parts[1]))
+            }
+            _ => (sub_text(uri)?, None),
+        },
+        _ => (sub_text(uri)?, None),
+    };
+    text.split("${")
+        .filter_map(|p| p.split_once('}').map(|(name, _)| name))
+        .find_map(|name| {
+            if let Some(f) = name.strip_suffix(".Arn") {
+                return Some(f.to_owned());
+            }
+            let var = get(vars?, name)?;
+            let target = match var {
+                Value::Tagged(t) if t.tag == "Ref" => t.value.as_str()?.to_owned(),
+                Value::Mapping(_) => get_str(var, "Ref")?,
+                _ => return None,
+            };
+            target
+                .strip_suffix(".Alias")
+                .or_else(|| target.strip_suffix(".Arn"))
+                .map(str::to_owned)
+        })
+}
+
 fn sub_text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),

@@ -44,12 +44,33 @@ pub struct RateWindow {
 }
 
 /// The write that opens a new rate-limit window, left to the caller by
-/// [`Store::count_request_deferred`].
+/// [`Store::count_request_deferring_reset`].
 #[derive(Debug, Clone)]
 pub struct WindowReset {
     id: ConnectionId,
     window: i64,
     now: Millis,
+}
+
+/// What [`Store::count_request_deferring_reset`] found.
+#[derive(Debug, Clone)]
+pub enum WindowCount {
+    /// The connection is unknown or expired: nothing counted.
+    Gone,
+    /// Counted in the connection's current window.
+    Counted(RateWindow),
+    /// The first request of a new window: counted as 1, and the write that opens the
+    /// window is still to be made with [`Store::apply_window_reset`].
+    NeedsNewWindow(RateWindow, WindowReset),
+}
+
+/// What [`Store::apply_window_reset`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowOpened {
+    /// The new window is open (count 1).
+    Opened,
+    /// The connection has gone or expired since it was counted: nothing written.
+    ConnectionGone,
 }
 
 /// A user's presence and live connections, as fan-out needs them.
@@ -284,10 +305,13 @@ impl Store {
         window: i64,
         now: Millis,
     ) -> StoreResult<Option<RateWindow>> {
-        match self.count_request_deferred(id, window, now).await? {
-            None => Ok(None),
-            Some((w, None)) => Ok(Some(w)),
-            Some((w, Some(reset))) => Ok(self.open_window(&reset).await?.map(|_| w)),
+        match self.count_request_deferring_reset(id, window, now).await? {
+            WindowCount::Gone => Ok(None),
+            WindowCount::Counted(w) => Ok(Some(w)),
+            WindowCount::NeedsNewWindow(w, reset) => match self.apply_window_reset(&reset).await? {
+                WindowOpened::Opened => Ok(Some(w)),
+                WindowOpened::ConnectionGone => Ok(None),
+            },
         }
     }
 
@@ -295,13 +319,13 @@ impl Store {
     /// request is the window's first (count 1) and the connection is known from the
     /// failed conditional update (`ReturnValuesOnConditionCheckFailure: ALL_OLD`), so
     /// the write that opens the window is handed back as a [`WindowReset`] for the
-    /// caller to make with [`Self::open_window`] alongside its own work, not before it.
-    pub async fn count_request_deferred(
+    /// caller to make with [`Self::apply_window_reset`] alongside its own work, not before it.
+    pub async fn count_request_deferring_reset(
         &self,
         id: &ConnectionId,
         window: i64,
         now: Millis,
-    ) -> StoreResult<Option<(RateWindow, Option<WindowReset>)>> {
+    ) -> StoreResult<WindowCount> {
         let same = self
             .db
             .update_item()
@@ -321,7 +345,7 @@ impl Store {
                 let item = out.attributes().cloned().unwrap_or_default();
                 let connection = connection_from(&item, &self.t.connections)?;
                 let count = Reader::new(&item, &self.t.connections).num_or("rlCount", 1)?;
-                Ok(Some((RateWindow { connection, count }, None)))
+                Ok(WindowCount::Counted(RateWindow { connection, count }))
             }
             Err(e) if super::codec::is_condition_failed(&e) => {
                 let old = match e.as_service_error() {
@@ -329,31 +353,33 @@ impl Store {
                     _ => None,
                 };
                 // No item: unknown connection. Expired: gone, whatever its window.
-                let Some(old) = old else { return Ok(None) };
+                let Some(old) = old else {
+                    return Ok(WindowCount::Gone);
+                };
                 let connection = connection_from(&old, &self.t.connections)?;
                 if connection.expires_at <= now {
-                    return Ok(None);
+                    return Ok(WindowCount::Gone);
                 }
                 let reset = WindowReset {
                     id: id.clone(),
                     window,
                     now,
                 };
-                Ok(Some((
+                Ok(WindowCount::NeedsNewWindow(
                     RateWindow {
                         connection,
                         count: 1,
                     },
-                    Some(reset),
-                )))
+                    reset,
+                ))
             }
             Err(e) => Err(StoreError::sdk("UpdateItem", e)),
         }
     }
 
-    /// Open the new window a [`Self::count_request_deferred`] found (count 1). `None`
-    /// when the connection has gone or expired since.
-    pub async fn open_window(&self, reset: &WindowReset) -> StoreResult<Option<()>> {
+    /// Open the new window a [`Self::count_request_deferring_reset`] found (count 1);
+    /// [`WindowOpened::ConnectionGone`] when the connection has gone or expired since.
+    pub async fn apply_window_reset(&self, reset: &WindowReset) -> StoreResult<WindowOpened> {
         let fresh = self
             .db
             .update_item()
@@ -367,8 +393,8 @@ impl Store {
             .send()
             .await;
         match fresh {
-            Ok(_) => Ok(Some(())),
-            Err(e) if super::codec::is_condition_failed(&e) => Ok(None),
+            Ok(_) => Ok(WindowOpened::Opened),
+            Err(e) if super::codec::is_condition_failed(&e) => Ok(WindowOpened::ConnectionGone),
             Err(e) => Err(StoreError::sdk("UpdateItem", e)),
         }
     }

@@ -281,7 +281,7 @@ impl Store {
         text: &MessageText,
         now: Millis,
     ) -> StoreResult<Appended> {
-        self.append_text_after(None, chat_id, sender, client_message_id, text, now)
+        self.append_text_reusing_read(None, chat_id, sender, client_message_id, text, now)
             .await
     }
 
@@ -290,7 +290,7 @@ impl Store {
     /// attempt uses it instead of reading again. The transaction's condition on the
     /// chat's position makes a read that is out of date by then cost a retry, never a
     /// wrong position.
-    pub async fn append_text_after(
+    pub async fn append_text_reusing_read(
         &self,
         read: Option<Chat>,
         chat_id: &ChatId,

@@ -24,7 +24,7 @@ mod sessions;
 mod users;
 
 pub use chats::{ChatPage, MembershipChange, NewGroup};
-pub use connections::{RateWindow, WindowReset, CONNECT_GRACE_MS};
+pub use connections::{RateWindow, WindowCount, WindowOpened, WindowReset, CONNECT_GRACE_MS};
 pub use devices::{PushClaim, PushKey, PUSH_CLAIM_LEASE_MS, PUSH_MARKER_TTL_MS};
 pub use lifecycle::{AccountStatus, PurgeState, SenderKey, SenderPage};
 pub use messages::{Appended, HistoryPage, NewMessage};
