@@ -374,11 +374,17 @@ async function loadChats() {
   await Promise.all(peers.map((c) => loadPresence(c.peer.userId)));
 }
 
+/** userId -> how many presence events this page has had for them. */
+const presenceEvents = new Map();
+
 async function loadPresence(userId) {
+  const eventsBefore = presenceEvents.get(userId) || 0;
   try {
     const u = await api('GET', `/users/${encodeURIComponent(userId)}`);
     profiles.set(userId, u);
-    presence.set(userId, u.presence);
+    // A presence event that came while this read was out is newer than its answer (which
+    // may say "online" for a user who has just gone): the event stands.
+    if ((presenceEvents.get(userId) || 0) === eventsBefore) presence.set(userId, u.presence);
     renderChatList();
     if (current && chats.get(current)?.peer?.userId === userId) renderHeader();
   } catch {
@@ -1691,6 +1697,7 @@ function onMembership(ev) {
 }
 
 function onPresence(ev) {
+  presenceEvents.set(ev.userId, (presenceEvents.get(ev.userId) || 0) + 1);
   presence.set(ev.userId, { online: ev.online, lastSeenAt: ev.lastSeenAt });
   renderChatList();
   if (current) renderHeader();
