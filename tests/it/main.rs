@@ -23,5 +23,6 @@ mod observability;
 mod openapi;
 mod push;
 mod realtime;
+mod security;
 mod store;
 mod template;
