@@ -197,6 +197,10 @@ fn conflict_message(c: Conflict) -> String {
         Conflict::AlreadyMember => "a user is already a member of this chat".into(),
         Conflict::NotAGroup => "direct chats have no name and a fixed pair of members".into(),
         Conflict::NotAdmin | Conflict::NoMembers => c.code().replace('_', " "),
+        Conflict::TooManyConnections => format!(
+            "at most {} open connections per user; close one first",
+            crate::store::MAX_CONNECTIONS_PER_USER
+        ),
     }
 }
 

@@ -18,6 +18,7 @@ mod chats;
 mod codec;
 mod connections;
 mod credentials;
+mod device_sessions;
 mod devices;
 mod lifecycle;
 mod messages;
@@ -25,7 +26,9 @@ mod sessions;
 mod users;
 
 pub use chats::{ChatPage, MembershipChange, NewGroup};
-pub use connections::{RateWindow, WindowCount, WindowOpened, WindowReset, CONNECT_GRACE_MS};
+pub use connections::{
+    RateWindow, WindowCount, WindowOpened, WindowReset, CONNECT_GRACE_MS, MAX_CONNECTIONS_PER_USER,
+};
 pub use credentials::LoginReservation;
 pub use devices::{PushClaim, PushKey, PUSH_CLAIM_LEASE_MS, PUSH_MARKER_TTL_MS};
 pub use lifecycle::{AccountStatus, PurgeState, SenderKey, SenderPage};
@@ -83,6 +86,8 @@ pub enum Conflict {
     NotAGroup,
     /// Only an admin of the group may make this change.
     NotAdmin,
+    /// The user holds the most WebSocket connections allowed.
+    TooManyConnections,
 }
 
 impl Conflict {
@@ -95,6 +100,7 @@ impl Conflict {
             Conflict::AlreadyMember => "already_member",
             Conflict::NotAGroup => "not_a_group",
             Conflict::NotAdmin => "not_admin",
+            Conflict::TooManyConnections => "too_many_connections",
         }
     }
 }
