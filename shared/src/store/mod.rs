@@ -20,6 +20,7 @@ mod connections;
 mod devices;
 mod lifecycle;
 mod messages;
+mod receipts;
 mod sessions;
 mod users;
 
@@ -28,6 +29,7 @@ pub use connections::{RateWindow, WindowCount, WindowOpened, WindowReset, CONNEC
 pub use devices::{PushClaim, PushKey, PUSH_CLAIM_LEASE_MS, PUSH_MARKER_TTL_MS};
 pub use lifecycle::{AccountStatus, PurgeState, SenderKey, SenderPage};
 pub use messages::{Appended, HistoryPage, NewMessage};
+pub use receipts::ReceiptKind;
 pub use sessions::Rotation;
 pub use users::ProfileUpdate;
 
