@@ -19,14 +19,14 @@ use crate::ids::{ChatId, ClientMessageId, ConnectionId, UserId};
 use crate::input::{InvalidInput, MessageText};
 use crate::model::{now_millis, Chat, ChatKind, Membership, Message, Millis, PREVIEW_CHARS};
 use crate::protocol::{
-    KnownPosition, MembershipEvent, MessageAck, MessageRef, OfflineMessageEvent, PresenceEvent,
-    Receipt, ServerEvent, SyncChat, SyncResult, TypingEvent, TypingState, MAX_FRAME_BYTES,
-    PROTOCOL_VERSION,
+    KnownPosition, MembershipEvent, MessageAck, MessageRef, OfflineMessageEvent, Receipt,
+    ServerEvent, SyncChat, SyncResult, TypingEvent, TypingState, MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
 use crate::store::{MembershipChange, ReceiptKind, Store, StoreError};
-use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap, HashSet};
+
+mod presence;
 
 /// Bytes of messages one WebSocket `syncResult` may carry: the 128 KB frame less room
 /// for the envelope.
@@ -537,52 +537,18 @@ impl ChatServices {
     }
 
     /// `user` came online or went offline: a `presence` event to the connections of
-    /// their direct-chat partners who are online. Cost: one Query of the user's
-    /// memberships plus one small Query per direct chat, and one presence BatchGet.
+    /// their direct-chat partners who are online ([`Self::presence_targets`], then
+    /// [`Self::post_presence`]).
     pub async fn announce_presence(
         &self,
         user: &UserId,
         online: bool,
         last_seen_at: Option<Millis>,
     ) -> Result<DeliveryReport, ApiError> {
-        let memberships = self
-            .store
-            .list_user_memberships(user)
-            .await
-            .map_err(ApiError::from)?;
-        let direct: Vec<ChatId> = memberships
-            .into_iter()
-            .map(|m| m.chat_id)
-            .filter(|c| !c.is_group())
-            .collect();
-        let store = self.store.clone();
-        let lists: Vec<Result<Vec<Membership>, StoreError>> = stream::iter(direct)
-            .map(move |chat_id| {
-                let store = store.clone();
-                async move { store.list_members(&chat_id).await }
-            })
-            .buffer_unordered(8)
-            .collect()
-            .await;
-        let mut partners: Vec<UserId> = Vec::new();
-        for list in lists {
-            partners.extend(
-                list.map_err(ApiError::from)?
-                    .into_iter()
-                    .map(|m| m.user_id)
-                    .filter(|u| u != user),
-            );
-        }
-        if partners.is_empty() {
-            return Ok(DeliveryReport::default());
-        }
-        let targets = self.connections_of(&partners, None, None).await?;
-        let ev = ServerEvent::Presence(PresenceEvent {
-            user_id: user.clone(),
-            online,
-            last_seen_at,
-        });
-        Ok(self.poster.post_all(&targets, &ev.to_json()).await)
+        let targets = self.presence_targets(user).await?;
+        Ok(self
+            .post_presence(user, &targets, online, last_seen_at)
+            .await)
     }
 
     /// Send `event` to the connections of a chat's members, except `origin` and
