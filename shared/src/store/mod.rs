@@ -21,6 +21,7 @@ mod credentials;
 mod devices;
 mod lifecycle;
 mod messages;
+mod receipts;
 mod sessions;
 mod users;
 
@@ -30,6 +31,7 @@ pub use credentials::LoginReservation;
 pub use devices::{PushClaim, PushKey, PUSH_CLAIM_LEASE_MS, PUSH_MARKER_TTL_MS};
 pub use lifecycle::{AccountStatus, PurgeState, SenderKey, SenderPage};
 pub use messages::{Appended, HistoryPage, NewMessage};
+pub use receipts::ReceiptKind;
 pub use sessions::Rotation;
 pub use users::ProfileUpdate;
 
