@@ -552,6 +552,8 @@ impl ChatServices {
             partners.extend(
                 list.map_err(ApiError::from)?
                     .into_iter()
+                    // `user` blocked this partner: no presence for them.
+                    .filter(|m| !m.blocked_by_peer)
                     .map(|m| m.user_id)
                     .filter(|u| u != user),
             );
@@ -949,6 +951,8 @@ mod tests {
             delivered_position: 0,
             read_position: 0,
             muted: false,
+            blocked_by_peer: false,
+            blocks_peer: false,
         };
         let messages = (position + 1..=last)
             .zip(sizes.iter().cycle())

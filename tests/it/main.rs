@@ -7,6 +7,7 @@
 
 mod auth;
 mod authz;
+mod blocks;
 mod chats;
 mod faults;
 mod gateway_fidelity;

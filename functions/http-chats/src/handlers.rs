@@ -68,6 +68,20 @@ async fn existing_users(
     }
 }
 
+/// `403 blocked` when any of `users` has blocked `me` (who wants to add them to a
+/// group): one BatchGetItem of their block lists.
+async fn refuse_blocked(app: &ChatServices, users: &[UserId], me: &UserId) -> Result<(), ApiError> {
+    let blocking = app
+        .store()
+        .who_blocks(users, me)
+        .await
+        .map_err(ApiError::from)?;
+    match blocking.is_empty() {
+        true => Ok(()),
+        false => Err(StoreError::Conflict(chat_core::store::Conflict::Blocked).into()),
+    }
+}
+
 /// The chat with every member and their profiles, as the caller sees it.
 async fn detail(app: &ChatServices, chat: &Chat, me: &Membership) -> Result<ChatDetail, ApiError> {
     let members = app
@@ -131,6 +145,14 @@ pub async fn create_chat(
                 return Err(invalid("userId", "a direct chat needs another user"));
             }
             existing_users(&app, std::slice::from_ref(&other), "userId").await?;
+            if let Some(refusal) = app
+                .store()
+                .block_between(&me.user_id, &other)
+                .await
+                .map_err(ApiError::from)?
+            {
+                return Err(StoreError::Conflict(refusal).into());
+            }
             let (chat, created) = app
                 .store()
                 .get_or_create_direct(&me.user_id, &other, now)
@@ -159,6 +181,7 @@ pub async fn create_chat(
                 ));
             }
             existing_users(&app, &members, "memberIds").await?;
+            refuse_blocked(&app, &members, &me.user_id).await?;
             let group = NewGroup {
                 creator: me.user_id.clone(),
                 name,
@@ -313,6 +336,7 @@ pub async fn add_members(
     }
     let (_, mine) = member_of(&app, &me, chat_id).await?;
     existing_users(&app, &users, "memberIds").await?;
+    refuse_blocked(&app, &users, &me.user_id).await?;
     let change = app
         .store()
         .add_members(chat_id, &me.user_id, &users, now_millis())

@@ -69,6 +69,8 @@ pub(crate) fn membership_from(item: &Item, table: &str) -> StoreResult<Membershi
         delivered_position: r.num_or("deliveredPos", 0)?,
         read_position: r.num_or("readPos", 0)?,
         muted: r.bool_or("muted", false)?,
+        blocked_by_peer: r.bool_or("blockedByPeer", false)?,
+        blocks_peer: r.bool_or("blocksPeer", false)?,
     })
 }
 
@@ -202,6 +204,8 @@ impl Store {
             delivered_position: 0,
             read_position: 0,
             muted: false,
+            blocked_by_peer: false,
+            blocks_peer: false,
         };
         let put = |table: &str, item: Item, cond: &str| -> StoreResult<TransactWriteItem> {
             let p = Put::builder()
@@ -292,6 +296,8 @@ impl Store {
                     delivered_position: if *u == group.creator { 1 } else { 0 },
                     read_position: if *u == group.creator { 1 } else { 0 },
                     muted: false,
+                    blocked_by_peer: false,
+                    blocks_peer: false,
                 };
                 let put = PutRequest::builder()
                     .set_item(Some(membership_item(&m)))
@@ -588,6 +594,8 @@ impl Store {
                     delivered_position: 0,
                     read_position: 0,
                     muted: false,
+                    blocked_by_peer: false,
+                    blocks_peer: false,
                 };
                 let put = Put::builder()
                     .table_name(&self.t.members)

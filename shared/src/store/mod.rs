@@ -14,6 +14,7 @@
 //! original. Concurrent senders race on the condition and the loser retries with a
 //! fresh read (bounded, with jittered backoff).
 
+mod blocks;
 mod chats;
 mod codec;
 mod connections;
@@ -23,6 +24,7 @@ mod messages;
 mod sessions;
 mod users;
 
+pub use blocks::MAX_BLOCKS;
 pub use chats::{ChatPage, MembershipChange, NewGroup};
 pub use connections::{RateWindow, WindowCount, WindowOpened, WindowReset, CONNECT_GRACE_MS};
 pub use devices::{PushClaim, PushKey, PUSH_CLAIM_LEASE_MS, PUSH_MARKER_TTL_MS};
@@ -81,6 +83,12 @@ pub enum Conflict {
     NotAGroup,
     /// Only an admin of the group may make this change.
     NotAdmin,
+    /// The other user has blocked the caller.
+    Blocked,
+    /// The caller has blocked the other user (unblock first).
+    YouBlocked,
+    /// The block list is full (`MAX_BLOCKS`).
+    TooManyBlocks,
 }
 
 impl Conflict {
@@ -93,6 +101,9 @@ impl Conflict {
             Conflict::AlreadyMember => "already_member",
             Conflict::NotAGroup => "not_a_group",
             Conflict::NotAdmin => "not_admin",
+            Conflict::Blocked => "blocked",
+            Conflict::YouBlocked => "you_blocked",
+            Conflict::TooManyBlocks => "too_many_blocks",
         }
     }
 }
