@@ -8,11 +8,11 @@ use chat_core::auth::Authenticated;
 use chat_core::cursor::{self, ChatListCursor};
 use chat_core::error::ApiError;
 use chat_core::http::{self, SMALL_BODY};
-use chat_core::ids::{ChatId, UserId};
+use chat_core::ids::{ChatId, ClientRequestId, UserId};
 use chat_core::input::{self, GroupName, InvalidInput, MAX_GROUP_MEMBERS};
 use chat_core::messaging::ChatServices;
 use chat_core::model::{now_millis, Chat, ChatKind, Membership};
-use chat_core::store::{MembershipChange, NewGroup, StoreError};
+use chat_core::store::{GroupCreated, MembershipChange, NewGroup, StoreError};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -126,6 +126,9 @@ pub enum CreateChat {
         name: String,
         #[serde(default)]
         member_ids: Vec<String>,
+        /// The idempotency key: a retry with the same id returns the first group.
+        #[serde(default)]
+        client_request_id: Option<String>,
     },
 }
 
@@ -162,8 +165,16 @@ pub async fn create_chat(
             let view = detail(&app, &chat, &mine).await?;
             Ok(http::json(if created { 201 } else { 200 }, &view))
         }
-        CreateChat::Group { name, member_ids } => {
+        CreateChat::Group {
+            name,
+            member_ids,
+            client_request_id,
+        } => {
             let name = GroupName::parse(&name)?;
+            let request = client_request_id
+                .as_deref()
+                .map(ClientRequestId::parse)
+                .transpose()?;
             let mut members = member_ids
                 .iter()
                 .map(|raw| parse_user(raw, "memberIds"))
@@ -187,11 +198,22 @@ pub async fn create_chat(
                 name,
                 members,
             };
-            let (chat, message) = app
-                .store()
-                .create_group(&group, now)
-                .await
-                .map_err(ApiError::from)?;
+            let created = match &request {
+                Some(request) => app.store().create_group_once(&group, request, now).await,
+                None => app
+                    .store()
+                    .create_group(&group, now)
+                    .await
+                    .map(|(chat, message)| GroupCreated::New(chat, message)),
+            };
+            let (chat, message) = match created.map_err(ApiError::from)? {
+                GroupCreated::New(chat, message) => (chat, message),
+                // A retry of a request that created the group: 200, nothing new.
+                GroupCreated::Existing(chat) => {
+                    let (chat, mine) = member_of(&app, &me, &chat.chat_id).await?;
+                    return Ok(http::json(200, &detail(&app, &chat, &mine).await?));
+                }
+            };
             let change = MembershipChange {
                 chat,
                 message,

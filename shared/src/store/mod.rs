@@ -21,6 +21,7 @@ mod connections;
 mod devices;
 mod lifecycle;
 mod messages;
+mod requests;
 mod sessions;
 mod users;
 
@@ -30,6 +31,7 @@ pub use connections::{RateWindow, WindowCount, WindowOpened, WindowReset, CONNEC
 pub use devices::{PushClaim, PushKey, PUSH_CLAIM_LEASE_MS, PUSH_MARKER_TTL_MS};
 pub use lifecycle::{AccountStatus, PurgeState, SenderKey, SenderPage};
 pub use messages::{Appended, HistoryPage, NewMessage};
+pub use requests::{GroupCreated, REQUEST_CLAIM_TTL_MS};
 pub use sessions::Rotation;
 pub use users::ProfileUpdate;
 
