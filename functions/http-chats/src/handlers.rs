@@ -204,10 +204,10 @@ pub async fn create_chat(
                     .store()
                     .create_group(&group, now)
                     .await
-                    .map(|(chat, message)| GroupCreated::New(chat, message)),
+                    .map(|(chat, message)| GroupCreated::New(chat, Box::new(message))),
             };
             let (chat, message) = match created.map_err(ApiError::from)? {
-                GroupCreated::New(chat, message) => (chat, message),
+                GroupCreated::New(chat, message) => (chat, *message),
                 // A retry of a request that created the group: 200, nothing new.
                 GroupCreated::Existing(chat) => {
                     let (chat, mine) = member_of(&app, &me, &chat.chat_id).await?;

@@ -21,7 +21,7 @@ pub const REQUEST_CLAIM_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
 #[derive(Debug, Clone)]
 pub enum GroupCreated {
     /// This request created the group (its first message included).
-    New(Chat, Message),
+    New(Chat, Box<Message>),
     /// An earlier try of the same request created it; nothing was written now.
     Existing(Chat),
 }
@@ -73,7 +73,7 @@ impl Store {
             }
         }
         match self.create_group_as(group, chat_id.clone(), now).await? {
-            Some((chat, message)) => Ok(GroupCreated::New(chat, message)),
+            Some((chat, message)) => Ok(GroupCreated::New(chat, Box::new(message))),
             None => match self.get_chat(&chat_id, true).await? {
                 Some(chat) => Ok(GroupCreated::Existing(chat)),
                 None => Err(StoreError::NotFound("chat")),
