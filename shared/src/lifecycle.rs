@@ -251,6 +251,7 @@ impl Lifecycle {
                 }
                 PurgePhase::Presence => {
                     self.store().delete_presence(user).await?;
+                    self.store().delete_blocks(user).await?;
                     None
                 }
                 PurgePhase::Done => None,

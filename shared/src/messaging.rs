@@ -934,6 +934,8 @@ mod tests {
             delivered_position: 0,
             read_position: 0,
             muted: false,
+            blocked_by_peer: false,
+            blocks_peer: false,
         };
         let messages = (position + 1..=last)
             .zip(sizes.iter().cycle())

@@ -176,6 +176,15 @@ fn rows() -> Vec<Row> {
                 (format!("/chats/{c}/members/{}", w.alice.id), None)
             },
         ),
+        r("POST /me/blocks/{userId}", Gate::Bearer, |w, _| {
+            (format!("/me/blocks/{}", w.outsider.id), None)
+        }),
+        r("DELETE /me/blocks/{userId}", Gate::Bearer, |w, _| {
+            (format!("/me/blocks/{}", w.outsider.id), None)
+        }),
+        r("GET /me/blocks", Gate::Bearer, |_, _| {
+            ("/me/blocks".into(), None)
+        }),
     ]
 }
 

@@ -8,6 +8,7 @@
 mod asyncapi;
 mod auth;
 mod authz;
+mod blocks;
 mod chats;
 mod faults;
 mod gateway_fidelity;
@@ -16,6 +17,7 @@ mod gateway_routes;
 mod gateway_sns;
 mod gateway_stack;
 mod gateway_websocket;
+mod group_requests;
 mod lifecycle;
 mod limits;
 mod local_backend;

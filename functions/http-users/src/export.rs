@@ -67,6 +67,8 @@ pub struct ExportHead {
     pub chats: Vec<ExportChat>,
     pub devices: Vec<ExportDevice>,
     pub sessions: Vec<SessionInfo>,
+    /// The users the caller blocks.
+    pub blocked_user_ids: Vec<UserId>,
 }
 
 /// One page of an export.
@@ -81,10 +83,11 @@ pub struct ExportPage {
 
 /// The first page's head: profile, chats, devices, sessions.
 pub async fn head(store: &Store, user: &UserId, profile: Profile) -> Result<ExportHead, ApiError> {
-    let (memberships, devices, sessions) = tokio::try_join!(
+    let (memberships, devices, sessions, blocked_user_ids) = tokio::try_join!(
         store.list_user_memberships(user),
         store.list_devices(user),
         store.list_sessions(user),
+        store.blocked_by(user),
     )?;
     let ids: Vec<ChatId> = memberships.iter().map(|m| m.chat_id.clone()).collect();
     let mut chats = store.get_chats(&ids).await?;
@@ -122,6 +125,7 @@ pub async fn head(store: &Store, user: &UserId, profile: Profile) -> Result<Expo
             })
             .collect(),
         sessions: sessions.iter().map(SessionInfo::from).collect(),
+        blocked_user_ids,
     })
 }
 
