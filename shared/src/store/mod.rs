@@ -17,6 +17,7 @@
 mod chats;
 mod codec;
 mod connections;
+mod credentials;
 mod devices;
 mod lifecycle;
 mod messages;
@@ -26,6 +27,7 @@ mod users;
 
 pub use chats::{ChatPage, MembershipChange, NewGroup};
 pub use connections::{RateWindow, WindowCount, WindowOpened, WindowReset, CONNECT_GRACE_MS};
+pub use credentials::LoginReservation;
 pub use devices::{PushClaim, PushKey, PUSH_CLAIM_LEASE_MS, PUSH_MARKER_TTL_MS};
 pub use lifecycle::{AccountStatus, PurgeState, SenderKey, SenderPage};
 pub use messages::{Appended, HistoryPage, NewMessage};
