@@ -197,6 +197,9 @@ fn conflict_message(c: Conflict) -> String {
         Conflict::AlreadyMember => "a user is already a member of this chat".into(),
         Conflict::NotAGroup => "direct chats have no name and a fixed pair of members".into(),
         Conflict::NotAdmin | Conflict::NoMembers => c.code().replace('_', " "),
+        Conflict::AttachmentUnavailable => {
+            "an attachment is not your upload to this chat, or is already in a message".into()
+        }
     }
 }
 

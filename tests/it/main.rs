@@ -5,6 +5,7 @@
 //! metrics capture) is the `chat_tests` crate in `tests/src/`. A new area is a new
 //! file here and a `mod` line below.
 
+mod attachments;
 mod auth;
 mod authz;
 mod chats;

@@ -14,6 +14,7 @@
 //! original. Concurrent senders race on the condition and the loser retries with a
 //! fresh read (bounded, with jittered backoff).
 
+mod attachments;
 mod chats;
 mod codec;
 mod connections;
@@ -81,6 +82,9 @@ pub enum Conflict {
     NotAGroup,
     /// Only an admin of the group may make this change.
     NotAdmin,
+    /// An attachment named in a send is not this sender's pending upload to this chat
+    /// (already in another message, another chat's, someone else's, or expired).
+    AttachmentUnavailable,
 }
 
 impl Conflict {
@@ -93,6 +97,7 @@ impl Conflict {
             Conflict::AlreadyMember => "already_member",
             Conflict::NotAGroup => "not_a_group",
             Conflict::NotAdmin => "not_admin",
+            Conflict::AttachmentUnavailable => "attachment_unavailable",
         }
     }
 }
