@@ -136,6 +136,7 @@ fn system(event: SystemEvent, now: Millis) -> NewMessage {
         text: event.summary(),
         system: Some(event),
         sent_at: now,
+        attachments: Vec::new(),
     }
 }
 

@@ -14,6 +14,7 @@
 //! original. Concurrent senders race on the condition and the loser retries with a
 //! fresh read (bounded, with jittered backoff).
 
+mod attachments;
 mod blocks;
 mod chats;
 mod codec;
@@ -95,6 +96,9 @@ pub enum Conflict {
     YouBlocked,
     /// The block list is full (`MAX_BLOCKS`).
     TooManyBlocks,
+    /// An attachment named in a send is not this sender's pending upload to this chat
+    /// (already in another message, another chat's, someone else's, or expired).
+    AttachmentUnavailable,
 }
 
 impl Conflict {
@@ -110,6 +114,7 @@ impl Conflict {
             Conflict::Blocked => "blocked",
             Conflict::YouBlocked => "you_blocked",
             Conflict::TooManyBlocks => "too_many_blocks",
+            Conflict::AttachmentUnavailable => "attachment_unavailable",
         }
     }
 }
