@@ -183,6 +183,12 @@ pub struct Membership {
     /// Everything up to here was read by the member.
     pub read_position: u64,
     pub muted: bool,
+    /// Direct chats: the other member has blocked this member (who may not send).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub blocked_by_peer: bool,
+    /// Direct chats: this member has blocked the other one (and may not send either).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub blocks_peer: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -256,6 +262,9 @@ pub struct Message {
     /// time are kept (see docs/security.md, "Retention and deletion").
     #[serde(default, skip_serializing_if = "is_false")]
     pub deleted: bool,
+    /// Photos and files (at most `MAX_ATTACHMENTS_PER_MESSAGE`), in the sender's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<crate::attachments::AttachmentRef>,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -176,6 +176,36 @@ fn rows() -> Vec<Row> {
                 (format!("/chats/{c}/members/{}", w.alice.id), None)
             },
         ),
+        r("POST /me/blocks/{userId}", Gate::Bearer, |w, _| {
+            (format!("/me/blocks/{}", w.outsider.id), None)
+        }),
+        r("DELETE /me/blocks/{userId}", Gate::Bearer, |w, _| {
+            (format!("/me/blocks/{}", w.outsider.id), None)
+        }),
+        r("GET /me/blocks", Gate::Bearer, |_, _| {
+            ("/me/blocks".into(), None)
+        }),
+        r("POST /chats/{chatId}/attachments", Gate::Member, |_, c| {
+            let body =
+                json!({"fileName": "plan.pdf", "contentType": "application/pdf", "size": 10});
+            (format!("/chats/{c}/attachments"), Some(body))
+        }),
+        r(
+            "GET /chats/{chatId}/attachments/{attachmentId}",
+            Gate::Member,
+            |_, c| {
+                let id = chat_core::ids::AttachmentId::generate();
+                (format!("/chats/{c}/attachments/{id}"), None)
+            },
+        ),
+        r(
+            "GET /chats/{chatId}/attachments/{attachmentId}/thumbnail",
+            Gate::Member,
+            |_, c| {
+                let id = chat_core::ids::AttachmentId::generate();
+                (format!("/chats/{c}/attachments/{id}/thumbnail"), None)
+            },
+        ),
     ]
 }
 

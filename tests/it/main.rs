@@ -5,8 +5,11 @@
 //! metrics capture) is the `chat_tests` crate in `tests/src/`. A new area is a new
 //! file here and a `mod` line below.
 
+mod asyncapi;
+mod attachments;
 mod auth;
 mod authz;
+mod blocks;
 mod chats;
 mod faults;
 mod gateway_fidelity;
@@ -15,6 +18,7 @@ mod gateway_routes;
 mod gateway_sns;
 mod gateway_stack;
 mod gateway_websocket;
+mod group_requests;
 mod lifecycle;
 mod limits;
 mod local_backend;

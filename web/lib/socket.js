@@ -7,8 +7,23 @@
 // access token: the page keeps working past any number of token lifetimes. No DOM: the
 // page gets what happens through callbacks, and `node --test` drives it with a stand-in
 // WebSocket and clock.
+//
+// The server checks the token on every frame and ends a socket whose token expired
+// (`token_expired`): a minute before expiry the socket sends `authenticate` with a fresh
+// token, and the `authenticated` answer says when to do it again.
 
 import { DEFAULT_LIMITS, FrameBudget } from './limits.js';
+
+/** When a JWT expires (ms since the epoch), or null when it cannot be read. */
+export function tokenExpiry(token) {
+  try {
+    const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const exp = JSON.parse(atob(part.padEnd(part.length + ((4 - (part.length % 4)) % 4), '='))).exp;
+    return typeof exp === 'number' ? exp * 1000 : null;
+  } catch {
+    return null;
+  }
+}
 
 /** Delay before reconnect attempt `attempt` (1, 2, …): 0.5 s doubling to 30 s, ±20 %. */
 export function backoffMs(attempt, random = Math.random) {
@@ -93,6 +108,7 @@ export class Socket {
       this.setState('online');
       clearInterval(this.ping);
       this.ping = setInterval(() => this.send({ action: 'ping' }), this.pingEveryMs);
+      this.scheduleAuthenticate(tokenExpiry(token));
       this.onOpen();
     };
     ws.onmessage = (e) => {
@@ -102,15 +118,35 @@ export class Socket {
       } catch {
         return;
       }
-      if (ev && typeof ev === 'object' && !Array.isArray(ev)) this.onEvent(ev);
+      if (ev && typeof ev === 'object' && !Array.isArray(ev)) {
+        if (ev.type === 'authenticated') this.scheduleAuthenticate(Date.parse(ev.expiresAt));
+        this.onEvent(ev);
+      }
     };
     ws.onclose = () => {
       if (this.ws !== ws) return;
       this.ws = null;
       clearInterval(this.ping);
+      clearTimeout(this.reauth);
       this.onClose();
       if (this.running) this.scheduleReconnect();
     };
+  }
+
+  /** Send `authenticate` with a fresh token a minute before `expiresAt` (ms). */
+  scheduleAuthenticate(expiresAt) {
+    clearTimeout(this.reauth);
+    if (!Number.isFinite(expiresAt)) return;
+    const delay = Math.max(5000, expiresAt - this.now() - 60 * 1000);
+    this.reauth = setTimeout(async () => {
+      let token;
+      try {
+        token = await this.token({ fresh: true });
+      } catch {
+        return; // the socket ends at expiry and reconnects with a fresh token
+      }
+      if (token && this.isOpen) this.ws.send(JSON.stringify({ action: 'authenticate', token }));
+    }, delay);
   }
 
   scheduleReconnect() {
@@ -156,6 +192,7 @@ export class Socket {
     clearTimeout(this.timer);
     clearTimeout(this.countdown);
     clearInterval(this.ping);
+    clearTimeout(this.reauth);
     const ws = this.ws;
     this.ws = null;
     this.attempt = 0;
