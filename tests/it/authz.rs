@@ -102,6 +102,11 @@ fn rows() -> Vec<Row> {
         r("POST /auth/logout-all", Gate::Bearer, |_, _| {
             ("/auth/logout-all".into(), None)
         }),
+        r("POST /auth/password", Gate::Bearer, |_, _| {
+            let body =
+                json!({"currentPassword": TEST_PASSWORD, "newPassword": "a brand new passphrase"});
+            ("/auth/password".into(), Some(body))
+        }),
         r("GET /me", Gate::Bearer, |_, _| ("/me".into(), None)),
         r("PATCH /me", Gate::Bearer, |_, _| {
             ("/me".into(), Some(json!({"statusText": "owned"})))

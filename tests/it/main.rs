@@ -5,6 +5,7 @@
 //! metrics capture) is the `chat_tests` crate in `tests/src/`. A new area is a new
 //! file here and a `mod` line below.
 
+mod asyncapi;
 mod auth;
 mod authz;
 mod blocks;
@@ -25,5 +26,6 @@ mod observability;
 mod openapi;
 mod push;
 mod realtime;
+mod security;
 mod store;
 mod template;

@@ -15,7 +15,8 @@
 //! - `DELETE /me` `{password}` -> 202 `{status: "deleting", deletedAt,
 //!   userNameReleasedAt}`: the account is unusable at once, the purge continues in the
 //!   background ([`chat_core::lifecycle`]); a wrong password is `401
-//!   invalid_credentials` and counts toward the login lockout.
+//!   invalid_credentials`. The login lockout does not apply (strangers could block a
+//!   deletion with it); a session gets 5 tries ([`chat_core::auth::reauth`]).
 //! - `POST/DELETE /me/blocks/{userId}`, `GET /me/blocks`: blocking ([`blocks`]). A user
 //!   who blocks the caller shows no presence (offline, no last-seen) and no status text
 //!   in `GET /users/{userId}`.
@@ -23,7 +24,7 @@
 pub mod blocks;
 pub mod export;
 
-use chat_core::auth::{self, password, Authenticated, LockoutRule, TokenConfig};
+use chat_core::auth::{self, Authenticated, LockoutRule, TokenConfig};
 use chat_core::config::{Env, Tables};
 use chat_core::error::ApiError;
 use chat_core::function::{BoxFuture, SharedFunction};
@@ -251,26 +252,8 @@ pub async fn delete_me(
 ) -> Result<Response<Body>, ApiError> {
     let body: DeleteMeBody = edge::parse_json(&req, SMALL_BODY)?;
     let password = Password::for_login(&body.password)?;
-    let account = s
-        .store
-        .get_account(&me.user_id)
-        .await?
-        .filter(|a| !a.deleted)
-        .ok_or_else(|| ApiError::Unauthorized(auth::bearer::REVOKED.into()))?;
-    let now = now_millis();
-    let locked = LockoutRule::is_locked(&account, now);
-    let stored = (!locked).then(|| account.password_hash.clone());
-    let matches = password::verify(password, stored)
-        .await
-        .map_err(ApiError::internal)?;
-    if !matches {
-        if !locked {
-            s.lockout
-                .record_failure(&s.store, &account.user_id, now)
-                .await?;
-        }
-        return Err(s.lockout.refusal("the password is not right"));
-    }
+    // The lockout is not consulted: strangers must not be able to block a deletion.
+    let account = auth::reauth::check_password(&s.store, &me, password).await?;
     let started = s.lifecycle.begin_deletion(&account).await?;
     Ok(edge::json(202, &started))
 }
