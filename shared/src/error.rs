@@ -211,6 +211,9 @@ fn conflict_message(c: Conflict) -> String {
         Conflict::YouBlocked => "you have blocked this user; unblock them first".into(),
         Conflict::TooManyBlocks => format!("at most {} blocked users", crate::store::MAX_BLOCKS),
         Conflict::NotAdmin | Conflict::NoMembers => c.code().replace('_', " "),
+        Conflict::AttachmentUnavailable => {
+            "an attachment is not your upload to this chat, or is already in a message".into()
+        }
     }
 }
 

@@ -92,6 +92,10 @@ prefixed_id!(
     /// A login session (one refresh-token family), `ses_` + ULID.
     SessionId, "ses_", "session id"
 );
+prefixed_id!(
+    /// An uploaded photo or file, `att_` + ULID.
+    AttachmentId, "att_", "attachment id"
+);
 
 /// A chat: `grp_` + ULID for groups, `dm_` + 26 base32 characters of a hash of the two
 /// member ids for direct chats.

@@ -262,6 +262,9 @@ pub struct Message {
     /// time are kept (see docs/security.md, "Retention and deletion").
     #[serde(default, skip_serializing_if = "is_false")]
     pub deleted: bool,
+    /// Photos and files (at most `MAX_ATTACHMENTS_PER_MESSAGE`), in the sender's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<crate::attachments::AttachmentRef>,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -841,6 +841,7 @@ mod tests {
             system: None,
             sent_at: 0,
             deleted: false,
+            attachments: Vec::new(),
         };
         let ev = ServerEvent::for_message(&m);
         let json = ev.to_json();

@@ -185,6 +185,27 @@ fn rows() -> Vec<Row> {
         r("GET /me/blocks", Gate::Bearer, |_, _| {
             ("/me/blocks".into(), None)
         }),
+        r("POST /chats/{chatId}/attachments", Gate::Member, |_, c| {
+            let body =
+                json!({"fileName": "plan.pdf", "contentType": "application/pdf", "size": 10});
+            (format!("/chats/{c}/attachments"), Some(body))
+        }),
+        r(
+            "GET /chats/{chatId}/attachments/{attachmentId}",
+            Gate::Member,
+            |_, c| {
+                let id = chat_core::ids::AttachmentId::generate();
+                (format!("/chats/{c}/attachments/{id}"), None)
+            },
+        ),
+        r(
+            "GET /chats/{chatId}/attachments/{attachmentId}/thumbnail",
+            Gate::Member,
+            |_, c| {
+                let id = chat_core::ids::AttachmentId::generate();
+                (format!("/chats/{c}/attachments/{id}/thumbnail"), None)
+            },
+        ),
     ]
 }
 

@@ -6,6 +6,7 @@
 //! file here and a `mod` line below.
 
 mod asyncapi;
+mod attachments;
 mod auth;
 mod authz;
 mod blocks;

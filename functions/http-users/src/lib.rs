@@ -269,7 +269,15 @@ pub async fn export_me(
         Some(raw) => Some(edge::decode_cursor(&raw, "cursor")?),
     };
     let head = match after {
-        None => Some(export::head(&s.store, &me.user_id, me.profile.clone()).await?),
+        None => Some(
+            export::head(
+                &s.store,
+                s.lifecycle.services().attachments(),
+                &me.user_id,
+                me.profile.clone(),
+            )
+            .await?,
+        ),
         Some(_) => None,
     };
     let (messages, next_cursor) = export::messages(

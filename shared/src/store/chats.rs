@@ -136,6 +136,7 @@ fn system(event: SystemEvent, now: Millis) -> NewMessage {
         text: event.summary(),
         system: Some(event),
         sent_at: now,
+        attachments: Vec::new(),
     }
 }
 
@@ -808,63 +809,38 @@ impl Store {
     }
 
     /// Move a member's delivered position forward to `pos` (never back). Returns
-    /// whether it moved. The caller checks `pos <= chat.last_position` first.
+    /// whether it moved. The caller checks `pos <= chat.last_position` first. Reads the
+    /// member first; the receipt path has it already and calls
+    /// [`Store::advance_receipt`] directly.
     pub async fn advance_delivered(
         &self,
         chat_id: &ChatId,
         user_id: &UserId,
         pos: u64,
     ) -> StoreResult<bool> {
-        self.advance(chat_id, user_id, "deliveredPos", pos).await
+        let member = self
+            .get_membership(chat_id, user_id)
+            .await?
+            .ok_or(StoreError::NotMember)?;
+        self.advance_receipt(&member, super::ReceiptKind::Delivered, pos)
+            .await
     }
 
     /// Move a member's read position forward to `pos` (and the delivered position with
-    /// it when it was behind). Returns whether the read position moved.
+    /// it when it was behind, in the same write). Returns whether the read position
+    /// moved.
     pub async fn advance_read(
         &self,
         chat_id: &ChatId,
         user_id: &UserId,
         pos: u64,
     ) -> StoreResult<bool> {
-        let moved = self.advance(chat_id, user_id, "readPos", pos).await?;
-        if moved {
-            self.advance(chat_id, user_id, "deliveredPos", pos).await?;
-        }
-        Ok(moved)
-    }
-
-    async fn advance(
-        &self,
-        chat_id: &ChatId,
-        user_id: &UserId,
-        attr: &str,
-        pos: u64,
-    ) -> StoreResult<bool> {
-        let res = self
-            .db
-            .update_item()
-            .table_name(&self.t.members)
-            .key("chatId", s(chat_id.as_str()))
-            .key("userId", s(user_id.as_str()))
-            .update_expression("SET #a = :p")
-            .condition_expression(
-                "attribute_exists(userId) AND (attribute_not_exists(#a) OR #a < :p)",
-            )
-            .expression_attribute_names("#a", attr)
-            .expression_attribute_values(":p", n(pos))
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if super::codec::is_condition_failed(&e) => {
-                if self.get_membership(chat_id, user_id).await?.is_some() {
-                    Ok(false)
-                } else {
-                    Err(StoreError::NotMember)
-                }
-            }
-            Err(e) => Err(StoreError::sdk("UpdateItem", e)),
-        }
+        let member = self
+            .get_membership(chat_id, user_id)
+            .await?
+            .ok_or(StoreError::NotMember)?;
+        self.advance_receipt(&member, super::ReceiptKind::Read, pos)
+            .await
     }
 
     async fn group(&self, chat_id: &ChatId) -> StoreResult<Chat> {

@@ -14,6 +14,7 @@
 //! original. Concurrent senders race on the condition and the loser retries with a
 //! fresh read (bounded, with jittered backoff).
 
+mod attachments;
 mod blocks;
 mod chats;
 mod codec;
@@ -22,6 +23,7 @@ mod credentials;
 mod devices;
 mod lifecycle;
 mod messages;
+mod receipts;
 mod requests;
 mod sessions;
 mod users;
@@ -33,6 +35,7 @@ pub use credentials::LoginReservation;
 pub use devices::{PushClaim, PushKey, PUSH_CLAIM_LEASE_MS, PUSH_MARKER_TTL_MS};
 pub use lifecycle::{AccountStatus, PurgeState, SenderKey, SenderPage};
 pub use messages::{Appended, HistoryPage, NewMessage};
+pub use receipts::ReceiptKind;
 pub use requests::{GroupCreated, REQUEST_CLAIM_TTL_MS};
 pub use sessions::Rotation;
 pub use users::ProfileUpdate;
@@ -93,6 +96,9 @@ pub enum Conflict {
     YouBlocked,
     /// The block list is full (`MAX_BLOCKS`).
     TooManyBlocks,
+    /// An attachment named in a send is not this sender's pending upload to this chat
+    /// (already in another message, another chat's, someone else's, or expired).
+    AttachmentUnavailable,
 }
 
 impl Conflict {
@@ -108,6 +114,7 @@ impl Conflict {
             Conflict::Blocked => "blocked",
             Conflict::YouBlocked => "you_blocked",
             Conflict::TooManyBlocks => "too_many_blocks",
+            Conflict::AttachmentUnavailable => "attachment_unavailable",
         }
     }
 }
