@@ -255,6 +255,12 @@ charset_id!(
     ClientMessageId, "clientMessageId", 64,
     |b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-')
 );
+charset_id!(
+    /// The client's own id for a group operation (create a group, add members), its
+    /// idempotency key: the same rule as [`ClientMessageId`].
+    ClientRequestId, "clientRequestId", 64,
+    |b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-')
+);
 
 #[cfg(test)]
 mod tests {

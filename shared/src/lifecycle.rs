@@ -259,6 +259,7 @@ impl Lifecycle {
                     )
                     .await?;
                     self.store().delete_presence(user).await?;
+                    self.store().delete_blocks(user).await?;
                     None
                 }
                 PurgePhase::Done => None,

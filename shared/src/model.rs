@@ -183,6 +183,12 @@ pub struct Membership {
     /// Everything up to here was read by the member.
     pub read_position: u64,
     pub muted: bool,
+    /// Direct chats: the other member has blocked this member (who may not send).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub blocked_by_peer: bool,
+    /// Direct chats: this member has blocked the other one (and may not send either).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub blocks_peer: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

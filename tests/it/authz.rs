@@ -102,6 +102,11 @@ fn rows() -> Vec<Row> {
         r("POST /auth/logout-all", Gate::Bearer, |_, _| {
             ("/auth/logout-all".into(), None)
         }),
+        r("POST /auth/password", Gate::Bearer, |_, _| {
+            let body =
+                json!({"currentPassword": TEST_PASSWORD, "newPassword": "a brand new passphrase"});
+            ("/auth/password".into(), Some(body))
+        }),
         r("GET /me", Gate::Bearer, |_, _| ("/me".into(), None)),
         r("PATCH /me", Gate::Bearer, |_, _| {
             ("/me".into(), Some(json!({"statusText": "owned"})))
@@ -171,6 +176,15 @@ fn rows() -> Vec<Row> {
                 (format!("/chats/{c}/members/{}", w.alice.id), None)
             },
         ),
+        r("POST /me/blocks/{userId}", Gate::Bearer, |w, _| {
+            (format!("/me/blocks/{}", w.outsider.id), None)
+        }),
+        r("DELETE /me/blocks/{userId}", Gate::Bearer, |w, _| {
+            (format!("/me/blocks/{}", w.outsider.id), None)
+        }),
+        r("GET /me/blocks", Gate::Bearer, |_, _| {
+            ("/me/blocks".into(), None)
+        }),
         r("POST /chats/{chatId}/attachments", Gate::Member, |_, c| {
             let body =
                 json!({"fileName": "plan.pdf", "contentType": "application/pdf", "size": 10});

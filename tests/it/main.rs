@@ -5,9 +5,11 @@
 //! metrics capture) is the `chat_tests` crate in `tests/src/`. A new area is a new
 //! file here and a `mod` line below.
 
+mod asyncapi;
 mod attachments;
 mod auth;
 mod authz;
+mod blocks;
 mod chats;
 mod faults;
 mod gateway_fidelity;
@@ -16,6 +18,7 @@ mod gateway_routes;
 mod gateway_sns;
 mod gateway_stack;
 mod gateway_websocket;
+mod group_requests;
 mod lifecycle;
 mod limits;
 mod local_backend;
@@ -24,5 +27,6 @@ mod observability;
 mod openapi;
 mod push;
 mod realtime;
+mod security;
 mod store;
 mod template;

@@ -20,10 +20,13 @@
 //! - [`capture`]: the process-wide capture of the functions' logs and EMF records.
 //! - [`remote`]: the remote mode (`CHAT_HTTP_URL`, `CHAT_WS_URL`): the same tests
 //!   against a running stack's public APIs; [`needs_backend!`] skips the others.
+//! - [`asyncapi`]: `docs/asyncapi.yaml` and the check of every frame the WebSocket test
+//!   client sends and receives against it.
 //! - [`fakes`]: a local gateway with recording fake functions, for testing the gateway
 //!   itself without the real functions or a database.
 
 pub mod api;
+pub mod asyncapi;
 pub mod backend;
 pub mod capture;
 pub mod fakes;

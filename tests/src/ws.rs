@@ -2,7 +2,8 @@
 //! frames (fragmented into 30 KB frames as browsers do above that size), reads frames
 //! with a time-out, keeps frames read while looking for another kind, and has a
 //! `ping`/`pong` barrier ("every frame sent before this point has arrived"). `ws://`
-//! and `wss://` URLs both work.
+//! and `wss://` URLs both work. Every frame it sends (that the server's parser accepts)
+//! and receives is checked against `docs/asyncapi.yaml` ([`crate::asyncapi`]).
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -60,6 +61,7 @@ impl Client {
     /// Send text, fragmented into 30 KB frames as a browser would (API Gateway refuses
     /// frames over 32 KB).
     pub async fn send_text(&mut self, text: &str) {
+        crate::asyncapi::check_frame(crate::asyncapi::Direction::ToServer, text);
         let bytes = text.as_bytes();
         if bytes.len() <= 30 * 1024 {
             self.ws
@@ -106,7 +108,10 @@ impl Client {
                 .expect("connection closed")
                 .expect("websocket error");
             match msg {
-                WsMessage::Text(t) => return serde_json::from_str(&t).expect("JSON frame"),
+                WsMessage::Text(t) => {
+                    crate::asyncapi::check_frame(crate::asyncapi::Direction::ToClient, &t);
+                    return serde_json::from_str(&t).expect("JSON frame");
+                }
                 WsMessage::Close(c) => panic!("closed by the server: {c:?}"),
                 _ => continue,
             }

@@ -68,6 +68,8 @@ pub struct ExportHead {
     pub chats: Vec<ExportChat>,
     pub devices: Vec<ExportDevice>,
     pub sessions: Vec<SessionInfo>,
+    /// The users the caller blocks.
+    pub blocked_user_ids: Vec<UserId>,
     pub attachments: Vec<ExportAttachment>,
 }
 
@@ -134,12 +136,13 @@ pub async fn head(
     user: &UserId,
     profile: Profile,
 ) -> Result<ExportHead, ApiError> {
-    let ((memberships, devices, sessions), uploads) = tokio::try_join!(
+    let ((memberships, devices, sessions, blocked_user_ids), uploads) = tokio::try_join!(
         async {
             tokio::try_join!(
                 store.list_user_memberships(user),
                 store.list_devices(user),
                 store.list_sessions(user),
+                store.blocked_by(user),
             )
             .map_err(ApiError::from)
         },
@@ -181,6 +184,7 @@ pub async fn head(
             })
             .collect(),
         sessions: sessions.iter().map(SessionInfo::from).collect(),
+        blocked_user_ids,
         attachments: uploads,
     })
 }

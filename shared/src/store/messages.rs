@@ -393,7 +393,11 @@ impl Store {
                 .key("chatId", s(chat_id.as_str()))
                 .key("userId", s(sender.as_str()))
                 .update_expression("SET readPos = :p, deliveredPos = :p")
-                .condition_expression("attribute_exists(userId)")
+                // A block marks a direct chat's memberships (store::blocks).
+                .condition_expression(
+                    "attribute_exists(userId) AND attribute_not_exists(blockedByPeer) \
+                     AND attribute_not_exists(blocksPeer)",
+                )
                 .expression_attribute_values(":p", n(newpos))
                 .build()
                 .map_err(build_err)?;
@@ -446,7 +450,7 @@ impl Store {
                 }
                 Err(CommitFailure::Conditions(failed)) => {
                     if failed.failed(MEMBER) {
-                        return Err(StoreError::NotMember);
+                        return Err(self.send_refusal(chat_id, sender).await?);
                     }
                     if failed.failed(DEDUP) {
                         let (pos, fan_out_pending) = self
