@@ -375,26 +375,21 @@ async fn an_expired_socket_is_ended_unless_it_authenticates() {
     );
     assert!(closed(&mut ws).await, "the expired socket is closed");
 
-    let mut ws = connect_with(&stack, &stale).await.expect("handshake");
+    let mut ws = chat_tests::ws::Client::open(&format!("{}?token={stale}", stack.ws_url()), None)
+        .await
+        .expect("handshake");
     // Another user's token does not extend it (and does not end it either).
-    let ev = exchange(
-        &mut ws,
-        json!({"action": "authenticate", "token": bob.access_token}),
-    )
-    .await
-    .expect("an answer");
+    ws.send(json!({"action": "authenticate", "token": bob.access_token}))
+        .await;
+    let ev = ws.next_of("error").await;
     assert_eq!(ev["code"], "unauthorized", "{ev}");
-    let ev = exchange(
-        &mut ws,
-        json!({"action": "authenticate", "token": alice.access_token}),
-    )
-    .await
-    .expect("an answer");
-    assert_eq!(ev["type"], "authenticated", "{ev}");
+    ws.send(json!({"action": "authenticate", "token": alice.access_token}))
+        .await;
+    let ev = ws.next_of("authenticated").await;
     let expires = chrono::DateTime::parse_from_rfc3339(ev["expiresAt"].as_str().unwrap()).unwrap();
     assert!(expires.timestamp_millis() > chat_core::model::now_millis());
-    let ev = exchange(&mut ws, json!({"action": "ping", "id": "fresh"})).await;
-    assert_eq!(ev.expect("a pong")["type"], "pong");
+    ws.send(json!({"action": "ping", "id": "fresh"})).await;
+    ws.next_of("pong").await;
 }
 
 /// Threat "unlimited sockets per user" (Medium 7): ten sockets open, the eleventh
