@@ -385,6 +385,14 @@ impl MessageText {
         if s.contains('\0') {
             return Err(InvalidInput::new("text", "must not contain NUL characters"));
         }
+        // C0 and C1 controls (but tab, newline, carriage return) and DEL carry no text
+        // and serialise as 6-byte JSON escapes: 100,000 of them would make ~600 KB.
+        if s.chars().any(is_forbidden_control) {
+            return Err(InvalidInput::new(
+                "text",
+                "must not contain control characters other than tab, newline and carriage return",
+            ));
+        }
         Ok(Self(s.to_owned()))
     }
 
@@ -392,6 +400,11 @@ impl MessageText {
     pub fn preview(&self, max_chars: usize) -> String {
         preview(&self.0, max_chars)
     }
+}
+
+/// A control character message text refuses: C0, DEL and C1, except `\t`, `\n`, `\r`.
+pub fn is_forbidden_control(c: char) -> bool {
+    c.is_control() && !matches!(c, '\t' | '\n' | '\r')
 }
 
 /// The first `max_chars` characters of `s`, with `…` appended when it was cut.

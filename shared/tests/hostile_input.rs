@@ -601,7 +601,10 @@ text_newtype_property!(
     }
 );
 text_newtype_property!(message_texts, MessageText, "text", "\\s{0,3}.{0,50}", |v| {
-    !v.trim().is_empty() && !v.contains('\0') && v.chars().count() <= MAX_MESSAGE_CHARS
+    !v.trim().is_empty()
+        && !v.contains('\0')
+        && !v.chars().any(chat_core::input::is_forbidden_control)
+        && v.chars().count() <= MAX_MESSAGE_CHARS
 });
 
 proptest! {

@@ -514,3 +514,46 @@ async fn devices_end_with_the_session_that_registered_them() {
         "logout-all removes every device"
     );
 }
+
+/// Threat "control characters blow up a history page" (Low): message text refuses C0/C1
+/// controls other than tab, newline and carriage return (each would serialise as a
+/// 6-byte JSON escape); those three are kept.
+#[tokio::test]
+async fn message_text_refuses_control_characters_but_tab_and_newline() {
+    let stack = TestStack::start().await;
+    let api = Api::new(&stack);
+    let alice = api.register("Alice").await;
+    let bob = api.register("Bob").await;
+    let chat = post(
+        &api,
+        Some(&alice.access_token),
+        "/chats",
+        json!({"kind": "direct", "userId": bob.id}),
+    )
+    .await;
+    assert!(chat.status == 200 || chat.status == 201, "{}", chat.body);
+    let chat_id = chat.body["chatId"].as_str().expect("chatId").to_owned();
+    let path = format!("/chats/{chat_id}/messages");
+    for (i, bad) in ["\u{1}".repeat(100), "hi\u{7f}".into(), "a\u{85}b".into()]
+        .into_iter()
+        .enumerate()
+    {
+        let r = post(
+            &api,
+            Some(&alice.access_token),
+            &path,
+            json!({"clientMessageId": format!("bad-{i}"), "text": bad}),
+        )
+        .await;
+        r.expect_error(400, "validation_failed");
+        assert_eq!(r.field(), "text");
+    }
+    let ok = post(
+        &api,
+        Some(&alice.access_token),
+        &path,
+        json!({"clientMessageId": "good", "text": "line one\n\tline two\r\n"}),
+    )
+    .await;
+    assert_eq!(ok.status, 201, "{}", ok.body);
+}
