@@ -24,6 +24,7 @@
 
 pub mod capacity;
 mod client;
+mod photo;
 
 use crate::report::Section;
 use anyhow::{anyhow, bail, Context, Result};
@@ -1024,6 +1025,7 @@ pub fn section(r: &WorkReport) -> Section {
          TransactWriteItems of the two membership marks when the direct chat exists (4 \
          WCU): 3 sequential round trips.\n",
     );
+    md.push_str(photo::MARKDOWN);
     md.push_str(
         "\nMethod: the functions reach DynamoDB Local and moto through recording proxies \
          (`chat_local::proxy`, which adds `ReturnConsumedCapacity: TOTAL`) and the gateway \
