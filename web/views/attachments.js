@@ -203,13 +203,18 @@ export class Downloads {
     return this.cache.get(k);
   }
 
-  /** Save a file: the presigned link (served as a download) opened by a temporary anchor. */
+  /**
+   * Save a file: fetched into a `blob:` URL and handed to a same-origin anchor with
+   * `download`, so the browser saves it under its name and the page never navigates
+   * (a cross-origin link would ignore `download`).
+   */
   async save(chatId, ref) {
-    const link = await this.api('GET', this.path(chatId, ref, false));
-    const a = el('a', { href: link.url, download: ref.fileName, rel: 'noopener noreferrer' });
+    const url = await this.blobUrl(chatId, ref, false);
+    const a = el('a', { href: url, download: ref.fileName, hidden: true });
     document.body.append(a);
     a.click();
     a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
   }
 }
 
