@@ -90,6 +90,8 @@ pub struct ChatServices {
     tokens: TokenConfig,
     poster: Poster,
     offline: OfflinePublisher,
+    /// `None` when no bucket is configured (sends with attachments are refused).
+    attachments: Option<crate::attachments::AttachmentService>,
 }
 
 impl crate::http::SignIn for ChatServices {
@@ -114,7 +116,19 @@ impl ChatServices {
             offline: OfflinePublisher::new(sns, offline_topic_arn),
             store,
             tokens,
+            attachments: None,
         }
+    }
+
+    /// With attachments stored through `service`.
+    pub fn with_attachments(mut self, service: crate::attachments::AttachmentService) -> Self {
+        self.attachments = Some(service);
+        self
+    }
+
+    /// The attachment service, when this deployment has a bucket.
+    pub fn attachments(&self) -> Option<&crate::attachments::AttachmentService> {
+        self.attachments.as_ref()
     }
 
     /// Everything from the function's environment: tables, `JWT_*`,
@@ -126,7 +140,14 @@ impl ChatServices {
         let management = crate::aws::management(&sdk, env)?;
         let sns = crate::aws::sns(&sdk, env);
         let topic = env.require("OFFLINE_TOPIC_ARN")?.to_owned();
-        Ok(Self::new(store, tokens, management, sns, topic))
+        let mut services = Self::new(store, tokens, management, sns, topic);
+        if let Some(config) = crate::config::AttachmentConfig::from_env(env)? {
+            let s3 = crate::aws::s3(&sdk, env);
+            let service = crate::attachments::AttachmentService::new(s3, config)
+                .with_sns(crate::aws::sns(&sdk, env));
+            services = services.with_attachments(service);
+        }
+        Ok(services)
     }
 
     /// [`ChatServices::from_env`] as a function's init step
@@ -208,6 +229,64 @@ impl ChatServices {
             .map_err(ApiError::from)?;
         if !appended.duplicate {
             crate::metrics::count("MessagesSent", 1);
+        }
+        Ok(Sent {
+            message: appended.message,
+            chat: appended.chat,
+            duplicate: appended.duplicate,
+            fan_out_pending: appended.fan_out_pending,
+            client_message_id: client_message_id.clone(),
+            origin: origin_connection,
+        })
+    }
+
+    /// [`Self::send_message`] for a message with photos or files (`attachments`, 1 to
+    /// 10 ids of the sender's uploads to this chat; `text` may then be absent). Each
+    /// upload is checked (there, the declared size and type) and kept from expiry
+    /// before the append attaches it in the message's transaction; the same
+    /// idempotency, ordering and fan-out as text follow. Errors besides those of
+    /// `send_message`: `validation_failed` (field `attachments`: too many, not
+    /// uploaded, size or type differ, unknown id), `attachment_unavailable` (409: not
+    /// the sender's upload to this chat, or already in another message).
+    pub async fn send_with_attachments(
+        &self,
+        sender: &UserId,
+        chat_id: &ChatId,
+        client_message_id: &ClientMessageId,
+        text: Option<&MessageText>,
+        attachment_ids: &[crate::ids::AttachmentId],
+        origin_connection: Option<ConnectionId>,
+    ) -> Result<Sent, ApiError> {
+        crate::telemetry::record_chat(chat_id);
+        let refs = crate::attachments::prepare_for_send(
+            &self.store,
+            self.attachments.as_ref(),
+            sender,
+            chat_id,
+            attachment_ids,
+        )
+        .await?;
+        let text = text.map(|t| t.as_str().to_owned()).unwrap_or_default();
+        let appended = self
+            .store
+            .append_message(
+                None,
+                chat_id,
+                sender,
+                client_message_id,
+                text,
+                refs,
+                now_millis(),
+            )
+            .await
+            .map_err(ApiError::from)?;
+        if !appended.duplicate {
+            crate::metrics::count("MessagesSent", 1);
+            if let Some(service) = &self.attachments {
+                service
+                    .request_thumbnails(chat_id, &appended.message.attachments)
+                    .await;
+            }
         }
         Ok(Sent {
             message: appended.message,
@@ -337,7 +416,10 @@ impl ChatServices {
                 position: m.position,
                 sender_id: sender.clone(),
                 sender_display_name: sender_name.clone(),
-                preview: crate::input::preview(&m.text, PREVIEW_CHARS),
+                preview: crate::input::preview(
+                    &crate::attachments::preview_text(&m.text, &m.attachments),
+                    PREVIEW_CHARS,
+                ),
                 sent_at: m.sent_at,
             })
             .collect();
@@ -934,6 +1016,8 @@ mod tests {
             delivered_position: 0,
             read_position: 0,
             muted: false,
+            blocked_by_peer: false,
+            blocks_peer: false,
         };
         let messages = (position + 1..=last)
             .zip(sizes.iter().cycle())
@@ -948,6 +1032,7 @@ mod tests {
                 system: None,
                 sent_at: 0,
                 deleted: false,
+                attachments: Vec::new(),
             })
             .collect();
         (record, member, messages)

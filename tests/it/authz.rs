@@ -176,6 +176,36 @@ fn rows() -> Vec<Row> {
                 (format!("/chats/{c}/members/{}", w.alice.id), None)
             },
         ),
+        r("POST /me/blocks/{userId}", Gate::Bearer, |w, _| {
+            (format!("/me/blocks/{}", w.outsider.id), None)
+        }),
+        r("DELETE /me/blocks/{userId}", Gate::Bearer, |w, _| {
+            (format!("/me/blocks/{}", w.outsider.id), None)
+        }),
+        r("GET /me/blocks", Gate::Bearer, |_, _| {
+            ("/me/blocks".into(), None)
+        }),
+        r("POST /chats/{chatId}/attachments", Gate::Member, |_, c| {
+            let body =
+                json!({"fileName": "plan.pdf", "contentType": "application/pdf", "size": 10});
+            (format!("/chats/{c}/attachments"), Some(body))
+        }),
+        r(
+            "GET /chats/{chatId}/attachments/{attachmentId}",
+            Gate::Member,
+            |_, c| {
+                let id = chat_core::ids::AttachmentId::generate();
+                (format!("/chats/{c}/attachments/{id}"), None)
+            },
+        ),
+        r(
+            "GET /chats/{chatId}/attachments/{attachmentId}/thumbnail",
+            Gate::Member,
+            |_, c| {
+                let id = chat_core::ids::AttachmentId::generate();
+                (format!("/chats/{c}/attachments/{id}/thumbnail"), None)
+            },
+        ),
     ]
 }
 
@@ -715,6 +745,7 @@ fn frame(action: &str, chat: &str) -> Value {
         "typing" => json!({"action": action, "chatId": chat, "state": "started"}),
         "sync" => json!({"action": action, "chats": [{"chatId": chat, "position": 0}]}),
         "ping" => json!({"action": action, "id": "p"}),
+        "authenticate" => json!({"action": action, "token": "not.a.token"}),
         "$default" => json!({"action": "takeOver", "chatId": chat}),
         other => panic!("no frame for the WebSocket route {other}; add one"),
     }
@@ -867,6 +898,11 @@ async fn every_websocket_route_refuses_every_caller_it_must() {
                             "{what}: {}",
                             got[0]
                         );
+                    }
+                    "authenticate" => {
+                        assert_eq!(got.len(), 1, "{what}: {got:?}");
+                        assert_eq!(got[0]["code"], "unauthorized", "{what}");
+                        assert_eq!(got, none, "{what}");
                     }
                     "$default" => {
                         assert_eq!(got.len(), 1, "{what}: {got:?}");

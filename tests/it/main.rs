@@ -6,8 +6,10 @@
 //! file here and a `mod` line below.
 
 mod asyncapi;
+mod attachments;
 mod auth;
 mod authz;
+mod blocks;
 mod chats;
 mod faults;
 mod gateway_fidelity;
@@ -16,6 +18,7 @@ mod gateway_routes;
 mod gateway_sns;
 mod gateway_stack;
 mod gateway_websocket;
+mod group_requests;
 mod lifecycle;
 mod limits;
 mod local_backend;

@@ -17,7 +17,11 @@
 //!   background ([`chat_core::lifecycle`]); a wrong password is `401
 //!   invalid_credentials`. The login lockout does not apply (strangers could block a
 //!   deletion with it); a session gets 5 tries ([`chat_core::auth::reauth`]).
+//! - `POST/DELETE /me/blocks/{userId}`, `GET /me/blocks`: blocking ([`blocks`]). A user
+//!   who blocks the caller shows no presence (offline, no last-seen) and no status text
+//!   in `GET /users/{userId}`.
 
+pub mod blocks;
 pub mod export;
 
 use chat_core::auth::{self, Authenticated, LockoutRule, TokenConfig};
@@ -87,6 +91,9 @@ pub fn router(state: UsersState) -> Router<UsersState> {
         .signed_in("GET /me/export", export_me)
         .signed_in("GET /users/{userId}", get_user)
         .signed_in("GET /users", search_users)
+        .signed_in("POST /me/blocks/{userId}", blocks::block)
+        .signed_in("DELETE /me/blocks/{userId}", blocks::unblock)
+        .signed_in("GET /me/blocks", blocks::list)
 }
 
 /// `GET /me`.
@@ -160,22 +167,33 @@ pub struct UserView<'a> {
 /// `GET /users/{userId}`.
 pub async fn get_user(
     s: Arc<UsersState>,
-    _: Authenticated,
+    me: Authenticated,
     req: Request,
 ) -> Result<Response<Body>, ApiError> {
     let id = UserId::parse(&edge::path_param(&req, "userId")?)?;
-    let profiles = s.store.get_profiles(std::slice::from_ref(&id)).await?;
-    let profile = profiles
-        .get(&id)
-        .ok_or_else(|| ApiError::not_found("user"))?;
-    let presence = s
-        .store
-        .presence_of(std::slice::from_ref(&id), now_millis())
-        .await?
+    let one = std::slice::from_ref(&id);
+    let (mut profiles, mut presence, blocking) = tokio::try_join!(
+        s.store.get_profiles(one),
+        s.store.presence_of(one, now_millis()),
+        s.store.who_blocks(one, &me.user_id),
+    )?;
+    let mut profile = profiles
         .remove(&id)
-        .unwrap_or_default()
-        .presence();
-    Ok(edge::ok(&UserView { profile, presence }))
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    let presence = if blocking.is_empty() {
+        presence.remove(&id).unwrap_or_default().presence()
+    } else {
+        // Blocked by this user: no presence and no status for the caller.
+        profile.status_text.clear();
+        Presence {
+            online: false,
+            last_seen_at: None,
+        }
+    };
+    Ok(edge::ok(&UserView {
+        profile: &profile,
+        presence,
+    }))
 }
 
 /// A page of search results.
@@ -251,7 +269,15 @@ pub async fn export_me(
         Some(raw) => Some(edge::decode_cursor(&raw, "cursor")?),
     };
     let head = match after {
-        None => Some(export::head(&s.store, &me.user_id, me.profile.clone()).await?),
+        None => Some(
+            export::head(
+                &s.store,
+                s.lifecycle.services().attachments(),
+                &me.user_id,
+                me.profile.clone(),
+            )
+            .await?,
+        ),
         Some(_) => None,
     };
     let (messages, next_cursor) = export::messages(

@@ -43,6 +43,8 @@ impl ChatServices {
             partners.extend(
                 list.map_err(ApiError::from)?
                     .into_iter()
+                    // `user` blocked this partner: no presence for them.
+                    .filter(|m| !m.blocked_by_peer)
                     .map(|m| m.user_id)
                     .filter(|u| u != user),
             );

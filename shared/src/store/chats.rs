@@ -69,6 +69,8 @@ pub(crate) fn membership_from(item: &Item, table: &str) -> StoreResult<Membershi
         delivered_position: r.num_or("deliveredPos", 0)?,
         read_position: r.num_or("readPos", 0)?,
         muted: r.bool_or("muted", false)?,
+        blocked_by_peer: r.bool_or("blockedByPeer", false)?,
+        blocks_peer: r.bool_or("blocksPeer", false)?,
     })
 }
 
@@ -134,6 +136,7 @@ fn system(event: SystemEvent, now: Millis) -> NewMessage {
         text: event.summary(),
         system: Some(event),
         sent_at: now,
+        attachments: Vec::new(),
     }
 }
 
@@ -202,6 +205,8 @@ impl Store {
             delivered_position: 0,
             read_position: 0,
             muted: false,
+            blocked_by_peer: false,
+            blocks_peer: false,
         };
         let put = |table: &str, item: Item, cond: &str| -> StoreResult<TransactWriteItem> {
             let p = Put::builder()
@@ -263,6 +268,25 @@ impl Store {
         group: &NewGroup,
         now: Millis,
     ) -> StoreResult<(Chat, Message)> {
+        match self
+            .create_group_as(group, ChatId::new_group(), now)
+            .await?
+        {
+            Some(created) => Ok(created),
+            // A fresh id: nobody else writes this group.
+            None => Err(StoreError::Contention),
+        }
+    }
+
+    /// [`Self::create_group`] under a given id. Safe to run again (or concurrently)
+    /// with the same id and group: `None` when another run already wrote the first
+    /// message (the group exists).
+    pub(crate) async fn create_group_as(
+        &self,
+        group: &NewGroup,
+        chat_id: ChatId,
+        now: Millis,
+    ) -> StoreResult<Option<(Chat, Message)>> {
         let mut members: Vec<UserId> = group
             .members
             .iter()
@@ -274,7 +298,6 @@ impl Store {
         if members.len() + 1 > MAX_GROUP_MEMBERS {
             return Err(StoreError::Conflict(Conflict::GroupFull));
         }
-        let chat_id = ChatId::new_group();
         let mut all = vec![group.creator.clone()];
         all.extend(members.iter().cloned());
         let requests: Vec<WriteRequest> = all
@@ -292,6 +315,8 @@ impl Store {
                     delivered_position: if *u == group.creator { 1 } else { 0 },
                     read_position: if *u == group.creator { 1 } else { 0 },
                     muted: false,
+                    blocked_by_peer: false,
+                    blocks_peer: false,
                 };
                 let put = PutRequest::builder()
                     .set_item(Some(membership_item(&m)))
@@ -322,14 +347,20 @@ impl Store {
             last_message: None,
             last_activity_at: now,
         };
-        self.db
+        match self
+            .db
             .put_item()
             .table_name(&self.t.chats)
             .set_item(Some(chat_item(&chat)))
             .condition_expression("attribute_not_exists(chatId)")
             .send()
             .await
-            .map_err(|e| StoreError::sdk("PutItem", e))?;
+        {
+            Ok(_) => {}
+            // Another run with this id put it first.
+            Err(e) if super::codec::is_condition_failed(&e) => {}
+            Err(e) => return Err(StoreError::sdk("PutItem", e)),
+        }
         for attempt in 0..MAX_ATTEMPTS {
             match self
                 .commit_message(&chat, &new, vec![], ChatChange::default())
@@ -337,10 +368,21 @@ impl Store {
             {
                 Ok(message) => {
                     let change = self.after_change(chat, message, None);
-                    return Ok((change.chat, change.message));
+                    return Ok(Some((change.chat, change.message)));
                 }
                 Err(CommitFailure::Store(e)) => return Err(e),
-                Err(_) => backoff(attempt + 1).await,
+                Err(CommitFailure::Conditions(_)) => {
+                    // Another run with this id wrote the first message.
+                    if self
+                        .get_chat(&chat_id, true)
+                        .await?
+                        .is_some_and(|c| c.last_position > 0)
+                    {
+                        return Ok(None);
+                    }
+                    backoff(attempt + 1).await
+                }
+                Err(CommitFailure::Conflict) => backoff(attempt + 1).await,
             }
         }
         Err(StoreError::Contention)
@@ -588,6 +630,8 @@ impl Store {
                     delivered_position: 0,
                     read_position: 0,
                     muted: false,
+                    blocked_by_peer: false,
+                    blocks_peer: false,
                 };
                 let put = Put::builder()
                     .table_name(&self.t.members)

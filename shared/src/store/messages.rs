@@ -14,6 +14,7 @@
 use super::codec::{n, s, Item, Reader};
 use super::users::build_err;
 use super::{backoff, Store, StoreError, StoreResult, MAX_ATTEMPTS};
+use crate::attachments::{preview_text, AttachmentRef};
 use crate::ids::{ChatId, ClientMessageId, MessageId, UserId};
 use crate::input::MessageText;
 use crate::model::{Chat, LastMessage, Message, MessageKind, Millis, SystemEvent, PREVIEW_CHARS};
@@ -32,6 +33,7 @@ pub struct NewMessage {
     pub text: String,
     pub system: Option<SystemEvent>,
     pub sent_at: Millis,
+    pub attachments: Vec<AttachmentRef>,
 }
 
 /// The result of an append.
@@ -81,6 +83,7 @@ pub(crate) fn message_from(item: &Item, table: &str) -> StoreResult<Message> {
         system: r.json("system")?,
         sent_at: r.num("sentAt")?,
         deleted: r.bool_or("deleted", false)?,
+        attachments: r.json("attachments")?.unwrap_or_default(),
     })
 }
 
@@ -108,6 +111,12 @@ pub(crate) fn message_item(m: &Message) -> Item {
     if m.deleted {
         item.insert("deleted".into(), AttributeValue::Bool(true));
     }
+    if !m.attachments.is_empty() {
+        item.insert(
+            "attachments".into(),
+            s(serde_json::to_string(&m.attachments).unwrap_or_default()),
+        );
+    }
     if let Some(sys) = &m.system {
         item.insert(
             "system".into(),
@@ -123,7 +132,10 @@ pub(crate) fn last_message_value(m: &Message) -> AttributeValue {
         ("pos".to_owned(), n(m.position)),
         (
             "preview".to_owned(),
-            s(crate::input::preview(&m.text, PREVIEW_CHARS)),
+            s(crate::input::preview(
+                &preview_text(&m.text, &m.attachments),
+                PREVIEW_CHARS,
+            )),
         ),
         ("sentAt".to_owned(), n(m.sent_at)),
     ]);
@@ -210,6 +222,7 @@ impl Store {
             system: new.system.clone(),
             sent_at: new.sent_at,
             deleted: false,
+            attachments: new.attachments.clone(),
         };
         let mut set = vec![
             "lastPosition = :newpos".to_owned(),
@@ -299,7 +312,6 @@ impl Store {
         text: &MessageText,
         now: Millis,
     ) -> StoreResult<Appended> {
-        let mut read = read.filter(|c| &c.chat_id == chat_id);
         let new = NewMessage {
             kind: MessageKind::Text,
             sender_id: Some(sender.clone()),
@@ -307,7 +319,65 @@ impl Store {
             text: text.as_str().to_owned(),
             system: None,
             sent_at: now,
+            attachments: Vec::new(),
         };
+        self.append_sent(read, chat_id, sender, client_message_id, new, |_| {
+            Ok(Vec::new())
+        })
+        .await
+    }
+
+    /// [`Self::append_text_reusing_read`] for a message that may carry attachments
+    /// (and then may have an empty `text`): each is attached in the same transaction
+    /// (`Conflict(AttachmentUnavailable)` when one is not the sender's pending upload
+    /// to this chat; a retried send still finds its original first).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn append_message(
+        &self,
+        read: Option<Chat>,
+        chat_id: &ChatId,
+        sender: &UserId,
+        client_message_id: &ClientMessageId,
+        text: String,
+        attachments: Vec<AttachmentRef>,
+        now: Millis,
+    ) -> StoreResult<Appended> {
+        let new = NewMessage {
+            kind: MessageKind::Text,
+            sender_id: Some(sender.clone()),
+            client_message_id: Some(client_message_id.clone()),
+            text,
+            system: None,
+            sent_at: now,
+            attachments,
+        };
+        let ids: Vec<_> = new
+            .attachments
+            .iter()
+            .map(|a| a.attachment_id.clone())
+            .collect();
+        self.append_sent(read, chat_id, sender, client_message_id, new, |pos| {
+            ids.iter()
+                .map(|id| self.attach_item(id, chat_id, sender, pos))
+                .collect()
+        })
+        .await
+    }
+
+    /// The append loop of a sender's message: `extra(position)` are the items the
+    /// transaction also writes (after the membership and dedup items); a failed
+    /// condition on one of them is `Conflict(AttachmentUnavailable)`.
+    async fn append_sent(
+        &self,
+        read: Option<Chat>,
+        chat_id: &ChatId,
+        sender: &UserId,
+        client_message_id: &ClientMessageId,
+        new: NewMessage,
+        extra: impl Fn(u64) -> StoreResult<Vec<TransactWriteItem>>,
+    ) -> StoreResult<Appended> {
+        let now = new.sent_at;
+        let mut read = read.filter(|c| &c.chat_id == chat_id);
         let key = dedup_key(chat_id, sender, client_message_id);
         for attempt in 0..MAX_ATTEMPTS {
             let chat = match read.take() {
@@ -323,7 +393,11 @@ impl Store {
                 .key("chatId", s(chat_id.as_str()))
                 .key("userId", s(sender.as_str()))
                 .update_expression("SET readPos = :p, deliveredPos = :p")
-                .condition_expression("attribute_exists(userId)")
+                // A block marks a direct chat's memberships (store::blocks).
+                .condition_expression(
+                    "attribute_exists(userId) AND attribute_not_exists(blockedByPeer) \
+                     AND attribute_not_exists(blocksPeer)",
+                )
                 .expression_attribute_values(":p", n(newpos))
                 .build()
                 .map_err(build_err)?;
@@ -342,10 +416,13 @@ impl Store {
             // The places of the items whose conditions tell why a commit failed.
             const MEMBER: usize = 0;
             const DEDUP: usize = 1;
-            let before = vec![
+            let mut before = vec![
                 TransactWriteItem::builder().update(member).build(),
                 TransactWriteItem::builder().put(dedup).build(),
             ];
+            let extra = extra(newpos)?;
+            let extras = extra.len();
+            before.extend(extra);
             match self
                 .commit_message(&chat, &new, before, ChatChange::default())
                 .await
@@ -358,7 +435,10 @@ impl Store {
                         message_id: message.message_id.clone(),
                         position: message.position,
                         sender_id: message.sender_id.clone(),
-                        preview: crate::input::preview(&message.text, PREVIEW_CHARS),
+                        preview: crate::input::preview(
+                            &preview_text(&message.text, &message.attachments),
+                            PREVIEW_CHARS,
+                        ),
                         sent_at: message.sent_at,
                     });
                     return Ok(Appended {
@@ -370,7 +450,7 @@ impl Store {
                 }
                 Err(CommitFailure::Conditions(failed)) => {
                     if failed.failed(MEMBER) {
-                        return Err(StoreError::NotMember);
+                        return Err(self.send_refusal(chat_id, sender).await?);
                     }
                     if failed.failed(DEDUP) {
                         let (pos, fan_out_pending) = self
@@ -387,6 +467,9 @@ impl Store {
                             fan_out_pending,
                             chat,
                         });
+                    }
+                    if failed.any_failed(DEDUP + 1..DEDUP + 1 + extras) {
+                        return Err(StoreError::Conflict(super::Conflict::AttachmentUnavailable));
                     }
                 }
                 Err(CommitFailure::Conflict) => {}
