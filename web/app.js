@@ -23,6 +23,7 @@ import { $, debounce, el } from './views/dom.js';
 import { avatar as avatarView, chatItem, messageBubble, separator, systemMessage } from './views/render.js';
 import { acceptFiles, attachmentsView, Downloads, UploadTray } from './views/attachments.js';
 import { attachmentsLine } from './lib/uploads.js';
+import { blockButton, blockedList, blockedNote, Blocks } from './views/safety.js';
 import { charCount, limitsFrom, sendMessageFrame, transportFor, DEFAULT_LIMITS } from './lib/limits.js';
 import { Outbox } from './lib/outbox.js';
 import { contiguousTop, firstUnread, maxPos, minPos, newStore, ordered } from './lib/store.js';
@@ -118,6 +119,16 @@ const tray = new UploadTray({
   onchange: () => updateCounter(),
   onerror: (text) => banner(text),
 });
+/** The users this user blocks (views/safety.js); what shows them re-renders on a change. */
+const blocks = new Blocks({
+  api: (method, path) => api(method, path),
+  onchange: () => {
+    if ($('info-dialog').open) renderInfo();
+    if ($('profile-dialog').open) renderProfileBlocks();
+    if (current) renderBlocked();
+  },
+});
+
 /** Attachments fetched for display (blob: URLs, one fetch each). */
 const downloads = new Downloads((method, path) => api(method, path));
 
@@ -310,6 +321,7 @@ function endSession(message) {
   clearTimeout(pumpTimer);
   outbox = new Outbox();
   tray.byChat.clear();
+  blocks.clear();
   chats.clear();
   stores.clear();
   receipts.clear();
@@ -344,6 +356,7 @@ async function enterApp() {
   $('me-username').textContent = `@${session.user.userName}`;
   profiles.set(session.user.userId, session.user);
   loadProfiles();
+  blocks.load().catch(() => {});
   // The user's unsent messages from an earlier page (same clientMessageIds: sent once).
   outbox = new Outbox(localStorage, `chat.outbox.${session.user.userId}`);
   outbox.onchange = () => updateTitle();
@@ -785,6 +798,7 @@ function renderInfo() {
         { 'data-user-id': m.userId },
         el('span', { class: 'member-name', text: isMe ? `${p ? p.displayName : 'You'} (you)` : p ? p.displayName : nameOf(m.userId) }),
         m.role === 'admin' ? el('span', { class: 'role', text: 'admin' }) : null,
+        !isMe && p ? blockButton(blocks, { ...p, userId: m.userId }, infoError, { cls: 'link' }) : null,
         admin && !isMe
           ? el('button', {
               type: 'button',
@@ -799,6 +813,7 @@ function renderInfo() {
   );
   $('info-add').hidden = !admin;
   $('info-leave').hidden = !group;
+  $('info-block-slot').replaceChildren(...(!group && c.peer ? [blockButton(blocks, c.peer, infoError)] : []));
   $('info-mute').textContent = c.muted ? 'Unmute' : 'Mute';
   $('info-mute').setAttribute('aria-pressed', String(!!c.muted));
 }
@@ -882,7 +897,9 @@ function openProfile() {
   $('profile-error').hidden = true;
   $('profile-saved').hidden = true;
   $('notify-enable').hidden = !('Notification' in window) || Notification.permission !== 'default';
+  renderProfileBlocks();
   $('profile-dialog').showModal();
+  blocks.load().catch(() => {});
 }
 
 async function saveProfile(ev) {
@@ -1126,6 +1143,25 @@ function renderConversation({ toBottom = false } = {}) {
   renderTyping();
   tray.render(current);
   updateCounter();
+  renderBlocked();
+}
+
+/** A direct chat with someone the user blocks: a note with Unblock instead of the composer. */
+function renderBlocked() {
+  const c = current && chats.get(current);
+  const peer = c && c.kind === 'direct' && c.peer;
+  const on = !!peer && blocks.has(peer.userId);
+  const slot = $('blocked-note-slot');
+  slot.hidden = !on;
+  $('composer').hidden = on;
+  slot.replaceChildren(...(on ? [blockedNote(blocks, peer, (e) => banner(e.message))] : []));
+}
+
+function renderProfileBlocks() {
+  $('profile-blocks').replaceChildren(...blockedList(blocks, (e) => {
+    $('profile-error').textContent = e.message;
+    $('profile-error').hidden = false;
+  }));
 }
 
 function renderHeader() {

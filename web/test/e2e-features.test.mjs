@@ -196,6 +196,43 @@ describe('message features in a real browser', { timeout: 10 * 60 * 1000 }, () =
     await a.click('#banner-close');
   });
 
+  it('Alice blocks Bob from the chat info: his message is refused in words; she unblocks from her profile and his retry arrives', async () => {
+    const a = h.pages.alice;
+    const b = h.pages.bob;
+    await a.click('#chat-info');
+    await a.waitForSelector('#info-dialog[open]');
+    await a.click('#info-block-slot button.block');
+    await a.waitForSelector('#info-block-slot button.unblock').catch(async (e) => {
+      throw new Error(`${e.message}; info error: ${await a.textContent('#info-error')}`);
+    });
+    await a.click('#info-close');
+    // The composer gives way to a note that says so, with Unblock.
+    await a.waitForSelector('#blocked-note-slot:not([hidden]) .blocked-note');
+    assert.equal(await a.isVisible('#composer'), false);
+    assert.match(await a.textContent('#blocked-note-slot'), /^You blocked Bob\./);
+    await shot(a, 'features-alice-blocked-bob');
+    // Bob's message is refused by the server, and he is told why.
+    await sendText(b, 'are you there?');
+    await waitOwnState(b, 'are you there?', 'failed');
+    const label = await b.locator('#message-list li.msg.own[data-state="failed"] .status-label').textContent();
+    assert.match(label, /has blocked you/);
+    // Alice unblocks Bob from her profile's blocked list.
+    await a.click('#profile');
+    await a.waitForSelector('#profile-dialog[open]');
+    const row = a.locator('#profile-blocks li', { hasText: 'Bob' });
+    await row.waitFor();
+    await shot(a, 'features-alice-blocked-list');
+    await row.locator('button.unblock').click();
+    await a.waitForFunction(() => document.getElementById('profile-blocks').textContent === 'You block no one.');
+    await a.click('#profile-close');
+    await a.waitForSelector('#composer:not([hidden])');
+    assert.equal(await a.isVisible('#blocked-note-slot'), false);
+    // Bob taps his failed message to send it again: it arrives.
+    await b.locator('#message-list li.msg.own[data-state="failed"]').click();
+    await waitMessage(a, 'are you there?');
+    await waitOwnState(b, 'are you there?', 'read');
+  });
+
   it('no page errors and no dialogs', () => {
     assert.deepEqual(h.pageErrors, []);
     assert.deepEqual(h.dialogs, []);
