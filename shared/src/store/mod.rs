@@ -20,6 +20,7 @@ mod chats;
 mod codec;
 mod connections;
 mod credentials;
+mod device_sessions;
 mod devices;
 mod lifecycle;
 mod messages;
@@ -30,7 +31,9 @@ mod users;
 
 pub use blocks::MAX_BLOCKS;
 pub use chats::{ChatPage, MembershipChange, NewGroup};
-pub use connections::{RateWindow, WindowCount, WindowOpened, WindowReset, CONNECT_GRACE_MS};
+pub use connections::{
+    RateWindow, WindowCount, WindowOpened, WindowReset, CONNECT_GRACE_MS, MAX_CONNECTIONS_PER_USER,
+};
 pub use credentials::LoginReservation;
 pub use devices::{PushClaim, PushKey, PUSH_CLAIM_LEASE_MS, PUSH_MARKER_TTL_MS};
 pub use lifecycle::{AccountStatus, PurgeState, SenderKey, SenderPage};
@@ -99,6 +102,8 @@ pub enum Conflict {
     /// An attachment named in a send is not this sender's pending upload to this chat
     /// (already in another message, another chat's, someone else's, or expired).
     AttachmentUnavailable,
+    /// The user holds the most WebSocket connections allowed.
+    TooManyConnections,
 }
 
 impl Conflict {
@@ -115,6 +120,7 @@ impl Conflict {
             Conflict::YouBlocked => "you_blocked",
             Conflict::TooManyBlocks => "too_many_blocks",
             Conflict::AttachmentUnavailable => "attachment_unavailable",
+            Conflict::TooManyConnections => "too_many_connections",
         }
     }
 }
