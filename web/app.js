@@ -456,6 +456,9 @@ async function loadPresence(userId) {
 function upsertChat(c, mine = undefined, readAt = 0) {
   const old = chats.get(c.chatId) || {};
   const merged = { ...old, ...c };
+  // The change cursor (edits, deletions) is the page's own once it has one: a copy of the
+  // chat read later says how far the server is, not how far this page has caught up.
+  if (old.changeSeq !== undefined) merged.changeSeq = old.changeSeq;
   // The user's own mute change is not undone by a copy of the chat read before it (a
   // detail fetched meanwhile, a membership event or sync page on its way): those carry
   // the old setting. Within 30 s of a change, the page's value stands.
