@@ -149,7 +149,9 @@ const editMode = new EditMode({
 function applyChanged(chatId, m, changeSeq = 0) {
   const c = chats.get(chatId);
   if (!c || !m || !m.position) return;
-  if (changeSeq > (c.changeSeq || 0)) c.changeSeq = changeSeq;
+  // Events advance the cursor only without a gap: a change missed (while the socket
+  // was down) must still come in the next sync.
+  if (changeSeq === (c.changeSeq || 0) + 1) c.changeSeq = changeSeq;
   const s = storeOf(chatId);
   if (s.loaded || s.byPos.has(m.position)) s.byPos.set(m.position, { ...m, chatId });
   if (c.lastMessage && c.lastMessage.position === m.position) c.lastMessage = { ...c.lastMessage, preview: previewOf(m) };
