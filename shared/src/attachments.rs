@@ -301,11 +301,27 @@ pub struct PresignedDownload {
     pub expires_in_seconds: u64,
 }
 
+/// What a send publishes to the thumbnail topic for each new photo.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThumbnailJob {
+    /// Always [`ThumbnailJob::KIND`].
+    pub kind: String,
+    pub attachment_id: AttachmentId,
+    pub chat_id: ChatId,
+}
+
+impl ThumbnailJob {
+    pub const KIND: &'static str = "thumbnail";
+}
+
 /// The S3 side of attachments, built once at init.
 #[derive(Debug, Clone)]
 pub struct AttachmentService {
     s3: aws_sdk_s3::Client,
     config: AttachmentConfig,
+    /// Publishes [`ThumbnailJob`]s when a thumbnail topic is configured.
+    sns: Option<aws_sdk_sns::Client>,
 }
 
 fn s3_error<E>(op: &'static str, e: aws_sdk_s3::error::SdkError<E>) -> ApiError
@@ -323,7 +339,40 @@ fn presigning(ttl: Duration) -> Result<aws_sdk_s3::presigning::PresigningConfig,
 
 impl AttachmentService {
     pub fn new(s3: aws_sdk_s3::Client, config: AttachmentConfig) -> Self {
-        AttachmentService { s3, config }
+        AttachmentService {
+            s3,
+            config,
+            sns: None,
+        }
+    }
+
+    /// With `sns` to publish thumbnail jobs (to `config.thumbnail_topic_arn`).
+    pub fn with_sns(mut self, sns: aws_sdk_sns::Client) -> Self {
+        self.sns = Some(sns);
+        self
+    }
+
+    /// Ask the thumbnailer for previews of a new message's photos (one SNS message
+    /// each; nothing without a topic). A failure is logged: the message shows a
+    /// generic file instead.
+    pub async fn request_thumbnails(&self, chat: &ChatId, attachments: &[AttachmentRef]) {
+        let (Some(sns), Some(topic)) = (&self.sns, &self.config.thumbnail_topic_arn) else {
+            return;
+        };
+        for a in attachments
+            .iter()
+            .filter(|a| INLINE_IMAGES.contains(&a.content_type.as_str()))
+        {
+            let job = ThumbnailJob {
+                kind: ThumbnailJob::KIND.to_owned(),
+                attachment_id: a.attachment_id.clone(),
+                chat_id: chat.clone(),
+            };
+            let body = serde_json::to_string(&job).unwrap_or_default();
+            if let Err(e) = sns.publish().topic_arn(topic).message(body).send().await {
+                tracing::warn!(error = %aws_sdk_sns::error::DisplayErrorContext(&e), attachment = %a.attachment_id, "thumbnail job not published");
+            }
+        }
     }
 
     pub fn config(&self) -> &AttachmentConfig {

@@ -163,6 +163,9 @@ pub struct AttachmentConfig {
     pub bucket: String,
     /// The largest upload a client may declare (bytes).
     pub max_bytes: u64,
+    /// Where sends announce new photos for the thumbnailer (`THUMBNAIL_TOPIC_ARN`;
+    /// only the sending functions have it).
+    pub thumbnail_topic_arn: Option<String>,
 }
 
 impl AttachmentConfig {
@@ -177,6 +180,7 @@ impl AttachmentConfig {
         Ok(Some(AttachmentConfig {
             bucket: bucket.to_owned(),
             max_bytes: env.parse_or("MAX_ATTACHMENT_BYTES", Self::DEFAULT_MAX_BYTES)?,
+            thumbnail_topic_arn: env.get("THUMBNAIL_TOPIC_ARN").map(str::to_owned),
         }))
     }
 }

@@ -220,6 +220,10 @@ fn conflict_message(c: Conflict) -> String {
         Conflict::AttachmentUnavailable => {
             "an attachment is not your upload to this chat, or is already in a message".into()
         }
+        Conflict::TooManyConnections => format!(
+            "at most {} open connections per user; close one first",
+            crate::store::MAX_CONNECTIONS_PER_USER
+        ),
     }
 }
 

@@ -143,8 +143,9 @@ impl ChatServices {
         let mut services = Self::new(store, tokens, management, sns, topic);
         if let Some(config) = crate::config::AttachmentConfig::from_env(env)? {
             let s3 = crate::aws::s3(&sdk, env);
-            services =
-                services.with_attachments(crate::attachments::AttachmentService::new(s3, config));
+            let service = crate::attachments::AttachmentService::new(s3, config)
+                .with_sns(crate::aws::sns(&sdk, env));
+            services = services.with_attachments(service);
         }
         Ok(services)
     }
@@ -281,6 +282,11 @@ impl ChatServices {
             .map_err(ApiError::from)?;
         if !appended.duplicate {
             crate::metrics::count("MessagesSent", 1);
+            if let Some(service) = &self.attachments {
+                service
+                    .request_thumbnails(chat_id, &appended.message.attachments)
+                    .await;
+            }
         }
         Ok(Sent {
             message: appended.message,

@@ -341,6 +341,27 @@ pub struct Connection {
     #[serde(with = "as_rfc3339")]
     pub expires_at: Millis,
     pub source_ip: String,
+    /// The access token the connection was opened (or last `authenticate`d) with;
+    /// `None` only for records written before connections carried it.
+    #[serde(skip)]
+    pub credential: Option<ConnectionCredential>,
+}
+
+/// What a connection knows of the access token behind it: checked on every frame by
+/// `ws-message` from the item its rate counter already reads (see `docs/security.md`,
+/// "WebSocket connections and revocation").
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConnectionCredential {
+    /// The login session (refresh family) of the token: logging it out closes the socket.
+    pub session_id: Option<SessionId>,
+    /// The user's token version when the token was checked.
+    pub token_version: u64,
+    /// The token's `exp`: frames after it are refused and the socket closed, unless
+    /// the client extends it with a fresh token (`authenticate`).
+    pub token_expires_at: Millis,
+    /// Set when the user's token version moved on (log-out-everywhere, password
+    /// change, deletion) or the session was logged out.
+    pub revoked: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -59,6 +59,11 @@ pub enum ClientAction {
     Ping {
         id: Option<String>,
     },
+    /// Extend the connection with a fresh access token of the same user (before the
+    /// one it was opened with expires).
+    Authenticate {
+        token: String,
+    },
 }
 
 impl ClientAction {
@@ -71,6 +76,7 @@ impl ClientAction {
             ClientAction::Typing { .. } => "typing",
             ClientAction::Sync { .. } => "sync",
             ClientAction::Ping { .. } => "ping",
+            ClientAction::Authenticate { .. } => "authenticate",
         }
     }
 
@@ -157,7 +163,18 @@ impl FrameError {
 }
 
 /// The actions of this protocol.
-pub const ACTIONS: [&str; 6] = ["sendMessage", "ack", "read", "typing", "sync", "ping"];
+pub const ACTIONS: [&str; 7] = [
+    "sendMessage",
+    "ack",
+    "read",
+    "typing",
+    "sync",
+    "ping",
+    "authenticate",
+];
+
+/// Longest `authenticate` token accepted (access tokens are a few hundred bytes).
+pub const MAX_TOKEN_CHARS: usize = 4096;
 
 /// Parse one client frame. Never panics; every refusal is a [`FrameError`].
 pub fn parse_frame(raw: &str) -> Result<ClientAction, FrameError> {
@@ -211,6 +228,7 @@ pub fn parse_frame(raw: &str) -> Result<ClientAction, FrameError> {
         "typing" => f.typing(),
         "sync" => f.sync(),
         "ping" => f.ping(),
+        "authenticate" => f.authenticate(),
         other => {
             let shown: String = other.chars().take(64).collect();
             return Err(err(
@@ -339,6 +357,19 @@ impl Fields<'_> {
         };
         Ok(ClientAction::Ping { id })
     }
+
+    fn authenticate(&self) -> Result<ClientAction, InvalidInput> {
+        let token = self.string("token")?;
+        if token.is_empty() || token.len() > MAX_TOKEN_CHARS {
+            return Err(InvalidInput::new(
+                "token",
+                format!("must be an access token (1 to {MAX_TOKEN_CHARS} characters)"),
+            ));
+        }
+        Ok(ClientAction::Authenticate {
+            token: token.to_owned(),
+        })
+    }
 }
 
 fn position_of(v: &Value, field: &'static str) -> Result<u64, InvalidInput> {
@@ -366,6 +397,8 @@ pub enum ServerEvent {
     SyncResult(SyncResult),
     Pong(Pong),
     Error(ErrorEvent),
+    /// `authenticate` succeeded: the connection lives on until `expiresAt`.
+    Authenticated(Authenticated),
 }
 
 impl ServerEvent {
@@ -518,6 +551,15 @@ pub struct SyncChat {
     pub refs: Vec<MessageRef>,
     /// More messages of this chat follow in the next page (see `cursor`).
     pub has_more: bool,
+}
+
+/// The answer to `authenticate`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Authenticated {
+    /// When the new token expires: send `authenticate` again before then.
+    #[serde(with = "as_rfc3339")]
+    pub expires_at: Millis,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

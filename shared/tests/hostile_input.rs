@@ -225,6 +225,7 @@ fn structured_frame() -> impl Strategy<Value = Map<String, Value>> {
                         put("limit", limit);
                         put("cursor", cursor);
                     }
+                    "authenticate" => put("token", cursor),
                     _ => put("id", id),
                 }
                 m
@@ -257,6 +258,7 @@ fn to_frame(a: &ClientAction) -> Value {
             cursor,
         } => json!({"action": "sync", "chats": chats, "limit": limit, "cursor": cursor}),
         ClientAction::Ping { id } => json!({"action": "ping", "id": id}),
+        ClientAction::Authenticate { token } => json!({"action": "authenticate", "token": token}),
     }
 }
 
@@ -268,6 +270,7 @@ fn fields_of(action: &str) -> &'static [&'static str] {
         "typing" => &["chatId", "state"],
         "sync" => &["chats", "chatId", "position", "limit", "cursor"],
         "ping" => &["id"],
+        "authenticate" => &["token"],
         _ => &[],
     }
 }
@@ -390,6 +393,10 @@ proptest! {
                     }
                     ClientAction::Ping { id } => {
                         prop_assert!(id.as_ref().is_none_or(|i| i.chars().count() <= MAX_PING_ID || frame["id"].is_number()));
+                    }
+                    ClientAction::Authenticate { token } => {
+                        prop_assert_eq!(Some(token.as_str()), frame["token"].as_str());
+                        prop_assert!(!token.is_empty());
                     }
                 }
             }

@@ -343,3 +343,177 @@ async fn uploads_outside_the_rules_are_refused() {
         (400, Some("attachments"))
     );
 }
+
+/// A real PNG of `width` x `height`.
+fn png(width: u32, height: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 90]));
+    let mut out = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .expect("encode PNG");
+    out
+}
+
+/// A small valid PNG whose header claims `w` x `h` pixels (a decompression bomb as far
+/// as a decoder that trusts the header is concerned).
+fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+    let mut b = png(4, 4);
+    b[16..20].copy_from_slice(&w.to_be_bytes());
+    b[20..24].copy_from_slice(&h.to_be_bytes());
+    let mut crc = 0xFFFF_FFFFu32;
+    for &byte in &b[12..29] {
+        crc ^= byte as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    b[29..33].copy_from_slice(&(!crc).to_be_bytes());
+    b
+}
+
+impl Harness {
+    /// Wait until the thumbnailer recorded its outcome for `id` (the attachment's
+    /// `preview` or `previewFailed` appears), polling the public API with a deadline.
+    async fn wait_preview(&self, user: &ApiUser, chat: &str, id: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let (status, body) = self.download(user, chat, id).await;
+            assert_eq!(status, 200, "{body}");
+            if body.get("preview").is_some() || body.get("previewFailed").is_some() {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no thumbnail outcome: {body}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn photos_get_thumbnails_and_a_decompression_bomb_gets_none() {
+    let h = Harness::start().await;
+    let (alice, bob) = tokio::join!(h.api.register("Alice"), h.api.register("Bob"));
+    let chat = h.direct(&alice, &bob).await;
+
+    // The bomb first: the thumbnailer must refuse it and stay able to work.
+    let bomb = h
+        .uploaded(
+            &alice,
+            &chat,
+            "bomb.png",
+            "image/png",
+            &png_claiming(100_000, 100_000),
+        )
+        .await;
+    let (status, _) = h.send(&alice, &chat, "b1", None, &[&bomb]).await;
+    assert_eq!(status, 201);
+    let outcome = h.wait_preview(&bob, &chat, &bomb).await;
+    assert_eq!(outcome["previewFailed"], true, "{outcome}");
+    let r = h
+        .api
+        .send_json(
+            Some(&bob.access_token),
+            "GET",
+            &format!("/chats/{chat}/attachments/{bomb}/thumbnail"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 404, "no thumbnail for a refused image");
+
+    let photo = h
+        .uploaded(&alice, &chat, "wide.png", "image/png", &png(800, 400))
+        .await;
+    let (status, _) = h
+        .send(&alice, &chat, "p1", Some("the view"), &[&photo])
+        .await;
+    assert_eq!(status, 201);
+    let outcome = h.wait_preview(&bob, &chat, &photo).await;
+    assert_eq!(
+        outcome["preview"],
+        json!({"width": 800, "height": 400, "thumbWidth": 320, "thumbHeight": 160}),
+        "{outcome}"
+    );
+    let thumb = h
+        .api
+        .send_json(
+            Some(&bob.access_token),
+            "GET",
+            &format!("/chats/{chat}/attachments/{photo}/thumbnail"),
+            None,
+        )
+        .await
+        .expect(200);
+    let bytes = h
+        .fetch(thumb["url"].as_str().expect("url"))
+        .await
+        .bytes()
+        .await
+        .expect("thumbnail bytes");
+    let decoded = image::load_from_memory(&bytes).expect("the thumbnail decodes");
+    assert_eq!((decoded.width(), decoded.height()), (320, 160));
+    assert_eq!(
+        image::guess_format(&bytes).expect("format"),
+        image::ImageFormat::Jpeg
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deleting_the_account_deletes_its_uploads() {
+    let h = Harness::start().await;
+    let (alice, bob) = tokio::join!(h.api.register("Alice"), h.api.register("Bob"));
+    let chat = h.direct(&alice, &bob).await;
+    let id = h
+        .uploaded(&alice, &chat, "me.png", "image/png", &photo_bytes())
+        .await;
+    let (status, _) = h.send(&alice, &chat, "d1", None, &[&id]).await;
+    assert_eq!(status, 201);
+
+    // Export lists it with a working link.
+    let export = h
+        .api
+        .send_json(Some(&alice.access_token), "GET", "/me/export", None)
+        .await
+        .expect(200);
+    assert_eq!(export["attachments"][0]["attachmentId"], id.as_str());
+    assert_eq!(export["attachments"][0]["state"], "attached");
+    let link = export["attachments"][0]["url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    assert_eq!(h.fetch(&link).await.status(), 200);
+
+    let r = h
+        .api
+        .send_json(
+            Some(&alice.access_token),
+            "DELETE",
+            "/me",
+            Some(json!({"password": chat_tests::api::TEST_PASSWORD})),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    // The purge runs asynchronously: wait (with a deadline) until the object is gone.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        // S3 answers a missing key with 404, or 403 when the signer may not list the
+        // bucket (as here: the functions have no s3:ListBucket).
+        let status = h.fetch(&link).await.status();
+        if status == 404 || status == 403 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the upload outlived the account"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // And the attachment is gone for the partner too.
+    let (status, _) = h.download(&bob, &chat, &id).await;
+    assert_eq!(status, 404);
+}

@@ -745,6 +745,7 @@ fn frame(action: &str, chat: &str) -> Value {
         "typing" => json!({"action": action, "chatId": chat, "state": "started"}),
         "sync" => json!({"action": action, "chats": [{"chatId": chat, "position": 0}]}),
         "ping" => json!({"action": action, "id": "p"}),
+        "authenticate" => json!({"action": action, "token": "not.a.token"}),
         "$default" => json!({"action": "takeOver", "chatId": chat}),
         other => panic!("no frame for the WebSocket route {other}; add one"),
     }
@@ -897,6 +898,11 @@ async fn every_websocket_route_refuses_every_caller_it_must() {
                             "{what}: {}",
                             got[0]
                         );
+                    }
+                    "authenticate" => {
+                        assert_eq!(got.len(), 1, "{what}: {got:?}");
+                        assert_eq!(got[0]["code"], "unauthorized", "{what}");
+                        assert_eq!(got, none, "{what}");
                     }
                     "$default" => {
                         assert_eq!(got.len(), 1, "{what}: {got:?}");

@@ -141,7 +141,7 @@ async fn password_change_ends_every_other_credential_and_keeps_the_caller() {
         json!({"refreshToken": other_refresh}),
     )
     .await
-    .expect_error(401, "session_revoked");
+    .expect_error(401, "invalid_refresh_token");
     let r = post(
         &api,
         None,
@@ -272,4 +272,250 @@ fn verifications(cap: &chat_tests::capture::Capture, user: &UserId) -> usize {
         .iter()
         .filter(|l| l.contains("login password verification") && l.contains(user.as_str()))
         .count()
+}
+
+/// Send one JSON frame and return the next JSON event (skipping presence and typing).
+async fn exchange(ws: &mut chat_tests::api::Ws, frame: Value) -> Option<Value> {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    ws.send(Message::Text(frame.to_string().into()))
+        .await
+        .ok()?;
+    next_event(ws).await
+}
+
+async fn next_event(ws: &mut chat_tests::api::Ws) -> Option<Value> {
+    use tokio_tungstenite::tungstenite::Message;
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).expect("JSON event");
+                    if v["type"] == "presence" || v["type"] == "typing" {
+                        continue;
+                    }
+                    return Some(v);
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await
+    .expect("an event or the close within the wait")
+}
+
+async fn connect_with(stack: &TestStack, token: &str) -> Result<chat_tests::api::Ws, u16> {
+    use tokio_tungstenite::tungstenite::Error;
+    match tokio_tungstenite::connect_async(format!("{}?token={token}", stack.ws_url())).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(e) => panic!("handshake failed without a status: {e}"),
+    }
+}
+
+/// Threat "a logged-out session's socket keeps receiving" (Medium 2): logout of one
+/// session closes the sockets opened with its tokens and no other.
+#[tokio::test]
+async fn logout_of_a_session_closes_its_sockets_and_no_others() {
+    let stack = TestStack::start().await;
+    let api = Api::new(&stack);
+    let alice = api.register("Alice").await;
+    let phone = login(&api, &alice.user_name, TEST_PASSWORD)
+        .await
+        .expect(200);
+    let (phone_access, phone_refresh) = tokens(&phone);
+    let mut laptop_ws = connect_with(&stack, &alice.access_token).await.unwrap();
+    let mut phone_ws = connect_with(&stack, &phone_access).await.unwrap();
+    post(
+        &api,
+        None,
+        "/auth/logout",
+        json!({"refreshToken": phone_refresh}),
+    )
+    .await
+    .expect(204);
+    assert!(
+        closed(&mut phone_ws).await,
+        "the phone session's socket is closed"
+    );
+    let pong = exchange(&mut laptop_ws, json!({"action": "ping", "id": "still"})).await;
+    assert_eq!(pong.expect("the laptop socket answers")["type"], "pong");
+}
+
+/// Threat "a socket outlives its token" (Medium 2): a socket whose access token
+/// expired gets `token_expired` and is closed at its next frame; one that sends
+/// `authenticate` with a fresh token of the same user lives on.
+#[tokio::test]
+async fn an_expired_socket_is_ended_unless_it_authenticates() {
+    chat_tests::needs_backend!();
+    let stack = TestStack::start().await;
+    let api = Api::new(&stack);
+    let alice = api.register("Alice").await;
+    let bob = api.register("Bob").await;
+    // A token that expired a second ago: the handshake's 5-second clock-skew leeway
+    // still lets it in, and the connection records its real expiry.
+    let keys = chat_core::auth::TokenConfig::from_env(stack.env()).unwrap();
+    let now = chat_core::model::now_millis();
+    let stale = keys.issue(
+        &alice.id,
+        &chat_core::ids::SessionId::generate(),
+        0,
+        now - keys.access_ttl_secs * 1000 - 1000,
+    );
+
+    let mut ws = connect_with(&stack, &stale).await.expect("handshake");
+    let ev = exchange(&mut ws, json!({"action": "ping", "id": "late"}))
+        .await
+        .expect("an error event before the close");
+    assert_eq!(
+        (ev["type"].as_str(), ev["code"].as_str()),
+        (Some("error"), Some("token_expired")),
+        "{ev}"
+    );
+    assert!(closed(&mut ws).await, "the expired socket is closed");
+
+    let mut ws = connect_with(&stack, &stale).await.expect("handshake");
+    // Another user's token does not extend it (and does not end it either).
+    let ev = exchange(
+        &mut ws,
+        json!({"action": "authenticate", "token": bob.access_token}),
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(ev["code"], "unauthorized", "{ev}");
+    let ev = exchange(
+        &mut ws,
+        json!({"action": "authenticate", "token": alice.access_token}),
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(ev["type"], "authenticated", "{ev}");
+    let expires = chrono::DateTime::parse_from_rfc3339(ev["expiresAt"].as_str().unwrap()).unwrap();
+    assert!(expires.timestamp_millis() > chat_core::model::now_millis());
+    let ev = exchange(&mut ws, json!({"action": "ping", "id": "fresh"})).await;
+    assert_eq!(ev.expect("a pong")["type"], "pong");
+}
+
+/// Threat "unlimited sockets per user" (Medium 7): ten sockets open, the eleventh
+/// handshake is refused with 429.
+#[tokio::test]
+async fn the_eleventh_socket_of_a_user_is_refused_with_429() {
+    let stack = TestStack::start().await;
+    let api = Api::new(&stack);
+    let alice = api.register("Alice").await;
+    let mut open = Vec::new();
+    for i in 0..10 {
+        open.push(
+            connect_with(&stack, &alice.access_token)
+                .await
+                .unwrap_or_else(|s| panic!("socket {i}: {s}")),
+        );
+    }
+    assert_eq!(
+        connect_with(&stack, &alice.access_token).await.err(),
+        Some(429)
+    );
+    // The ten keep working.
+    let ev = exchange(&mut open[9], json!({"action": "ping"})).await;
+    assert_eq!(ev.expect("a pong")["type"], "pong");
+}
+
+/// Threat "a handshake racing log-out-everywhere survives it" (Medium 2): sockets
+/// opened while logout-all runs are either refused or closed; none stays usable.
+#[tokio::test]
+async fn sockets_opened_during_logout_all_do_not_survive_it() {
+    let stack = TestStack::start().await;
+    let api = Api::new(&stack);
+    let alice = api.register("Alice").await;
+    let other = login(&api, &alice.user_name, TEST_PASSWORD)
+        .await
+        .expect(200);
+    let (other_access, _) = tokens(&other);
+    let connects =
+        futures::future::join_all((0..6).map(|_| connect_with(&stack, &alice.access_token)));
+    let logout = post(&api, Some(&other_access), "/auth/logout-all", json!({}));
+    let (sockets, answer) = tokio::join!(connects, logout);
+    assert_eq!(answer.status, 204, "{}", answer.body);
+    for s in sockets {
+        match s {
+            Err(status) => assert_eq!(status, 403),
+            Ok(mut ws) => {
+                // Either already closed, or refused and closed at its next frame.
+                let ev = exchange(&mut ws, json!({"action": "ping"})).await;
+                if let Some(ev) = ev {
+                    assert_ne!(ev["type"], "pong", "a socket survived logout-all: {ev}");
+                    assert!(closed(&mut ws).await, "refused and closed");
+                }
+            }
+        }
+    }
+}
+
+/// Threat "a logged-out phone keeps showing previews" (Medium 1): a push device is tied
+/// to the session that registered it; that session's logout unregisters it, other
+/// sessions' devices stay; log-out-everywhere unregisters them all.
+#[tokio::test]
+async fn devices_end_with_the_session_that_registered_them() {
+    let stack = TestStack::start().await;
+    let api = Api::new(&stack);
+    let alice = api.register("Alice").await;
+    let phone = login(&api, &alice.user_name, TEST_PASSWORD)
+        .await
+        .expect(200);
+    let (phone_access, phone_refresh) = tokens(&phone);
+    let register = |token: String, name: &'static str| {
+        let api = &api;
+        async move {
+            post(
+                api,
+                Some(&token),
+                "/devices",
+                json!({"platform": "fcm", "token": format!("{name}-{}", "t".repeat(40))}),
+            )
+            .await
+            .expect(201)
+        }
+    };
+    register(phone_access.clone(), "phone").await;
+    register(alice.access_token.clone(), "laptop").await;
+    let devices = |token: String| {
+        let api = &api;
+        async move {
+            api.send_json(Some(&token), "GET", "/devices", None)
+                .await
+                .expect(200)["devices"]
+                .as_array()
+                .expect("devices")
+                .len()
+        }
+    };
+    assert_eq!(devices(alice.access_token.clone()).await, 2);
+    post(
+        &api,
+        None,
+        "/auth/logout",
+        json!({"refreshToken": phone_refresh}),
+    )
+    .await
+    .expect(204);
+    assert_eq!(
+        devices(alice.access_token.clone()).await,
+        1,
+        "the phone's device went with its session"
+    );
+    let other = login(&api, &alice.user_name, TEST_PASSWORD)
+        .await
+        .expect(200);
+    post(&api, Some(&tokens(&other).0), "/auth/logout-all", json!({}))
+        .await
+        .expect(204);
+    let fresh = login(&api, &alice.user_name, TEST_PASSWORD)
+        .await
+        .expect(200);
+    assert_eq!(
+        devices(tokens(&fresh).0).await,
+        0,
+        "logout-all removes every device"
+    );
 }

@@ -1341,6 +1341,7 @@ fn connection(id: &str, user: &UserId, connected_at: Millis, expires_at: Millis)
         connected_at,
         expires_at,
         source_ip: "127.0.0.1".into(),
+        credential: None,
     }
 }
 

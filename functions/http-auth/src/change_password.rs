@@ -59,7 +59,7 @@ pub async fn change_password(
         now_millis(),
     )
     .await?;
-    end_everywhere(&s, &me.user_id).await;
+    end_everywhere(&s, &me.user_id).await?;
     tracing::info!(user_id = %me.user_id, token_version = version, "password changed");
     chat_core::metrics::count("PasswordChanges", 1);
     Ok(edge::ok(&Session {

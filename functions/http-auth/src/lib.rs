@@ -8,7 +8,8 @@
 //!   be told apart. [`LockoutRule`]: 5 failures in a row lock the account for 15
 //!   minutes.
 //! - `POST /auth/refresh` -> 200 token pair (rotation; reuse revokes the family).
-//! - `POST /auth/logout` -> 204 (revokes one refresh-token family).
+//! - `POST /auth/logout` -> 204 (revokes one refresh-token family and closes the
+//!   WebSocket connections opened with its tokens).
 //! - `POST /auth/logout-all` (bearer) -> 204: bumps the token version (every refresh
 //!   and access token of the user dies) and closes the user's WebSocket connections
 //!   through the management API.
@@ -275,7 +276,19 @@ pub async fn refresh_tokens(s: Arc<AuthState>, req: Request) -> Result<Response<
 /// `POST /auth/logout`.
 pub async fn logout(s: Arc<AuthState>, req: Request) -> Result<Response<Body>, ApiError> {
     let body: RefreshBody = edge::parse_json(&req, SMALL_BODY)?;
-    refresh::logout(&s.store, &body.refresh_token).await?;
+    if let Some(session) = refresh::logout(&s.store, &body.refresh_token).await? {
+        // The sockets opened with this session's tokens end with it.
+        let closed = s
+            .connections
+            .close_session_connections(&session.user_id, &session.session_id)
+            .await;
+        // So do the push devices it registered.
+        let devices = s
+            .store
+            .remove_session_devices(&session.user_id, &session.session_id)
+            .await?;
+        tracing::info!(user_id = %session.user_id, closed = closed.closed, gone = closed.gone, failed = closed.failed, devices, "logged out one session");
+    }
     Ok(edge::no_content())
 }
 
@@ -292,16 +305,19 @@ pub async fn logout_all(
         }
         Err(e) => return Err(e.into()),
     };
-    end_everywhere(&s, &me.user_id).await;
+    end_everywhere(&s, &me.user_id).await?;
     tracing::info!(user_id = %me.user_id, token_version = version, "logged out everywhere");
     Ok(edge::no_content())
 }
 
 /// After a token-version bump (logout-all, password change): close every WebSocket
-/// connection of the user. Best effort: the version is already bumped, so a
+/// connection of the user and unregister their push devices. Best effort: the version is already bumped, so a
 /// connection missed here is refused at its next frame once its token expires, and a
 /// handshake is refused at once.
-pub async fn end_everywhere(s: &AuthState, user: &UserId) {
+pub async fn end_everywhere(s: &AuthState, user: &UserId) -> Result<(), ApiError> {
     let closed = s.connections.close_connections(user).await;
-    tracing::info!(user_id = %user, closed = closed.closed, gone = closed.gone, failed = closed.failed, "closed the user's connections");
+    // Push devices end with the sessions: a stolen phone stops showing previews.
+    let devices = s.store.remove_all_devices(user).await?;
+    tracing::info!(user_id = %user, closed = closed.closed, gone = closed.gone, failed = closed.failed, devices, "closed the user's connections and unregistered their devices");
+    Ok(())
 }

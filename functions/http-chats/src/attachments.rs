@@ -45,6 +45,9 @@ pub struct Download {
     pub presigned: PresignedDownload,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preview: Option<Preview>,
+    /// The thumbnailer could not read the image: show a generic file.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub preview_failed: bool,
 }
 
 /// Attachment ids as a send names them.
@@ -164,5 +167,6 @@ fn view(a: Attachment, presigned: PresignedDownload) -> Download {
         size: a.size,
         presigned,
         preview: a.preview,
+        preview_failed: a.preview_failed,
     }
 }

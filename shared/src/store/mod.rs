@@ -20,6 +20,7 @@ mod chats;
 mod codec;
 mod connections;
 mod credentials;
+mod device_sessions;
 mod devices;
 mod lifecycle;
 mod messages;
@@ -30,7 +31,9 @@ mod users;
 
 pub use blocks::MAX_BLOCKS;
 pub use chats::{ChatPage, MembershipChange, NewGroup};
-pub use connections::{RateWindow, WindowCount, WindowOpened, WindowReset, CONNECT_GRACE_MS};
+pub use connections::{
+    RateWindow, WindowCount, WindowOpened, WindowReset, CONNECT_GRACE_MS, MAX_CONNECTIONS_PER_USER,
+};
 pub use credentials::LoginReservation;
 pub use devices::{PushClaim, PushKey, PUSH_CLAIM_LEASE_MS, PUSH_MARKER_TTL_MS};
 pub use lifecycle::{AccountStatus, PurgeState, SenderKey, SenderPage};
@@ -101,6 +104,8 @@ pub enum Conflict {
     AttachmentUnavailable,
     /// The user created `MAX_GROUPS_PER_DAY` groups today.
     TooManyGroups,
+    /// The user holds the most WebSocket connections allowed.
+    TooManyConnections,
 }
 
 impl Conflict {
@@ -118,6 +123,7 @@ impl Conflict {
             Conflict::TooManyBlocks => "too_many_blocks",
             Conflict::TooManyGroups => "too_many_groups",
             Conflict::AttachmentUnavailable => "attachment_unavailable",
+            Conflict::TooManyConnections => "too_many_connections",
         }
     }
 }
