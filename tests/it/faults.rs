@@ -593,6 +593,9 @@ async fn a_killed_function_fails_the_frame_and_the_retry_completes_the_send_once
     let (mut a, _) = st.connect(&alice).await;
     let (mut b, _) = st.connect(&bob).await;
 
+    // `$connect` writes its connection in a transaction too (the per-user socket cap):
+    // wait for the send's transaction, not any.
+    let before = proxy.requests("TransactWriteItems");
     proxy.add_fault(
         ProxyFault::new(ProxyFaultAction::Delay { ms: 60_000 })
             .for_operation("TransactWriteItems")
@@ -600,7 +603,9 @@ async fn a_killed_function_fails_the_frame_and_the_retry_completes_the_send_once
     );
     a.send(send_frame(&chat, "k-1", "hello")).await;
     assert!(
-        proxy.wait_for_requests("TransactWriteItems", 1, WAIT).await,
+        proxy
+            .wait_for_requests("TransactWriteItems", before + 1, WAIT)
+            .await,
         "the write reached the proxy"
     );
     let pids = chat_tests::process::function_pids(&bin_dir, "ws-message");
