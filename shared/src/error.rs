@@ -176,6 +176,9 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(Conflict::NotAdmin) => {
                 ApiError::Forbidden("only an admin of the group may do this".into())
             }
+            StoreError::Conflict(Conflict::NotAuthor) => ApiError::Forbidden(
+                "only the author may change this message (a group admin may delete it)".into(),
+            ),
             StoreError::Conflict(Conflict::NoMembers) => ApiError::Validation(InvalidInput::new(
                 "memberIds",
                 "must name at least one user",
@@ -196,7 +199,10 @@ fn conflict_message(c: Conflict) -> String {
         ),
         Conflict::AlreadyMember => "a user is already a member of this chat".into(),
         Conflict::NotAGroup => "direct chats have no name and a fixed pair of members".into(),
-        Conflict::NotAdmin | Conflict::NoMembers => c.code().replace('_', " "),
+        Conflict::NotAdmin | Conflict::NoMembers | Conflict::NotAuthor => {
+            c.code().replace('_', " ")
+        }
+        Conflict::MessageDeleted => "the message was deleted".into(),
     }
 }
 

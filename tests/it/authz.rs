@@ -171,6 +171,21 @@ fn rows() -> Vec<Row> {
                 (format!("/chats/{c}/members/{}", w.alice.id), None)
             },
         ),
+        // The author edits; the author or a group admin deletes (tests/it/edits.rs
+        // checks the member who is neither); here those outside the chat.
+        r(
+            "PATCH /chats/{chatId}/messages/{position}",
+            Gate::Member,
+            |_, c| {
+                let body = json!({"text": "rewritten"});
+                (format!("/chats/{c}/messages/2"), Some(body))
+            },
+        ),
+        r(
+            "DELETE /chats/{chatId}/messages/{position}",
+            Gate::Member,
+            |_, c| (format!("/chats/{c}/messages/2"), None),
+        ),
     ]
 }
 
@@ -711,6 +726,8 @@ fn frame(action: &str, chat: &str) -> Value {
         "sync" => json!({"action": action, "chats": [{"chatId": chat, "position": 0}]}),
         "ping" => json!({"action": action, "id": "p"}),
         "$default" => json!({"action": "takeOver", "chatId": chat}),
+        "editMessage" => json!({"action": action, "chatId": chat, "position": 2, "text": "owned"}),
+        "deleteMessage" => json!({"action": action, "chatId": chat, "position": 2}),
         other => panic!("no frame for the WebSocket route {other}; add one"),
     }
 }

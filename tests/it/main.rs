@@ -9,6 +9,7 @@ mod asyncapi;
 mod auth;
 mod authz;
 mod chats;
+mod edits;
 mod faults;
 mod gateway_fidelity;
 mod gateway_http;

@@ -81,6 +81,8 @@ pub(crate) fn message_from(item: &Item, table: &str) -> StoreResult<Message> {
         system: r.json("system")?,
         sent_at: r.num("sentAt")?,
         deleted: r.bool_or("deleted", false)?,
+        edited_at: r.opt_num("editedAt")?,
+        edit_count: r.num_or("editCount", 0)?,
     })
 }
 
@@ -107,6 +109,12 @@ pub(crate) fn message_item(m: &Message) -> Item {
     }
     if m.deleted {
         item.insert("deleted".into(), AttributeValue::Bool(true));
+    }
+    if let Some(at) = m.edited_at {
+        item.insert("editedAt".into(), n(at));
+    }
+    if m.edit_count > 0 {
+        item.insert("editCount".into(), n(m.edit_count));
     }
     if let Some(sys) = &m.system {
         item.insert(
@@ -210,6 +218,8 @@ impl Store {
             system: new.system.clone(),
             sent_at: new.sent_at,
             deleted: false,
+            edited_at: None,
+            edit_count: 0,
         };
         let mut set = vec![
             "lastPosition = :newpos".to_owned(),

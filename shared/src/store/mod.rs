@@ -14,6 +14,7 @@
 //! original. Concurrent senders race on the condition and the loser retries with a
 //! fresh read (bounded, with jittered backoff).
 
+mod changes;
 mod chats;
 mod codec;
 mod connections;
@@ -23,6 +24,7 @@ mod messages;
 mod sessions;
 mod users;
 
+pub use changes::{ChangeKind, LogEntry, LogPage, MessageChange};
 pub use chats::{ChatPage, MembershipChange, NewGroup};
 pub use connections::{RateWindow, WindowCount, WindowOpened, WindowReset, CONNECT_GRACE_MS};
 pub use devices::{PushClaim, PushKey, PUSH_CLAIM_LEASE_MS, PUSH_MARKER_TTL_MS};
@@ -81,6 +83,10 @@ pub enum Conflict {
     NotAGroup,
     /// Only an admin of the group may make this change.
     NotAdmin,
+    /// Only the message's author (or, deleting, a group admin) may change it.
+    NotAuthor,
+    /// The message was deleted; it cannot be edited.
+    MessageDeleted,
 }
 
 impl Conflict {
@@ -93,6 +99,8 @@ impl Conflict {
             Conflict::AlreadyMember => "already_member",
             Conflict::NotAGroup => "not_a_group",
             Conflict::NotAdmin => "not_admin",
+            Conflict::NotAuthor => "not_author",
+            Conflict::MessageDeleted => "message_deleted",
         }
     }
 }
