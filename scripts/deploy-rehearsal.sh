@@ -222,7 +222,7 @@ import os
 out = os.path.dirname(sys.argv[1])
 given = json.load(open(os.path.join(out, "parameters-chat-rehearsal-push.json")))
 pv = d.parameter_values(json.load(open(os.path.join(out, "received-chat-rehearsal-push.json"))), given)
-for fn in ("PushNotifierFunction", "AccountPurgerFunction"):
+for fn in ("PushNotifierFunction", "AccountPurgerFunction", "ThumbnailerFunction"):
     got = d.evaluate(t, t["Resources"][fn]["Properties"].get("ReservedConcurrentExecutions"), pv)
     if str(got) != "5":
         sys.exit(f"GUARD RAILS: {fn} ReservedConcurrentExecutions is {got!r}, expected 5")

@@ -12,13 +12,17 @@
 // lib/api.js (HTTP requests, errors in words), lib/socket.js (the WebSocket),
 // lib/limits.js (the server's limits, which transport a text takes, the frame budget),
 // lib/outbox.js (the ordered, persisted outbox), lib/store.js (a chat's messages),
-// lib/format.js (times, links, words), views/render.js (chat items, bubbles,
-// separators as DOM) and views/dom.js. `node --test web/test/unit/` checks lib/.
+// lib/format.js (times, links, words), lib/uploads.js (photos and files: types, sizes,
+// the presigned upload), views/render.js (chat items, bubbles, separators as DOM),
+// views/attachments.js (the upload tray, attachments in bubbles, the photo viewer) and
+// views/dom.js. `node --test web/test/unit/` checks lib/.
 
 import { ApiError, request, words } from './lib/api.js';
 import { Socket } from './lib/socket.js';
 import { $, debounce, el } from './views/dom.js';
 import { avatar as avatarView, chatItem, messageBubble, separator, systemMessage } from './views/render.js';
+import { acceptFiles, attachmentsView, Downloads, UploadTray } from './views/attachments.js';
+import { attachmentsLine } from './lib/uploads.js';
 import { charCount, limitsFrom, sendMessageFrame, transportFor, DEFAULT_LIMITS } from './lib/limits.js';
 import { Outbox } from './lib/outbox.js';
 import { contiguousTop, firstUnread, maxPos, minPos, newStore, ordered } from './lib/store.js';
@@ -106,6 +110,22 @@ const sock = new Socket({
 });
 
 const me = () => session && session.user.userId;
+
+/** Photos and files waiting in the composer (views/attachments.js), per chat. */
+const tray = new UploadTray({
+  api: (method, path, body) => api(method, path, body),
+  list: document.getElementById('upload-tray'),
+  onchange: () => updateCounter(),
+  onerror: (text) => banner(text),
+});
+/** Attachments fetched for display (blob: URLs, one fetch each). */
+const downloads = new Downloads((method, path) => api(method, path));
+
+/** A message's text for a one-line preview: its text, or its attachments in words. */
+function previewOf(m) {
+  const text = m.text && m.text.trim() ? m.text : attachmentsLine(m.attachments);
+  return Array.from(text || '').slice(0, 140).join('');
+}
 
 function storeOf(chatId) {
   let s = stores.get(chatId);
@@ -289,6 +309,7 @@ function endSession(message) {
   sock.stop();
   clearTimeout(pumpTimer);
   outbox = new Outbox();
+  tray.byChat.clear();
   chats.clear();
   stores.clear();
   receipts.clear();
@@ -906,7 +927,7 @@ function announce(m) {
   const c = chats.get(m.chatId);
   if (!c || m.kind === 'system') return;
   const who = nameOf(m.senderId);
-  const text = Array.from(m.text || '').slice(0, 140).join('');
+  const text = previewOf(m);
   if (current === m.chatId && document.visibilityState === 'visible') {
     $('announce').textContent = `${who}: ${text}`;
     return;
@@ -1103,6 +1124,8 @@ function renderConversation({ toBottom = false } = {}) {
   renderHeader();
   renderMessages({ toBottom });
   renderTyping();
+  tray.render(current);
+  updateCounter();
 }
 
 function renderHeader() {
@@ -1236,7 +1259,8 @@ function messageNode(chatId, c, m, key, prevSender) {
   let node = msgNodes.get(key);
   const own = m.senderId === me();
   const sys = m.kind === 'system' ? systemText(m) : '';
-  const sig = JSON.stringify([m.position, m.text, sys, m.failed, own ? ownState(chatId, m) : 0, prevSender === m.senderId, nameOf(m.senderId)]);
+  const atts = (m.attachments || []).map((a) => a.attachmentId);
+  const sig = JSON.stringify([m.position, m.text, sys, m.failed, own ? ownState(chatId, m) : 0, prevSender === m.senderId, nameOf(m.senderId), atts]);
   if (node && node.dataset.sig === sig) return node;
   let fresh;
   if (m.kind === 'system') fresh = systemMessage(m.position, sys);
@@ -1251,6 +1275,7 @@ function messageNode(chatId, c, m, key, prevSender) {
         sentAt: m.sentAt,
         senderName: showName ? nameOf(m.senderId) : null,
         state: own ? ownState(chatId, m) : null,
+        attachments: attachmentsView(downloads, chatId, m.attachments, banner),
       },
       () => retry(chatId, m.clientMessageId),
       () => {
@@ -1273,12 +1298,21 @@ function send(ev) {
   const chatId = current;
   const box = $('composer-text');
   const text = box.value;
-  if (!chatId || !text.trim()) return;
+  if (!chatId) return;
+  // Photos and files go with the text once every upload is done.
+  const uploads = tray.state(chatId);
+  if (uploads === 'uploading') return;
+  if (uploads === 'failed') {
+    banner('An upload failed: retry it or remove it before sending.');
+    return;
+  }
+  if (!text.trim() && uploads !== 'ready') return;
+  const refs = uploads === 'ready' ? tray.take(chatId) : [];
   box.value = '';
   autosize();
   updateCounter();
   sendTypingStopped();
-  outbox.add(chatId, clientId(), text);
+  outbox.add(chatId, clientId(), refs.length && !text.trim() ? '' : text, Date.now(), refs);
   renderMessages({ toBottom: true });
   pump();
 }
@@ -1296,7 +1330,8 @@ function pump() {
   if (!session) return;
   let wait = 0;
   for (const e of outbox.ready()) {
-    const via = transportFor(e.chatId, e.clientMessageId, e.text, cfg.limits);
+    // Attachments are named over REST only; a text goes by socket when its frame fits.
+    const via = e.attachments ? 'rest' : transportFor(e.chatId, e.clientMessageId, e.text, cfg.limits);
     if (via === 'rest') {
       outbox.markSending(e.clientMessageId, 'rest');
       sendOverRest(e);
@@ -1331,7 +1366,8 @@ async function sendOverRest(e) {
   try {
     const stored = await api('POST', `/chats/${encodeURIComponent(e.chatId)}/messages`, {
       clientMessageId: e.clientMessageId,
-      text: e.text,
+      text: e.text || undefined,
+      attachments: e.attachments ? e.attachments.map((a) => a.attachmentId) : undefined,
     });
     acknowledge(e.chatId, e.clientMessageId, stored);
   } catch (err) {
@@ -1371,6 +1407,8 @@ function acknowledge(chatId, clientMessageId, ack) {
     text: e ? e.text : ack.text,
     sentAt: ack.sentAt,
   };
+  const atts = (e && e.attachments) || ack.attachments;
+  if (atts && atts.length) stored.attachments = atts;
   pump();
   if (stored.text === undefined) return;
   s.byPos.set(stored.position, stored);
@@ -1386,6 +1424,7 @@ function pendingMessages(chatId) {
     senderId: me(),
     kind: 'text',
     text: e.text,
+    attachments: e.attachments,
     createdAt: e.createdAt,
     position: 0,
     sentAt: null,
@@ -1403,7 +1442,9 @@ function updateCounter() {
   c.hidden = !near;
   c.textContent = near ? `${n.toLocaleString()} / ${max.toLocaleString()}` : '';
   c.classList.toggle('over', n > max);
-  $('send').disabled = n > max;
+  const uploading = !!current && tray.state(current) === 'uploading';
+  $('send').disabled = n > max || uploading;
+  $('send').textContent = uploading ? 'Uploading…' : 'Send';
 }
 
 function updateTitle() {
@@ -1585,7 +1626,7 @@ function noteMessage(m) {
       messageId: m.messageId,
       position: m.position,
       senderId: m.senderId || null,
-      preview: Array.from(m.text || '').slice(0, 140).join(''),
+      preview: previewOf(m),
       sentAt: m.sentAt,
     };
     if (m.sentAt && String(m.sentAt) > String(c.lastActivityAt || '')) c.lastActivityAt = m.sentAt;
@@ -1821,6 +1862,12 @@ function wire() {
   $('group-cancel').addEventListener('click', () => $('group-dialog').close());
   $('composer').addEventListener('submit', send);
   $('composer-text').addEventListener('input', onComposerInput);
+  $('attach').addEventListener('click', () => $('attach-input').click());
+  $('attach-input').addEventListener('change', () => {
+    if (current) tray.add(current, $('attach-input').files);
+    $('attach-input').value = '';
+  });
+  acceptFiles($('conv'), $('composer-text'), (files) => current && tray.add(current, files));
   $('composer-text').addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) send(e);
   });

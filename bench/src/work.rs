@@ -1052,6 +1052,22 @@ pub fn section(r: &WorkReport) -> Section {
         ));
     }
     md.push_str(
+        "\nBlocking (`docs/security.md`, Blocking) adds no DynamoDB call to a send: a block \
+         marks the direct chat's two memberships, and the send transaction's existing \
+         condition on the sender's membership refuses a marked one; only a refused send \
+         reads the membership once more (1 GetItem, 1 RCU) to answer `blocked` rather \
+         than `not_found`. Elsewhere (counted from the code, not measured here): opening \
+         a direct chat adds 1 BatchGetItem of both block lists (eventual, 1 RCU; one more \
+         sequential round trip); creating a group or adding members 1 BatchGetItem per \
+         100 named users (0.5 RCU each); `GET /users/{userId}` 1 BatchGetItem in parallel \
+         with its profile and presence reads (no extra round trip); presence \
+         announcements none (the mark is in the member list they read). Block and unblock \
+         themselves: UpdateItem (Users block list; 1 WCU per KB of the list, 1 for a \
+         short list, ~30 at the 1,000-user cap) → GetItem (Chats, 1 RCU) → \
+         TransactWriteItems of the two membership marks when the direct chat exists (4 \
+         WCU): 3 sequential round trips.\n",
+    );
+    md.push_str(
         "\nMethod: the functions reach DynamoDB Local and moto through recording proxies \
          (`chat_local::proxy`, which adds `ReturnConsumedCapacity: TOTAL`) and the gateway \
          records its `@connections` calls, all on this process's monotonic clock. \

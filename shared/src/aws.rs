@@ -138,6 +138,20 @@ pub fn management(
     Ok(aws_sdk_apigatewaymanagement::Client::from_conf(conf))
 }
 
+/// The S3 client for attachments (`AWS_ENDPOINT_URL_S3`). With a custom endpoint
+/// (moto locally) it addresses buckets by path, so presigned URLs name the endpoint's
+/// host; on AWS it uses virtual-hosted URLs.
+pub fn s3(sdk: &SdkConfig, env: &Env) -> aws_sdk_s3::Client {
+    // Checksums only where S3 requires them: a presigned upload must not carry a
+    // checksum of an empty body.
+    let mut b = aws_sdk_s3::config::Builder::from(sdk)
+        .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired);
+    if let Some(url) = endpoint(env, "AWS_ENDPOINT_URL_S3") {
+        b = b.endpoint_url(url).force_path_style(true);
+    }
+    aws_sdk_s3::Client::from_conf(b.build())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -71,11 +71,12 @@ pub struct Tables {
     pub connections: String,
     pub presence: String,
     pub devices: String,
+    pub attachments: String,
 }
 
 impl Tables {
     /// Environment variable for each table, with the template's logical id of its table.
-    pub const VARS: [(&'static str, &'static str); 10] = [
+    pub const VARS: [(&'static str, &'static str); 11] = [
         ("USERS_TABLE", "UsersTable"),
         ("USER_NAMES_TABLE", "UserNamesTable"),
         ("SESSIONS_TABLE", "SessionsTable"),
@@ -86,6 +87,7 @@ impl Tables {
         ("CONNECTIONS_TABLE", "ConnectionsTable"),
         ("PRESENCE_TABLE", "PresenceTable"),
         ("DEVICES_TABLE", "DevicesTable"),
+        ("ATTACHMENTS_TABLE", "AttachmentsTable"),
     ];
 
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
@@ -100,6 +102,7 @@ impl Tables {
             connections: env.require("CONNECTIONS_TABLE")?.to_owned(),
             presence: env.require("PRESENCE_TABLE")?.to_owned(),
             devices: env.require("DEVICES_TABLE")?.to_owned(),
+            attachments: env.require("ATTACHMENTS_TABLE")?.to_owned(),
         })
     }
 
@@ -117,6 +120,7 @@ impl Tables {
             connections: n("ConnectionsTable"),
             presence: n("PresenceTable"),
             devices: n("DevicesTable"),
+            attachments: n("AttachmentsTable"),
         }
     }
 }
@@ -150,5 +154,33 @@ impl PlatformApps {
     /// Whether any platform is configured.
     pub fn any(&self) -> bool {
         self.apns.is_some() || self.fcm.is_some()
+    }
+}
+
+/// Where attachments live (template: `ATTACHMENTS_BUCKET`, `MAX_ATTACHMENT_BYTES`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentConfig {
+    pub bucket: String,
+    /// The largest upload a client may declare (bytes).
+    pub max_bytes: u64,
+    /// Where sends announce new photos for the thumbnailer (`THUMBNAIL_TOPIC_ARN`;
+    /// only the sending functions have it).
+    pub thumbnail_topic_arn: Option<String>,
+}
+
+impl AttachmentConfig {
+    /// 25 MB, the template's default.
+    pub const DEFAULT_MAX_BYTES: u64 = 25 * 1024 * 1024;
+
+    /// `None` when no bucket is configured (attachments are then refused).
+    pub fn from_env(env: &Env) -> Result<Option<Self>, ConfigError> {
+        let Some(bucket) = env.get("ATTACHMENTS_BUCKET") else {
+            return Ok(None);
+        };
+        Ok(Some(AttachmentConfig {
+            bucket: bucket.to_owned(),
+            max_bytes: env.parse_or("MAX_ATTACHMENT_BYTES", Self::DEFAULT_MAX_BYTES)?,
+            thumbnail_topic_arn: env.get("THUMBNAIL_TOPIC_ARN").map(str::to_owned),
+        }))
     }
 }

@@ -11,7 +11,7 @@
 //! client is built without SDK retries, see `aws::management`). Frames over 128 KB are never posted (callers send a
 //! `messageRef` instead, see `protocol::ServerEvent::for_message`).
 
-use crate::ids::{ConnectionId, UserId};
+use crate::ids::{ConnectionId, SessionId, UserId};
 use crate::model::now_millis;
 use crate::protocol::{OfflineMessageEvent, MAX_FRAME_BYTES};
 use crate::store::Store;
@@ -115,27 +115,62 @@ impl Poster {
         }
     }
 
-    /// Close every live WebSocket connection of `user` (log out everywhere, account
-    /// deletion). Best effort, never fails as a whole: what failed is counted in
-    /// [`Closed::failed`]. Every connection closed or already gone (410) is forgotten
-    /// at once (`$disconnect` forgets a closed one too, but may be slow or lost).
+    /// Close every WebSocket connection of `user` (log out everywhere, password
+    /// change, account deletion). The connections are found through the Connections
+    /// `byUser` index (which also holds one whose `$connect` raced the token-version
+    /// bump) and the presence record; each is marked revoked (its next frame is refused
+    /// even if closing fails) and closed. Best effort, never fails as a whole: what
+    /// failed is counted in [`Closed::failed`]. Every connection closed or already gone
+    /// (410) is forgotten at once (`$disconnect` forgets a closed one too, but may be
+    /// slow or lost).
     pub async fn close_connections(&self, user: &UserId) -> Closed {
+        self.close_matching(user, None).await
+    }
+
+    /// Close the connections `user` opened with tokens of `session` (logout of one
+    /// session), as [`Self::close_connections`] does.
+    pub async fn close_session_connections(&self, user: &UserId, session: &SessionId) -> Closed {
+        self.close_matching(user, Some(session)).await
+    }
+
+    async fn close_matching(&self, user: &UserId, session: Option<&SessionId>) -> Closed {
         let now = now_millis();
         let mut out = Closed::default();
-        let conns = match self
-            .store
-            .presence_of(std::slice::from_ref(user), now)
-            .await
-        {
-            Ok(mut p) => p.remove(user).map(|p| p.connections).unwrap_or_default(),
+        let mut conns: Vec<ConnectionId> = match self.store.connections_by_user(user).await {
+            Ok(list) => list
+                .into_iter()
+                .filter(|(_, sid)| session.is_none() || sid.as_ref() == session)
+                .map(|(id, _)| id)
+                .collect(),
             Err(e) => {
                 crate::metrics::store_error(&e);
                 tracing::error!(error = %e, user = %user, "could not list connections to close");
                 out.failed += 1;
-                return out;
+                Vec::new()
             }
         };
+        if session.is_none() {
+            match self
+                .store
+                .presence_of(std::slice::from_ref(user), now)
+                .await
+            {
+                Ok(mut p) => {
+                    conns.extend(p.remove(user).map(|p| p.connections).unwrap_or_default())
+                }
+                Err(e) => {
+                    crate::metrics::store_error(&e);
+                    tracing::error!(error = %e, user = %user, "could not read presence to close connections");
+                    out.failed += 1;
+                }
+            }
+        }
+        conns.sort();
+        conns.dedup();
         for id in conns {
+            if let Err(e) = self.store.revoke_connection(&id).await {
+                tracing::warn!(error = %e, connection = %id, "could not mark a connection revoked");
+            }
             match self
                 .client
                 .delete_connection()
@@ -163,6 +198,22 @@ impl Poster {
             }
         }
         out
+    }
+
+    /// Close one connection (its token expired or was revoked); a connection already
+    /// gone is not an error. `$disconnect` then forgets it.
+    pub async fn end_connection(&self, id: &ConnectionId) {
+        if let Err(e) = self
+            .client
+            .delete_connection()
+            .connection_id(id.as_str())
+            .send()
+            .await
+        {
+            if !e.as_service_error().is_some_and(|e| e.is_gone_exception()) {
+                tracing::warn!(error = %aws_sdk_apigatewaymanagement::error::DisplayErrorContext(&e), connection = %id, "could not close a connection");
+            }
+        }
     }
 
     /// Post `frame` to every target, concurrently. Never fails as a whole: each post's

@@ -26,6 +26,10 @@ pub enum ApiError {
     /// Authenticated but not allowed (e.g. not an admin of the group).
     #[error("{0}")]
     Forbidden(String),
+    /// Not allowed for a reason the client must tell apart (403 with its own code:
+    /// `blocked`, `you_blocked`).
+    #[error("{message}")]
+    Refused { code: &'static str, message: String },
     /// Does not exist, or the caller may not know that it exists.
     #[error("{0}")]
     NotFound(String),
@@ -95,6 +99,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::AuthFailed { code, .. } => code,
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::Refused { code, .. } => code,
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict { code, .. } => code,
             ApiError::RateLimited(_) => "rate_limited",
@@ -108,7 +113,7 @@ impl ApiError {
         match self {
             ApiError::InvalidJson(_) | ApiError::Validation(_) => 400,
             ApiError::Unauthorized(_) | ApiError::AuthFailed { .. } => 401,
-            ApiError::Forbidden(_) => 403,
+            ApiError::Forbidden(_) | ApiError::Refused { .. } => 403,
             ApiError::NotFound(_) => 404,
             ApiError::Conflict { .. } => 409,
             ApiError::PayloadTooLarge(_) => 413,
@@ -179,6 +184,12 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(Conflict::NotAuthor) => ApiError::Forbidden(
                 "only the author may change this message (a group admin may delete it)".into(),
             ),
+            StoreError::Conflict(c @ (Conflict::Blocked | Conflict::YouBlocked)) => {
+                ApiError::Refused {
+                    code: c.code(),
+                    message: conflict_message(c),
+                }
+            }
             StoreError::Conflict(Conflict::NoMembers) => ApiError::Validation(InvalidInput::new(
                 "memberIds",
                 "must name at least one user",
@@ -199,10 +210,20 @@ fn conflict_message(c: Conflict) -> String {
         ),
         Conflict::AlreadyMember => "a user is already a member of this chat".into(),
         Conflict::NotAGroup => "direct chats have no name and a fixed pair of members".into(),
+        Conflict::Blocked => "this user has blocked you".into(),
+        Conflict::YouBlocked => "you have blocked this user; unblock them first".into(),
+        Conflict::TooManyBlocks => format!("at most {} blocked users", crate::store::MAX_BLOCKS),
         Conflict::NotAdmin | Conflict::NoMembers | Conflict::NotAuthor => {
             c.code().replace('_', " ")
         }
         Conflict::MessageDeleted => "the message was deleted".into(),
+        Conflict::AttachmentUnavailable => {
+            "an attachment is not your upload to this chat, or is already in a message".into()
+        }
+        Conflict::TooManyConnections => format!(
+            "at most {} open connections per user; close one first",
+            crate::store::MAX_CONNECTIONS_PER_USER
+        ),
     }
 }
 

@@ -92,6 +92,10 @@ prefixed_id!(
     /// A login session (one refresh-token family), `ses_` + ULID.
     SessionId, "ses_", "session id"
 );
+prefixed_id!(
+    /// An uploaded photo or file, `att_` + ULID.
+    AttachmentId, "att_", "attachment id"
+);
 
 /// A chat: `grp_` + ULID for groups, `dm_` + 26 base32 characters of a hash of the two
 /// member ids for direct chats.
@@ -249,6 +253,12 @@ charset_id!(
     /// The sender's own id for a message, the idempotency key of a send: 1 to 64
     /// characters of `A-Z a-z 0-9 . _ : -` (a UUID fits).
     ClientMessageId, "clientMessageId", 64,
+    |b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-')
+);
+charset_id!(
+    /// The client's own id for a group operation (create a group, add members), its
+    /// idempotency key: the same rule as [`ClientMessageId`].
+    ClientRequestId, "clientRequestId", 64,
     |b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-')
 );
 

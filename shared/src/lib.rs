@@ -18,7 +18,9 @@
 //! - [`http`]: the REST edge (routing, JSON bodies, responses) every HTTP function uses;
 //!   [`cursor`]: every opaque cursor the API hands out; [`ws`]: the WebSocket edge
 //!   (connection id, frame text, the route's answer).
+//! - [`attachments`]: photos and files through presigned S3 uploads and downloads.
 
+pub mod attachments;
 pub mod auth;
 pub mod aws;
 pub mod config;

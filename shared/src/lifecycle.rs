@@ -250,7 +250,16 @@ impl Lifecycle {
                     }
                 }
                 PurgePhase::Presence => {
+                    // The user's photos and files go with the last phase (objects,
+                    // then records; repeating it is harmless).
+                    crate::attachments::delete_user_attachments(
+                        self.store(),
+                        self.services.attachments(),
+                        user,
+                    )
+                    .await?;
                     self.store().delete_presence(user).await?;
+                    self.store().delete_blocks(user).await?;
                     None
                 }
                 PurgePhase::Done => None,

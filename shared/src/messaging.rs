@@ -19,14 +19,14 @@ use crate::ids::{ChatId, ClientMessageId, ConnectionId, UserId};
 use crate::input::{InvalidInput, MessageText};
 use crate::model::{now_millis, Chat, ChatKind, Membership, Message, Millis, PREVIEW_CHARS};
 use crate::protocol::{
-    KnownPosition, MembershipEvent, MessageAck, MessageRef, OfflineMessageEvent, PresenceEvent,
-    Receipt, ServerEvent, SyncChat, SyncResult, TypingEvent, TypingState, MAX_FRAME_BYTES,
-    PROTOCOL_VERSION,
+    KnownPosition, MembershipEvent, MessageAck, MessageRef, OfflineMessageEvent, Receipt,
+    ServerEvent, SyncChat, SyncResult, TypingEvent, TypingState, MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
-use crate::store::{LogPage, MembershipChange, Store, StoreError};
-use futures::stream::{self, StreamExt};
+use crate::store::{LogPage, MembershipChange, ReceiptKind, Store, StoreError};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap, HashSet};
+
+mod presence;
 
 /// Bytes of messages one WebSocket `syncResult` may carry: the 128 KB frame less room
 /// for the envelope.
@@ -90,6 +90,8 @@ pub struct ChatServices {
     tokens: TokenConfig,
     poster: Poster,
     offline: OfflinePublisher,
+    /// `None` when no bucket is configured (sends with attachments are refused).
+    attachments: Option<crate::attachments::AttachmentService>,
 }
 
 impl crate::http::SignIn for ChatServices {
@@ -114,7 +116,19 @@ impl ChatServices {
             offline: OfflinePublisher::new(sns, offline_topic_arn),
             store,
             tokens,
+            attachments: None,
         }
+    }
+
+    /// With attachments stored through `service`.
+    pub fn with_attachments(mut self, service: crate::attachments::AttachmentService) -> Self {
+        self.attachments = Some(service);
+        self
+    }
+
+    /// The attachment service, when this deployment has a bucket.
+    pub fn attachments(&self) -> Option<&crate::attachments::AttachmentService> {
+        self.attachments.as_ref()
     }
 
     /// Everything from the function's environment: tables, `JWT_*`,
@@ -126,7 +140,14 @@ impl ChatServices {
         let management = crate::aws::management(&sdk, env)?;
         let sns = crate::aws::sns(&sdk, env);
         let topic = env.require("OFFLINE_TOPIC_ARN")?.to_owned();
-        Ok(Self::new(store, tokens, management, sns, topic))
+        let mut services = Self::new(store, tokens, management, sns, topic);
+        if let Some(config) = crate::config::AttachmentConfig::from_env(env)? {
+            let s3 = crate::aws::s3(&sdk, env);
+            let service = crate::attachments::AttachmentService::new(s3, config)
+                .with_sns(crate::aws::sns(&sdk, env));
+            services = services.with_attachments(service);
+        }
+        Ok(services)
     }
 
     /// [`ChatServices::from_env`] as a function's init step
@@ -208,6 +229,64 @@ impl ChatServices {
             .map_err(ApiError::from)?;
         if !appended.duplicate {
             crate::metrics::count("MessagesSent", 1);
+        }
+        Ok(Sent {
+            message: appended.message,
+            chat: appended.chat,
+            duplicate: appended.duplicate,
+            fan_out_pending: appended.fan_out_pending,
+            client_message_id: client_message_id.clone(),
+            origin: origin_connection,
+        })
+    }
+
+    /// [`Self::send_message`] for a message with photos or files (`attachments`, 1 to
+    /// 10 ids of the sender's uploads to this chat; `text` may then be absent). Each
+    /// upload is checked (there, the declared size and type) and kept from expiry
+    /// before the append attaches it in the message's transaction; the same
+    /// idempotency, ordering and fan-out as text follow. Errors besides those of
+    /// `send_message`: `validation_failed` (field `attachments`: too many, not
+    /// uploaded, size or type differ, unknown id), `attachment_unavailable` (409: not
+    /// the sender's upload to this chat, or already in another message).
+    pub async fn send_with_attachments(
+        &self,
+        sender: &UserId,
+        chat_id: &ChatId,
+        client_message_id: &ClientMessageId,
+        text: Option<&MessageText>,
+        attachment_ids: &[crate::ids::AttachmentId],
+        origin_connection: Option<ConnectionId>,
+    ) -> Result<Sent, ApiError> {
+        crate::telemetry::record_chat(chat_id);
+        let refs = crate::attachments::prepare_for_send(
+            &self.store,
+            self.attachments.as_ref(),
+            sender,
+            chat_id,
+            attachment_ids,
+        )
+        .await?;
+        let text = text.map(|t| t.as_str().to_owned()).unwrap_or_default();
+        let appended = self
+            .store
+            .append_message(
+                None,
+                chat_id,
+                sender,
+                client_message_id,
+                text,
+                refs,
+                now_millis(),
+            )
+            .await
+            .map_err(ApiError::from)?;
+        if !appended.duplicate {
+            crate::metrics::count("MessagesSent", 1);
+            if let Some(service) = &self.attachments {
+                service
+                    .request_thumbnails(chat_id, &appended.message.attachments)
+                    .await;
+            }
         }
         Ok(Sent {
             message: appended.message,
@@ -337,7 +416,10 @@ impl ChatServices {
                 position: m.position,
                 sender_id: sender.clone(),
                 sender_display_name: sender_name.clone(),
-                preview: crate::input::preview(&m.text, PREVIEW_CHARS),
+                preview: crate::input::preview(
+                    &crate::attachments::preview_text(&m.text, &m.attachments),
+                    PREVIEW_CHARS,
+                ),
                 sent_at: m.sent_at,
             })
             .collect();
@@ -382,23 +464,8 @@ impl ChatServices {
         chat_id: &ChatId,
         position: u64,
     ) -> Result<ReceiptOutcome, ApiError> {
-        crate::telemetry::record_chat(chat_id);
-        self.check_position(user, chat_id, position).await?;
-        let moved = self
-            .store
-            .advance_delivered(chat_id, user, position)
+        self.receipt(user, chat_id, position, ReceiptKind::Delivered, None)
             .await
-            .map_err(ApiError::from)?;
-        if moved {
-            crate::metrics::count("ReceiptsDelivered", 1);
-            let ev = ServerEvent::Delivered(Receipt {
-                chat_id: chat_id.clone(),
-                user_id: user.clone(),
-                position,
-            });
-            self.to_members(chat_id, &ev, None, Some(user)).await?;
-        }
-        Ok(ReceiptOutcome { moved })
     }
 
     /// `user` read everything up to `position` of `chat_id`. Moves the read (and
@@ -412,36 +479,34 @@ impl ChatServices {
         position: u64,
         origin: Option<&ConnectionId>,
     ) -> Result<ReceiptOutcome, ApiError> {
-        crate::telemetry::record_chat(chat_id);
-        self.check_position(user, chat_id, position).await?;
-        let moved = self
-            .store
-            .advance_read(chat_id, user, position)
+        self.receipt(user, chat_id, position, ReceiptKind::Read, origin)
             .await
-            .map_err(ApiError::from)?;
-        if moved {
-            crate::metrics::count("ReceiptsRead", 1);
-            let ev = ServerEvent::Read(Receipt {
-                chat_id: chat_id.clone(),
-                user_id: user.clone(),
-                position,
-            });
-            self.to_members(chat_id, &ev, origin, None).await?;
-        }
-        Ok(ReceiptOutcome { moved })
     }
 
-    async fn check_position(
+    /// A receipt in two sequential DynamoDB round trips: the chat (`GetItem`, for the
+    /// position check) together with its members (`Query`: the caller's member item
+    /// and the receipt's recipients), then the one conditional member update
+    /// ([`Store::advance_receipt`]) together with the recipients' presence
+    /// (`BatchGetItem`). A receipt that moves nothing writes nothing and reads no
+    /// presence.
+    async fn receipt(
         &self,
         user: &UserId,
         chat_id: &ChatId,
         position: u64,
-    ) -> Result<Chat, ApiError> {
-        let (chat, _) = self
-            .store
-            .chat_for_member(chat_id, user)
-            .await
-            .map_err(ApiError::from)?;
+        kind: ReceiptKind,
+        origin: Option<&ConnectionId>,
+    ) -> Result<ReceiptOutcome, ApiError> {
+        crate::telemetry::record_chat(chat_id);
+        let (chat, members) = tokio::try_join!(
+            self.store.get_chat(chat_id, true),
+            self.store.list_members(chat_id)
+        )
+        .map_err(ApiError::from)?;
+        let me = members.iter().find(|m| &m.user_id == user);
+        let (Some(chat), Some(me)) = (chat, me) else {
+            return Err(ApiError::from(StoreError::NotFound("chat")));
+        };
         if position > chat.last_position {
             return Err(ApiError::Validation(InvalidInput::new(
                 "position",
@@ -451,7 +516,41 @@ impl ChatServices {
                 ),
             )));
         }
-        Ok(chat)
+        let behind = match kind {
+            ReceiptKind::Delivered => me.delivered_position < position,
+            ReceiptKind::Read => me.read_position < position,
+        };
+        if !behind {
+            return Ok(ReceiptOutcome { moved: false });
+        }
+        // A delivered receipt goes to the other members; a read receipt to every
+        // member's connections but the one it came from.
+        let except_user = (kind == ReceiptKind::Delivered).then_some(user);
+        let users: Vec<UserId> = members.iter().map(|m| m.user_id.clone()).collect();
+        let (moved, targets) = tokio::join!(
+            self.store.advance_receipt(me, kind, position),
+            self.connections_of(&users, origin, except_user)
+        );
+        let moved = moved.map_err(ApiError::from)?;
+        if moved {
+            let receipt = Receipt {
+                chat_id: chat_id.clone(),
+                user_id: user.clone(),
+                position,
+            };
+            let ev = match kind {
+                ReceiptKind::Delivered => {
+                    crate::metrics::count("ReceiptsDelivered", 1);
+                    ServerEvent::Delivered(receipt)
+                }
+                ReceiptKind::Read => {
+                    crate::metrics::count("ReceiptsRead", 1);
+                    ServerEvent::Read(receipt)
+                }
+            };
+            self.poster.post_all(&targets?, &ev.to_json()).await;
+        }
+        Ok(ReceiptOutcome { moved })
     }
 
     /// Tell the chat about a membership change: its system message as a `message`
@@ -520,56 +619,23 @@ impl ChatServices {
     }
 
     /// `user` came online or went offline: a `presence` event to the connections of
-    /// their direct-chat partners who are online. Cost: one Query of the user's
-    /// memberships plus one small Query per direct chat, and one presence BatchGet.
+    /// their direct-chat partners who are online ([`Self::presence_targets`], then
+    /// [`Self::post_presence`]).
     pub async fn announce_presence(
         &self,
         user: &UserId,
         online: bool,
         last_seen_at: Option<Millis>,
     ) -> Result<DeliveryReport, ApiError> {
-        let memberships = self
-            .store
-            .list_user_memberships(user)
-            .await
-            .map_err(ApiError::from)?;
-        let direct: Vec<ChatId> = memberships
-            .into_iter()
-            .map(|m| m.chat_id)
-            .filter(|c| !c.is_group())
-            .collect();
-        let store = self.store.clone();
-        let lists: Vec<Result<Vec<Membership>, StoreError>> = stream::iter(direct)
-            .map(move |chat_id| {
-                let store = store.clone();
-                async move { store.list_members(&chat_id).await }
-            })
-            .buffer_unordered(8)
-            .collect()
-            .await;
-        let mut partners: Vec<UserId> = Vec::new();
-        for list in lists {
-            partners.extend(
-                list.map_err(ApiError::from)?
-                    .into_iter()
-                    .map(|m| m.user_id)
-                    .filter(|u| u != user),
-            );
-        }
-        if partners.is_empty() {
-            return Ok(DeliveryReport::default());
-        }
-        let targets = self.connections_of(&partners, None, None).await?;
-        let ev = ServerEvent::Presence(PresenceEvent {
-            user_id: user.clone(),
-            online,
-            last_seen_at,
-        });
-        Ok(self.poster.post_all(&targets, &ev.to_json()).await)
+        let targets = self.presence_targets(user).await?;
+        Ok(self
+            .post_presence(user, &targets, online, last_seen_at)
+            .await)
     }
 
     /// Send `event` to the connections of a chat's members, except `origin` and
-    /// `except_user`'s connections.
+    /// `except_user`'s connections (edits and deletions; receipts read the members
+    /// first and the presence alongside their write, see [`Self::receipt`]).
     pub(crate) async fn to_members(
         &self,
         chat_id: &ChatId,
@@ -1052,6 +1118,8 @@ mod tests {
             delivered_position: 0,
             read_position: 0,
             muted: false,
+            blocked_by_peer: false,
+            blocks_peer: false,
         };
         let messages = (position + 1..=last)
             .zip(sizes.iter().cycle())
@@ -1068,6 +1136,7 @@ mod tests {
                 deleted: false,
                 edited_at: None,
                 edit_count: 0,
+                attachments: Vec::new(),
             })
             .collect();
         (record, member, messages)

@@ -188,6 +188,12 @@ pub struct Membership {
     /// Everything up to here was read by the member.
     pub read_position: u64,
     pub muted: bool,
+    /// Direct chats: the other member has blocked this member (who may not send).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub blocked_by_peer: bool,
+    /// Direct chats: this member has blocked the other one (and may not send either).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub blocks_peer: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -271,6 +277,9 @@ pub struct Message {
     /// How many times the text was edited (absent: 0).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub edit_count: u32,
+    /// Photos and files (at most `MAX_ATTACHMENTS_PER_MESSAGE`), in the sender's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<crate::attachments::AttachmentRef>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -351,6 +360,27 @@ pub struct Connection {
     #[serde(with = "as_rfc3339")]
     pub expires_at: Millis,
     pub source_ip: String,
+    /// The access token the connection was opened (or last `authenticate`d) with;
+    /// `None` only for records written before connections carried it.
+    #[serde(skip)]
+    pub credential: Option<ConnectionCredential>,
+}
+
+/// What a connection knows of the access token behind it: checked on every frame by
+/// `ws-message` from the item its rate counter already reads (see `docs/security.md`,
+/// "WebSocket connections and revocation").
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConnectionCredential {
+    /// The login session (refresh family) of the token: logging it out closes the socket.
+    pub session_id: Option<SessionId>,
+    /// The user's token version when the token was checked.
+    pub token_version: u64,
+    /// The token's `exp`: frames after it are refused and the socket closed, unless
+    /// the client extends it with a fresh token (`authenticate`).
+    pub token_expires_at: Millis,
+    /// Set when the user's token version moved on (log-out-everywhere, password
+    /// change, deletion) or the session was logged out.
+    pub revoked: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -70,6 +70,11 @@ pub enum ClientAction {
         chat_id: ChatId,
         position: u64,
     },
+    /// Extend the connection with a fresh access token of the same user (before the
+    /// one it was opened with expires).
+    Authenticate {
+        token: String,
+    },
 }
 
 impl ClientAction {
@@ -84,6 +89,7 @@ impl ClientAction {
             ClientAction::Ping { .. } => "ping",
             ClientAction::EditMessage { .. } => "editMessage",
             ClientAction::DeleteMessage { .. } => "deleteMessage",
+            ClientAction::Authenticate { .. } => "authenticate",
         }
     }
 
@@ -174,7 +180,7 @@ impl FrameError {
 }
 
 /// The actions of this protocol.
-pub const ACTIONS: [&str; 8] = [
+pub const ACTIONS: [&str; 9] = [
     "sendMessage",
     "ack",
     "read",
@@ -183,7 +189,11 @@ pub const ACTIONS: [&str; 8] = [
     "ping",
     "editMessage",
     "deleteMessage",
+    "authenticate",
 ];
+
+/// Longest `authenticate` token accepted (access tokens are a few hundred bytes).
+pub const MAX_TOKEN_CHARS: usize = 4096;
 
 /// Parse one client frame. Never panics; every refusal is a [`FrameError`].
 pub fn parse_frame(raw: &str) -> Result<ClientAction, FrameError> {
@@ -241,6 +251,7 @@ pub fn parse_frame(raw: &str) -> Result<ClientAction, FrameError> {
         "deleteMessage" => f
             .chat_position()
             .map(|(chat_id, position)| ClientAction::DeleteMessage { chat_id, position }),
+        "authenticate" => f.authenticate(),
         other => {
             let shown: String = other.chars().take(64).collect();
             return Err(err(
@@ -384,6 +395,19 @@ impl Fields<'_> {
         };
         Ok(ClientAction::Ping { id })
     }
+
+    fn authenticate(&self) -> Result<ClientAction, InvalidInput> {
+        let token = self.string("token")?;
+        if token.is_empty() || token.len() > MAX_TOKEN_CHARS {
+            return Err(InvalidInput::new(
+                "token",
+                format!("must be an access token (1 to {MAX_TOKEN_CHARS} characters)"),
+            ));
+        }
+        Ok(ClientAction::Authenticate {
+            token: token.to_owned(),
+        })
+    }
 }
 
 fn position_of(v: &Value, field: &'static str) -> Result<u64, InvalidInput> {
@@ -415,6 +439,8 @@ pub enum ServerEvent {
     MessageEdited(MessageChanged),
     /// A stored message was deleted for everyone, to every connection of every member.
     MessageDeleted(MessageChanged),
+    /// `authenticate` succeeded: the connection lives on until `expiresAt`.
+    Authenticated(Authenticated),
 }
 
 impl ServerEvent {
@@ -610,6 +636,15 @@ pub struct SyncChat {
     pub change_seq: u64,
     /// More messages of this chat follow in the next page (see `cursor`).
     pub has_more: bool,
+}
+
+/// The answer to `authenticate`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Authenticated {
+    /// When the new token expires: send `authenticate` again before then.
+    #[serde(with = "as_rfc3339")]
+    pub expires_at: Millis,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -935,6 +970,7 @@ mod tests {
             deleted: false,
             edited_at: None,
             edit_count: 0,
+            attachments: Vec::new(),
         };
         let ev = ServerEvent::for_message(&m);
         let json = ev.to_json();

@@ -234,6 +234,7 @@ fn structured_frame() -> impl Strategy<Value = Map<String, Value>> {
                         put("chatId", chat);
                         put("position", pos);
                     }
+                    "authenticate" => put("token", cursor),
                     _ => put("id", id),
                 }
                 m
@@ -276,6 +277,7 @@ fn to_frame(a: &ClientAction) -> Value {
         ClientAction::DeleteMessage { chat_id, position } => {
             json!({"action": "deleteMessage", "chatId": chat_id, "position": position})
         }
+        ClientAction::Authenticate { token } => json!({"action": "authenticate", "token": token}),
     }
 }
 
@@ -289,6 +291,7 @@ fn fields_of(action: &str) -> &'static [&'static str] {
         "ping" => &["id"],
         "editMessage" => &["chatId", "position", "text"],
         "deleteMessage" => &["chatId", "position"],
+        "authenticate" => &["token"],
         _ => &[],
     }
 }
@@ -420,6 +423,10 @@ proptest! {
                     ClientAction::DeleteMessage { chat_id, position } => {
                         prop_assert_eq!(chat_id.as_str(), frame["chatId"].as_str().unwrap());
                         prop_assert_eq!(Some(*position), frame["position"].as_u64());
+                    }
+                    ClientAction::Authenticate { token } => {
+                        prop_assert_eq!(Some(token.as_str()), frame["token"].as_str());
+                        prop_assert!(!token.is_empty());
                     }
                 }
             }

@@ -102,6 +102,11 @@ fn rows() -> Vec<Row> {
         r("POST /auth/logout-all", Gate::Bearer, |_, _| {
             ("/auth/logout-all".into(), None)
         }),
+        r("POST /auth/password", Gate::Bearer, |_, _| {
+            let body =
+                json!({"currentPassword": TEST_PASSWORD, "newPassword": "a brand new passphrase"});
+            ("/auth/password".into(), Some(body))
+        }),
         r("GET /me", Gate::Bearer, |_, _| ("/me".into(), None)),
         r("PATCH /me", Gate::Bearer, |_, _| {
             ("/me".into(), Some(json!({"statusText": "owned"})))
@@ -185,6 +190,36 @@ fn rows() -> Vec<Row> {
             "DELETE /chats/{chatId}/messages/{position}",
             Gate::Member,
             |_, c| (format!("/chats/{c}/messages/2"), None),
+        ),
+        r("POST /me/blocks/{userId}", Gate::Bearer, |w, _| {
+            (format!("/me/blocks/{}", w.outsider.id), None)
+        }),
+        r("DELETE /me/blocks/{userId}", Gate::Bearer, |w, _| {
+            (format!("/me/blocks/{}", w.outsider.id), None)
+        }),
+        r("GET /me/blocks", Gate::Bearer, |_, _| {
+            ("/me/blocks".into(), None)
+        }),
+        r("POST /chats/{chatId}/attachments", Gate::Member, |_, c| {
+            let body =
+                json!({"fileName": "plan.pdf", "contentType": "application/pdf", "size": 10});
+            (format!("/chats/{c}/attachments"), Some(body))
+        }),
+        r(
+            "GET /chats/{chatId}/attachments/{attachmentId}",
+            Gate::Member,
+            |_, c| {
+                let id = chat_core::ids::AttachmentId::generate();
+                (format!("/chats/{c}/attachments/{id}"), None)
+            },
+        ),
+        r(
+            "GET /chats/{chatId}/attachments/{attachmentId}/thumbnail",
+            Gate::Member,
+            |_, c| {
+                let id = chat_core::ids::AttachmentId::generate();
+                (format!("/chats/{c}/attachments/{id}/thumbnail"), None)
+            },
         ),
     ]
 }
@@ -725,6 +760,7 @@ fn frame(action: &str, chat: &str) -> Value {
         "typing" => json!({"action": action, "chatId": chat, "state": "started"}),
         "sync" => json!({"action": action, "chats": [{"chatId": chat, "position": 0}]}),
         "ping" => json!({"action": action, "id": "p"}),
+        "authenticate" => json!({"action": action, "token": "not.a.token"}),
         "$default" => json!({"action": "takeOver", "chatId": chat}),
         "editMessage" => json!({"action": action, "chatId": chat, "position": 2, "text": "owned"}),
         "deleteMessage" => json!({"action": action, "chatId": chat, "position": 2}),
@@ -879,6 +915,11 @@ async fn every_websocket_route_refuses_every_caller_it_must() {
                             "{what}: {}",
                             got[0]
                         );
+                    }
+                    "authenticate" => {
+                        assert_eq!(got.len(), 1, "{what}: {got:?}");
+                        assert_eq!(got[0]["code"], "unauthorized", "{what}");
+                        assert_eq!(got, none, "{what}");
                     }
                     "$default" => {
                         assert_eq!(got.len(), 1, "{what}: {got:?}");

@@ -104,6 +104,7 @@ fn echo_template() -> Template {
         "http-devices",
         "push-notifier",
         "account-purger",
+        "thumbnailer",
     ] {
         text = text.replace(&format!("Binary: {b}\n"), "Binary: echo-function\n");
     }

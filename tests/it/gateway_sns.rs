@@ -77,6 +77,15 @@ async fn published_messages_reach_the_subscribed_function_as_sns_events() {
         .unwrap()
         .topic_arn
         .unwrap();
+    // ... and the thumbnailer.
+    let thumbnail_topic = sns
+        .create_topic()
+        .name(format!("{prefix}-ThumbnailTopic"))
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
     let (registry, calls) = fakes::registry();
     let mut cfg = GatewayConfig::new(fakes::template(), registry);
     let mut opts = SnsOptions::new(
@@ -84,6 +93,7 @@ async fn published_messages_reach_the_subscribed_function_as_sns_events() {
         HashMap::from([
             ("OfflineMessageTopic".to_owned(), topic.clone()),
             ("AccountPurgeTopic".to_owned(), purge_topic),
+            ("ThumbnailTopic".to_owned(), thumbnail_topic),
         ]),
         &prefix,
     );

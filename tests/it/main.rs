@@ -6,8 +6,10 @@
 //! file here and a `mod` line below.
 
 mod asyncapi;
+mod attachments;
 mod auth;
 mod authz;
+mod blocks;
 mod chats;
 mod edits;
 mod faults;
@@ -17,6 +19,7 @@ mod gateway_routes;
 mod gateway_sns;
 mod gateway_stack;
 mod gateway_websocket;
+mod group_requests;
 mod lifecycle;
 mod limits;
 mod local_backend;
@@ -25,5 +28,6 @@ mod observability;
 mod openapi;
 mod push;
 mod realtime;
+mod security;
 mod store;
 mod template;

@@ -133,6 +133,7 @@ impl Env {
                 connected_at: now - 60_000,
                 expires_at: now + 3_600_000,
                 source_ip: "127.0.0.1".into(),
+                credential: None,
             })
             .await
             .unwrap();

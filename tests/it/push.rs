@@ -497,6 +497,7 @@ async fn an_online_recipient_gets_no_push() {
             connected_at: now,
             expires_at: now + 3_600_000,
             source_ip: "127.0.0.1".into(),
+            credential: None,
         })
         .await
         .expect("connection");

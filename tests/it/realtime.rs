@@ -566,6 +566,32 @@ async fn presence_goes_to_online_direct_partners() {
     assert!(p["lastSeenAt"].as_str().is_some());
 }
 
+/// `$connect` looks up whom to tell "online" while it checks the token version: a
+/// handshake refused for a revoked token must announce nothing.
+#[tokio::test]
+async fn a_refused_handshake_announces_no_presence() {
+    let st = Stack::start().await;
+    let alice = st.user("alice").await;
+    let bob = st.user("bob").await;
+    st.direct(&alice, &bob).await;
+    let mut b = st.connect(&bob, "b").await;
+    Api::new(&st.s)
+        .send(Some(&alice.token), "POST", "/auth/logout-all", None)
+        .await
+        .expect(204);
+    let url = st.s.ws_url().to_owned();
+    match Client::open(&format!("{url}?token={}", alice.token), None).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status().as_u16(), 403)
+        }
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("a revoked token opened a connection"),
+    }
+    // The refused $connect finished before its answer: any presence event it posted
+    // is on bob's socket before the pong.
+    assert!(of_type(&b.barrier().await, "presence").is_empty());
+}
+
 #[tokio::test]
 async fn the_rate_limit_answers_rate_limited() {
     let st = Stack::start().await;

@@ -13,7 +13,8 @@ use chat_core::model::{
     SystemEvent,
 };
 use chat_core::store::{
-    Conflict, NewGroup, ProfileUpdate, Rotation, Store, StoreError, WindowCount, WindowOpened,
+    Conflict, NewGroup, ProfileUpdate, ReceiptKind, Rotation, Store, StoreError, WindowCount,
+    WindowOpened,
 };
 use chat_tests::store_for_test;
 use std::collections::{BTreeSet, HashSet};
@@ -1290,6 +1291,46 @@ async fn receipts_never_move_back() {
     ));
 }
 
+/// A receipt decided from a member item read before another receipt moved it: the
+/// one conditional write still never moves a position back, and a read receipt
+/// overtaken by a delivered one still moves the read position.
+#[tokio::test]
+async fn receipts_from_a_stale_member_read_never_move_back() {
+    chat_tests::needs_backend!();
+    let store = store_for_test().await;
+    let a = UserId::generate();
+    let b = UserId::generate();
+    let (chat, _) = store
+        .get_or_create_direct(&a, &b, now_millis())
+        .await
+        .unwrap();
+    let id = &chat.chat_id;
+    let stale = store.get_membership(id, &b).await.unwrap().unwrap();
+    assert!(store.advance_delivered(id, &b, 7).await.unwrap());
+    assert!(!store
+        .advance_receipt(&stale, ReceiptKind::Delivered, 3)
+        .await
+        .unwrap());
+    assert!(store
+        .advance_receipt(&stale, ReceiptKind::Read, 5)
+        .await
+        .unwrap());
+    let m = store.get_membership(id, &b).await.unwrap().unwrap();
+    assert_eq!((m.delivered_position, m.read_position), (7, 5));
+    assert!(!store
+        .advance_receipt(&stale, ReceiptKind::Read, 4)
+        .await
+        .unwrap());
+    let m = store.get_membership(id, &b).await.unwrap().unwrap();
+    assert_eq!((m.delivered_position, m.read_position), (7, 5));
+    let mut outsider = stale.clone();
+    outsider.user_id = UserId::generate();
+    assert!(matches!(
+        store.advance_receipt(&outsider, ReceiptKind::Read, 1).await,
+        Err(StoreError::NotMember)
+    ));
+}
+
 // ------------------------------------------------------------------ connections
 
 fn connection(id: &str, user: &UserId, connected_at: Millis, expires_at: Millis) -> Connection {
@@ -1300,6 +1341,7 @@ fn connection(id: &str, user: &UserId, connected_at: Millis, expires_at: Millis)
         connected_at,
         expires_at,
         source_ip: "127.0.0.1".into(),
+        credential: None,
     }
 }
 

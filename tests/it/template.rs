@@ -316,6 +316,9 @@ struct PermissionList {
     sns: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     manage_connections: Vec<String>,
+    /// `Bucket/prefix/*` -> S3 object actions.
+    #[serde(default)]
+    s3: BTreeMap<String, Vec<String>>,
 }
 
 /// One grant: (service, action, resource) with resources as template names:
@@ -331,7 +334,11 @@ impl PermissionList {
 
     fn grants(&self) -> BTreeSet<Grant> {
         let mut out = BTreeSet::new();
-        for (service, map) in [("dynamodb", &self.dynamodb), ("sns", &self.sns)] {
+        for (service, map) in [
+            ("dynamodb", &self.dynamodb),
+            ("sns", &self.sns),
+            ("s3", &self.s3),
+        ] {
             for (res, actions) in map {
                 for a in actions {
                     out.insert((service.into(), a.clone(), res.clone()));
@@ -370,6 +377,10 @@ fn resource_name(v: &Value) -> Result<String, String> {
             .and_then(|r| r.split_once(".Arn}/index/"))
         {
             return Ok(format!("{table}/index/{index}"));
+        }
+        // Objects under a prefix of a bucket: ${Bucket.Arn}/prefix/*
+        if let Some((bucket, objects)) = s.strip_prefix("${").and_then(|r| r.split_once(".Arn}/")) {
+            return Ok(format!("{bucket}/{objects}"));
         }
         if s.contains(":execute-api:") {
             let tail = s
@@ -545,6 +556,14 @@ fn policies_grant_exactly_the_permission_lists() {
                     "{}: @connections method {action}",
                     f.logical_id
                 ),
+                "s3" => {
+                    let bucket = res.split('/').next().unwrap_or_default();
+                    assert!(
+                        t.buckets().iter().any(|b| b == bucket) && res.ends_with("/*"),
+                        "{}: s3 on {res}: expected BucketLogicalId/prefix/*",
+                        f.logical_id
+                    );
+                }
                 other => panic!("{}: unexpected service {other}", f.logical_id),
             }
         }
@@ -792,7 +811,7 @@ impl StoreModel {
 
 /// SDK calls a function may make directly and the grant each needs
 /// (resource `?` = "any resource the list names for this action").
-const SDK_OPS: [(&str, &str, &str); 9] = [
+const SDK_OPS: [(&str, &str, &str); 15] = [
     (".publish()", "sns", "Publish"),
     // PublishBatch is authorized by sns:Publish
     (".publish_batch()", "sns", "Publish"),
@@ -807,6 +826,15 @@ const SDK_OPS: [(&str, &str, &str); 9] = [
     (".post_to_connection()", "execute-api", "POST"),
     (".delete_connection()", "execute-api", "DELETE"),
     (".get_connection()", "execute-api", "GET"),
+    // A presigned request acts with the presigner's rights.
+    (".put_object()", "s3", "PutObject"),
+    // The signed `x-amz-tagging` of a presigned upload.
+    (".tagging(", "s3", "PutObjectTagging"),
+    (".get_object()", "s3", "GetObject"),
+    // HeadObject is authorized by s3:GetObject
+    (".head_object()", "s3", "GetObject"),
+    (".delete_object()", "s3", "DeleteObject"),
+    (".delete_object_tagging()", "s3", "DeleteObjectTagging"),
 ];
 
 /// Raw DynamoDB item calls: only the store may make them.

@@ -189,6 +189,7 @@ pub fn registry() -> (Registry, Arc<Recorder>) {
         "http-devices",
         "push-notifier",
         "account-purger",
+        "thumbnailer",
     ] {
         let tx = tx.clone();
         r.register(binary, move |env| recording(binary, tx.clone(), env));

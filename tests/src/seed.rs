@@ -24,7 +24,7 @@ pub struct SeededUser {
 /// Writes users and chats into one stack (see the module documentation).
 pub enum Seeder {
     Store {
-        store: Store,
+        store: Box<Store>,
         tokens: Box<TokenConfig>,
     },
     Api(Api),
@@ -36,7 +36,7 @@ impl Seeder {
             return Seeder::Api(Api::new(stack));
         }
         Seeder::Store {
-            store: stack.store().clone(),
+            store: Box::new(stack.store().clone()),
             tokens: Box::new(
                 TokenConfig::from_env(stack.env()).expect("JWT config in the stack env"),
             ),

@@ -12,6 +12,10 @@
 //
 // Pure: no DOM, no network. The app drives it (ready → markSending → acked / requeue /
 // fail) and `node --test web/test/unit/` checks it.
+//
+// An entry may carry `attachments` (uploads already made: `{attachmentId, fileName,
+// contentType, size}`); those entries are sent over REST (the only send that takes
+// attachments) and keep them across a reload.
 
 /** How often a message may be sent without an answer before it fails visibly. */
 export const MAX_ATTEMPTS = 4;
@@ -45,6 +49,7 @@ export class Outbox {
         chatId: e.chatId,
         clientMessageId: e.clientMessageId,
         text: e.text,
+        attachments: Array.isArray(e.attachments) && e.attachments.length ? e.attachments : undefined,
         createdAt: Number(e.createdAt) || 0,
         state: e.refused ? 'failed' : e.failed ? 'failed' : 'queued',
         error: e.failed || null,
@@ -64,6 +69,7 @@ export class Outbox {
         chatId: e.chatId,
         clientMessageId: e.clientMessageId,
         text: e.text,
+        attachments: e.attachments,
         createdAt: e.createdAt,
         failed: e.state === 'failed' ? e.error : undefined,
         refused: e.refused || undefined,
@@ -87,9 +93,10 @@ export class Outbox {
     return q;
   }
 
-  /** A new message at the end of its chat's queue. */
-  add(chatId, clientMessageId, text, createdAt = Date.now()) {
+  /** A new message at the end of its chat's queue (`attachments`: uploaded refs, optional). */
+  add(chatId, clientMessageId, text, createdAt = Date.now(), attachments = undefined) {
     const entry = { chatId, clientMessageId, text, createdAt, state: 'queued', error: null, refused: false, attempts: 0, via: null, sentAt: 0 };
+    if (attachments && attachments.length) entry.attachments = attachments;
     this.queueOf(chatId).push(entry);
     this.save();
     return entry;

@@ -77,7 +77,9 @@ export function systemMessage(position, text) {
 /**
  * A message bubble.
  * view: { position, clientMessageId, own, text, sentAt, senderName (shown when set),
- *         state: { state, label } for own messages }
+ *         state: { state, label } for own messages,
+ *         attachments: a node (views/attachments.js) above the text, or null }
+ * A message with attachments and no text has no text line.
  * onretry: called on a click on a failed own message; ondiscard: its Delete button.
  */
 export function messageBubble(view, onretry, ondiscard) {
@@ -95,7 +97,8 @@ export function messageBubble(view, onretry, ondiscard) {
       'div',
       { class: 'bubble' },
       view.senderName ? el('div', { class: 'sender', text: view.senderName }) : null,
-      el('div', { class: `text${short ? ' folded' : ''}` }, ...textNodes(view.text || '')),
+      view.attachments || null,
+      view.attachments && !view.text ? null : el('div', { class: `text${short ? ' folded' : ''}` }, ...textNodes(view.text || '')),
       short
         ? el('button', {
             type: 'button',

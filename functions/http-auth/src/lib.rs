@@ -8,10 +8,13 @@
 //!   be told apart. [`LockoutRule`]: 5 failures in a row lock the account for 15
 //!   minutes.
 //! - `POST /auth/refresh` -> 200 token pair (rotation; reuse revokes the family).
-//! - `POST /auth/logout` -> 204 (revokes one refresh-token family).
+//! - `POST /auth/logout` -> 204 (revokes one refresh-token family and closes the
+//!   WebSocket connections opened with its tokens).
 //! - `POST /auth/logout-all` (bearer) -> 204: bumps the token version (every refresh
 //!   and access token of the user dies) and closes the user's WebSocket connections
 //!   through the management API.
+//!
+//! - `POST /auth/password` (bearer) -> 200 `{user, tokens}` ([`change_password`]).
 //!
 //! See `docs/security.md` for the design and `docs/openapi.yaml` for the contract.
 
@@ -26,12 +29,14 @@ use chat_core::http::{self as edge, Router, SignIn, SMALL_BODY};
 use chat_core::ids::UserId;
 use chat_core::input::{DisplayName, InvalidInput, Password, UserName};
 use chat_core::model::{now_millis, Millis, Profile, UserAccount};
-use chat_core::store::{Conflict, Store, StoreError};
+use chat_core::store::{Conflict, LoginReservation, Store, StoreError};
 use lambda_http::{Body, Request, Response};
 use lambda_runtime::Error;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
+
+pub mod change_password;
 
 /// What the handlers share, built once at init.
 pub struct AuthState {
@@ -82,6 +87,7 @@ pub fn router(state: AuthState) -> Router<AuthState> {
         .route("POST /auth/refresh", refresh_tokens)
         .route("POST /auth/logout", logout)
         .signed_in("POST /auth/logout-all", logout_all)
+        .signed_in("POST /auth/password", change_password::change_password)
 }
 
 #[derive(Deserialize)]
@@ -125,10 +131,7 @@ fn metric(name: &str) {
 pub async fn register(s: Arc<AuthState>, req: Request) -> Result<Response<Body>, ApiError> {
     let body: RegisterBody = edge::parse_json(&req, SMALL_BODY)?;
     let name = UserName::parse(&body.user_name)?;
-    let password = Password::parse(&body.password)?;
-    if body.password.to_lowercase().contains(&name.canonical()) {
-        return Err(InvalidInput::new("password", "must not contain the user name").into());
-    }
+    let password = new_password(&body.password, "password", &name)?;
     let display_name = DisplayName::parse(&body.display_name)?;
     let hash = password::hash(password).await.map_err(ApiError::internal)?;
     let now = now_millis();
@@ -163,6 +166,17 @@ pub async fn register(s: Arc<AuthState>, req: Request) -> Result<Response<Body>,
     }))
 }
 
+/// A new password (registration, change): the length and common-password rules of
+/// [`Password::parse`], and it must not contain the user name. `field` names it in
+/// the error.
+pub fn new_password(raw: &str, field: &'static str, name: &UserName) -> Result<Password, ApiError> {
+    let password = Password::parse(raw).map_err(|e| InvalidInput::new(field, e.reason))?;
+    if raw.to_lowercase().contains(&name.canonical()) {
+        return Err(InvalidInput::new(field, "must not contain the user name").into());
+    }
+    Ok(password)
+}
+
 /// `POST /auth/login`.
 pub async fn login(s: Arc<AuthState>, req: Request) -> Result<Response<Body>, ApiError> {
     let started = tokio::time::Instant::now();
@@ -171,9 +185,8 @@ pub async fn login(s: Arc<AuthState>, req: Request) -> Result<Response<Body>, Ap
     let now = now_millis();
     match check_credentials(&s, &body.user_name, password, now).await? {
         Some(account) => {
-            if account.failed_logins > 0 || account.locked_until.is_some() {
-                s.store.reset_failed_logins(&account.user_id).await?;
-            }
+            // The reserved attempt (and any earlier failures) are forgiven.
+            s.store.reset_failed_logins(&account.user_id).await?;
             let tokens = refresh::start_session(
                 &s.store,
                 &s.tokens,
@@ -212,24 +225,34 @@ async fn check_credentials(
         Some(id) => s.store.get_account(&id).await?.filter(|a| !a.deleted),
         None => None,
     };
-    let locked = account
-        .as_ref()
-        .is_some_and(|a| LockoutRule::is_locked(a, now));
-    // A locked account is checked against the dummy hash: same work, always refused.
-    let stored = account
-        .as_ref()
-        .filter(|_| !locked)
-        .map(|a| a.password_hash.clone());
+    // Reserve the attempt before the Argon2 check: parallel guesses share the
+    // lockout's budget instead of all reading "not locked" first.
+    let reserved = match &account {
+        Some(a) => {
+            s.store
+                .reserve_login(&a.user_id, now, s.lockout.threshold)
+                .await?
+        }
+        None => LoginReservation::Refused,
+    };
+    // A refused attempt is checked against the dummy hash: same work, always refused.
+    let stored = match (&account, reserved) {
+        (Some(a), LoginReservation::Reserved(n)) => {
+            tracing::info!(user_id = %a.user_id, attempt = n, "login password verification");
+            Some(a.password_hash.clone())
+        }
+        _ => None,
+    };
     let matches = password::verify(password, stored)
         .await
         .map_err(ApiError::internal)?;
-    match account {
-        Some(a) if matches => Ok(Some(a)),
-        Some(a) if !locked => {
-            if let Some(until) = s.lockout.record_failure(&s.store, &a.user_id, now).await? {
-                tracing::warn!(user_id = %a.user_id, locked_until = until, "account locked after failed logins");
-                metric("AccountsLocked");
-            }
+    match (account, reserved) {
+        (Some(a), LoginReservation::Reserved(_)) if matches => Ok(Some(a)),
+        (Some(a), LoginReservation::Reserved(n)) if n >= s.lockout.threshold => {
+            let until = now + s.lockout.lock_ms;
+            s.store.lock_after_failures(&a.user_id, until).await?;
+            tracing::warn!(user_id = %a.user_id, locked_until = until, "account locked after failed logins");
+            metric("AccountsLocked");
             Ok(None)
         }
         _ => Ok(None),
@@ -253,7 +276,19 @@ pub async fn refresh_tokens(s: Arc<AuthState>, req: Request) -> Result<Response<
 /// `POST /auth/logout`.
 pub async fn logout(s: Arc<AuthState>, req: Request) -> Result<Response<Body>, ApiError> {
     let body: RefreshBody = edge::parse_json(&req, SMALL_BODY)?;
-    refresh::logout(&s.store, &body.refresh_token).await?;
+    if let Some(session) = refresh::logout(&s.store, &body.refresh_token).await? {
+        // The sockets opened with this session's tokens end with it.
+        let closed = s
+            .connections
+            .close_session_connections(&session.user_id, &session.session_id)
+            .await;
+        // So do the push devices it registered.
+        let devices = s
+            .store
+            .remove_session_devices(&session.user_id, &session.session_id)
+            .await?;
+        tracing::info!(user_id = %session.user_id, closed = closed.closed, gone = closed.gone, failed = closed.failed, devices, "logged out one session");
+    }
     Ok(edge::no_content())
 }
 
@@ -270,9 +305,19 @@ pub async fn logout_all(
         }
         Err(e) => return Err(e.into()),
     };
-    // Best effort: the token version is already bumped, so a connection missed here is
-    // refused at its next connect.
-    let closed = s.connections.close_connections(&me.user_id).await;
-    tracing::info!(user_id = %me.user_id, token_version = version, closed = closed.closed, gone = closed.gone, failed = closed.failed, "logged out everywhere");
+    end_everywhere(&s, &me.user_id).await?;
+    tracing::info!(user_id = %me.user_id, token_version = version, "logged out everywhere");
     Ok(edge::no_content())
+}
+
+/// After a token-version bump (logout-all, password change): close every WebSocket
+/// connection of the user and unregister their push devices. Best effort: the version is already bumped, so a
+/// connection missed here is refused at its next frame once its token expires, and a
+/// handshake is refused at once.
+pub async fn end_everywhere(s: &AuthState, user: &UserId) -> Result<(), ApiError> {
+    let closed = s.connections.close_connections(user).await;
+    // Push devices end with the sessions: a stolen phone stops showing previews.
+    let devices = s.store.remove_all_devices(user).await?;
+    tracing::info!(user_id = %user, closed = closed.closed, gone = closed.gone, failed = closed.failed, devices, "closed the user's connections and unregistered their devices");
+    Ok(())
 }

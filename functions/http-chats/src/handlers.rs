@@ -8,11 +8,11 @@ use chat_core::auth::Authenticated;
 use chat_core::cursor::{self, ChatListCursor};
 use chat_core::error::ApiError;
 use chat_core::http::{self, SMALL_BODY};
-use chat_core::ids::{ChatId, UserId};
+use chat_core::ids::{ChatId, ClientRequestId, UserId};
 use chat_core::input::{self, GroupName, InvalidInput, MAX_GROUP_MEMBERS};
 use chat_core::messaging::ChatServices;
 use chat_core::model::{now_millis, Chat, ChatKind, Membership};
-use chat_core::store::{MembershipChange, NewGroup, StoreError};
+use chat_core::store::{GroupCreated, MembershipChange, NewGroup, StoreError};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -68,6 +68,20 @@ async fn existing_users(
     }
 }
 
+/// `403 blocked` when any of `users` has blocked `me` (who wants to add them to a
+/// group): one BatchGetItem of their block lists.
+async fn refuse_blocked(app: &ChatServices, users: &[UserId], me: &UserId) -> Result<(), ApiError> {
+    let blocking = app
+        .store()
+        .who_blocks(users, me)
+        .await
+        .map_err(ApiError::from)?;
+    match blocking.is_empty() {
+        true => Ok(()),
+        false => Err(StoreError::Conflict(chat_core::store::Conflict::Blocked).into()),
+    }
+}
+
 /// The chat with every member and their profiles, as the caller sees it.
 async fn detail(app: &ChatServices, chat: &Chat, me: &Membership) -> Result<ChatDetail, ApiError> {
     let members = app
@@ -112,6 +126,9 @@ pub enum CreateChat {
         name: String,
         #[serde(default)]
         member_ids: Vec<String>,
+        /// The idempotency key: a retry with the same id returns the first group.
+        #[serde(default)]
+        client_request_id: Option<String>,
     },
 }
 
@@ -131,6 +148,14 @@ pub async fn create_chat(
                 return Err(invalid("userId", "a direct chat needs another user"));
             }
             existing_users(&app, std::slice::from_ref(&other), "userId").await?;
+            if let Some(refusal) = app
+                .store()
+                .block_between(&me.user_id, &other)
+                .await
+                .map_err(ApiError::from)?
+            {
+                return Err(StoreError::Conflict(refusal).into());
+            }
             let (chat, created) = app
                 .store()
                 .get_or_create_direct(&me.user_id, &other, now)
@@ -140,8 +165,16 @@ pub async fn create_chat(
             let view = detail(&app, &chat, &mine).await?;
             Ok(http::json(if created { 201 } else { 200 }, &view))
         }
-        CreateChat::Group { name, member_ids } => {
+        CreateChat::Group {
+            name,
+            member_ids,
+            client_request_id,
+        } => {
             let name = GroupName::parse(&name)?;
+            let request = client_request_id
+                .as_deref()
+                .map(ClientRequestId::parse)
+                .transpose()?;
             let mut members = member_ids
                 .iter()
                 .map(|raw| parse_user(raw, "memberIds"))
@@ -159,16 +192,28 @@ pub async fn create_chat(
                 ));
             }
             existing_users(&app, &members, "memberIds").await?;
+            refuse_blocked(&app, &members, &me.user_id).await?;
             let group = NewGroup {
                 creator: me.user_id.clone(),
                 name,
                 members,
             };
-            let (chat, message) = app
-                .store()
-                .create_group(&group, now)
-                .await
-                .map_err(ApiError::from)?;
+            let created = match &request {
+                Some(request) => app.store().create_group_once(&group, request, now).await,
+                None => app
+                    .store()
+                    .create_group(&group, now)
+                    .await
+                    .map(|(chat, message)| GroupCreated::New(chat, Box::new(message))),
+            };
+            let (chat, message) = match created.map_err(ApiError::from)? {
+                GroupCreated::New(chat, message) => (chat, *message),
+                // A retry of a request that created the group: 200, nothing new.
+                GroupCreated::Existing(chat) => {
+                    let (chat, mine) = member_of(&app, &me, &chat.chat_id).await?;
+                    return Ok(http::json(200, &detail(&app, &chat, &mine).await?));
+                }
+            };
             let change = MembershipChange {
                 chat,
                 message,
@@ -313,6 +358,7 @@ pub async fn add_members(
     }
     let (_, mine) = member_of(&app, &me, chat_id).await?;
     existing_users(&app, &users, "memberIds").await?;
+    refuse_blocked(&app, &users, &me.user_id).await?;
     let change = app
         .store()
         .add_members(chat_id, &me.user_id, &users, now_millis())

@@ -2,11 +2,13 @@
 //! groups and members, history pages, REST send, read markers, unread counts and
 //! catch-up sync. Every route is [`Router::signed_in`] (the router checks the bearer
 //! access token) and is one plain async function: the chat routes in [`handlers`], the
-//! ones that share their implementation with the WebSocket in [`live`] and [`edits`]. The state is
+//! ones that share their implementation with the WebSocket in [`live`] and [`edits`],
+//! photos and files (presigned uploads and downloads) in [`attachments`]. The state is
 //! the [`ChatServices`] the WebSocket uses too. Routes, bodies and errors are
 //! documented in `docs/openapi.yaml`.
 
 mod announce;
+pub mod attachments;
 pub mod edits;
 pub mod handlers;
 pub mod live;
@@ -47,5 +49,14 @@ pub fn router(services: ChatServices) -> Router<ChatServices> {
         .signed_in(
             "DELETE /chats/{chatId}/messages/{position}",
             edits::delete_message,
+        )
+        .signed_in("POST /chats/{chatId}/attachments", attachments::create)
+        .signed_in(
+            "GET /chats/{chatId}/attachments/{attachmentId}",
+            attachments::download,
+        )
+        .signed_in(
+            "GET /chats/{chatId}/attachments/{attachmentId}/thumbnail",
+            attachments::thumbnail,
         )
 }

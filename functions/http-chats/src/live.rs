@@ -28,7 +28,12 @@ pub const SYNC_MAX_BYTES: usize = 1024 * 1024;
 #[serde(rename_all = "camelCase")]
 pub struct SendBody {
     pub client_message_id: String,
-    pub text: String,
+    /// Required unless the message carries attachments.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// Ids of the sender's uploads to this chat (`POST /chats/{chatId}/attachments`).
+    #[serde(default)]
+    pub attachments: Vec<String>,
 }
 
 /// `POST /chats/{chatId}/messages`: store, then deliver to every member's live
@@ -44,10 +49,19 @@ pub async fn send_message(
     let body: SendBody = http::parse_json(&req, MESSAGE_BODY)?;
     let cid = ClientMessageId::parse(&body.client_message_id)
         .map_err(|e| invalid("clientMessageId", e.to_string()))?;
-    let text = MessageText::parse(&body.text)?;
-    let sent = app
-        .send_message(&me.user_id, chat_id, &cid, &text, None, None)
-        .await?;
+    let sent = if body.attachments.is_empty() {
+        let text = MessageText::parse(body.text.as_deref().unwrap_or_default())?;
+        app.send_message(&me.user_id, chat_id, &cid, &text, None, None)
+            .await?
+    } else {
+        let ids = crate::attachments::parse_ids(&body.attachments)?;
+        let text = match body.text.as_deref() {
+            Some(t) if !t.is_empty() => Some(MessageText::parse(t)?),
+            _ => None,
+        };
+        app.send_with_attachments(&me.user_id, chat_id, &cid, text.as_ref(), &ids, None)
+            .await?
+    };
     // Lambda freezes after answering, so delivery happens before the answer. The
     // message is stored either way: a failed offline publish is logged, not an error
     // (a retry would be a duplicate and deliver nothing).

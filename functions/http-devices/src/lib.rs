@@ -112,6 +112,7 @@ pub async fn register(
     me: Authenticated,
     req: Request,
 ) -> Result<Response<Body>, ApiError> {
+    let session = me.session_id.clone();
     let user = me.user_id;
     let b: RegisterBody = parse_json(&req, SMALL_BODY)?;
     let platform = PushPlatform::parse(&b.platform)
@@ -153,6 +154,10 @@ pub async fn register(
             .unwrap_or_else(now_millis),
     };
     s.store.put_device(&device).await?;
+    // Tied to the registering session: its logout unregisters the device.
+    s.store
+        .tie_device_to_session(&user, &device.device_id, &session)
+        .await?;
     // Endpoints of earlier registrations under another application are orphans now.
     if let Some(new) = &endpoint_arn {
         for old in holders.iter().filter_map(|d| d.endpoint_arn.as_deref()) {

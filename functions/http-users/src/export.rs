@@ -2,16 +2,17 @@
 //! a Lambda response (6 MB) with room to spare.
 //!
 //! The first page (no `cursor`) has the profile, the caller's chats and memberships,
-//! devices and sessions, and the first of the caller's own messages; each later page
+//! devices, sessions and uploads (with download links), and the first of the caller's own messages; each later page
 //! (`?cursor=`) has only messages. A page ends after [`PAGE_BYTES`] of serialized
 //! messages or [`PAGE_MESSAGES`] messages, whichever comes first (at least one message
 //! per page, so a 400 KB message always fits); `nextCursor` is null on the last page.
 //! Messages come from the `bySender` index (oldest first), so nothing of anyone else
 //! is read.
 
+use chat_core::attachments::{AttachmentService, AttachmentState};
 use chat_core::error::ApiError;
 use chat_core::http as edge;
-use chat_core::ids::{ChatId, DeviceId, UserId};
+use chat_core::ids::{AttachmentId, ChatId, DeviceId, UserId};
 use chat_core::model::{
     as_rfc3339, now_millis, ChatKind, Message, Millis, Profile, PushPlatform, Role, SessionInfo,
 };
@@ -67,6 +68,55 @@ pub struct ExportHead {
     pub chats: Vec<ExportChat>,
     pub devices: Vec<ExportDevice>,
     pub sessions: Vec<SessionInfo>,
+    /// The users the caller blocks.
+    pub blocked_user_ids: Vec<UserId>,
+    pub attachments: Vec<ExportAttachment>,
+}
+
+/// One of the caller's uploads, with a presigned download link.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportAttachment {
+    pub attachment_id: AttachmentId,
+    pub chat_id: ChatId,
+    pub file_name: String,
+    pub content_type: String,
+    pub size: u64,
+    pub state: AttachmentState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<u64>,
+    #[serde(with = "as_rfc3339")]
+    pub created_at: Millis,
+    pub url: String,
+    pub expires_in_seconds: u64,
+}
+
+/// The caller's uploads with download links (none without a bucket).
+pub async fn attachments(
+    store: &Store,
+    service: Option<&AttachmentService>,
+    user: &UserId,
+) -> Result<Vec<ExportAttachment>, ApiError> {
+    let Some(service) = service else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for a in store.attachments_by_uploader(user).await? {
+        let link = service.presign_download(&a, false).await?;
+        out.push(ExportAttachment {
+            attachment_id: a.attachment_id.clone(),
+            chat_id: a.chat_id.clone(),
+            file_name: a.file_name.as_str().to_owned(),
+            content_type: a.content_type.as_str().to_owned(),
+            size: a.size,
+            state: a.state,
+            position: a.position,
+            created_at: a.created_at,
+            url: link.url,
+            expires_in_seconds: link.expires_in_seconds,
+        });
+    }
+    Ok(out)
 }
 
 /// One page of an export.
@@ -80,11 +130,23 @@ pub struct ExportPage {
 }
 
 /// The first page's head: profile, chats, devices, sessions.
-pub async fn head(store: &Store, user: &UserId, profile: Profile) -> Result<ExportHead, ApiError> {
-    let (memberships, devices, sessions) = tokio::try_join!(
-        store.list_user_memberships(user),
-        store.list_devices(user),
-        store.list_sessions(user),
+pub async fn head(
+    store: &Store,
+    service: Option<&AttachmentService>,
+    user: &UserId,
+    profile: Profile,
+) -> Result<ExportHead, ApiError> {
+    let ((memberships, devices, sessions, blocked_user_ids), uploads) = tokio::try_join!(
+        async {
+            tokio::try_join!(
+                store.list_user_memberships(user),
+                store.list_devices(user),
+                store.list_sessions(user),
+                store.blocked_by(user),
+            )
+            .map_err(ApiError::from)
+        },
+        attachments(store, service, user),
     )?;
     let ids: Vec<ChatId> = memberships.iter().map(|m| m.chat_id.clone()).collect();
     let mut chats = store.get_chats(&ids).await?;
@@ -122,6 +184,8 @@ pub async fn head(store: &Store, user: &UserId, profile: Profile) -> Result<Expo
             })
             .collect(),
         sessions: sessions.iter().map(SessionInfo::from).collect(),
+        blocked_user_ids,
+        attachments: uploads,
     })
 }
 

@@ -15,11 +15,16 @@
 //! - `DELETE /me` `{password}` -> 202 `{status: "deleting", deletedAt,
 //!   userNameReleasedAt}`: the account is unusable at once, the purge continues in the
 //!   background ([`chat_core::lifecycle`]); a wrong password is `401
-//!   invalid_credentials` and counts toward the login lockout.
+//!   invalid_credentials`. The login lockout does not apply (strangers could block a
+//!   deletion with it); a session gets 5 tries ([`chat_core::auth::reauth`]).
+//! - `POST/DELETE /me/blocks/{userId}`, `GET /me/blocks`: blocking ([`blocks`]). A user
+//!   who blocks the caller shows no presence (offline, no last-seen) and no status text
+//!   in `GET /users/{userId}`.
 
+pub mod blocks;
 pub mod export;
 
-use chat_core::auth::{self, password, Authenticated, LockoutRule, TokenConfig};
+use chat_core::auth::{self, Authenticated, LockoutRule, TokenConfig};
 use chat_core::config::{Env, Tables};
 use chat_core::error::ApiError;
 use chat_core::function::{BoxFuture, SharedFunction};
@@ -86,6 +91,9 @@ pub fn router(state: UsersState) -> Router<UsersState> {
         .signed_in("GET /me/export", export_me)
         .signed_in("GET /users/{userId}", get_user)
         .signed_in("GET /users", search_users)
+        .signed_in("POST /me/blocks/{userId}", blocks::block)
+        .signed_in("DELETE /me/blocks/{userId}", blocks::unblock)
+        .signed_in("GET /me/blocks", blocks::list)
 }
 
 /// `GET /me`.
@@ -159,22 +167,33 @@ pub struct UserView<'a> {
 /// `GET /users/{userId}`.
 pub async fn get_user(
     s: Arc<UsersState>,
-    _: Authenticated,
+    me: Authenticated,
     req: Request,
 ) -> Result<Response<Body>, ApiError> {
     let id = UserId::parse(&edge::path_param(&req, "userId")?)?;
-    let profiles = s.store.get_profiles(std::slice::from_ref(&id)).await?;
-    let profile = profiles
-        .get(&id)
-        .ok_or_else(|| ApiError::not_found("user"))?;
-    let presence = s
-        .store
-        .presence_of(std::slice::from_ref(&id), now_millis())
-        .await?
+    let one = std::slice::from_ref(&id);
+    let (mut profiles, mut presence, blocking) = tokio::try_join!(
+        s.store.get_profiles(one),
+        s.store.presence_of(one, now_millis()),
+        s.store.who_blocks(one, &me.user_id),
+    )?;
+    let mut profile = profiles
         .remove(&id)
-        .unwrap_or_default()
-        .presence();
-    Ok(edge::ok(&UserView { profile, presence }))
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    let presence = if blocking.is_empty() {
+        presence.remove(&id).unwrap_or_default().presence()
+    } else {
+        // Blocked by this user: no presence and no status for the caller.
+        profile.status_text.clear();
+        Presence {
+            online: false,
+            last_seen_at: None,
+        }
+    };
+    Ok(edge::ok(&UserView {
+        profile: &profile,
+        presence,
+    }))
 }
 
 /// A page of search results.
@@ -233,26 +252,8 @@ pub async fn delete_me(
 ) -> Result<Response<Body>, ApiError> {
     let body: DeleteMeBody = edge::parse_json(&req, SMALL_BODY)?;
     let password = Password::for_login(&body.password)?;
-    let account = s
-        .store
-        .get_account(&me.user_id)
-        .await?
-        .filter(|a| !a.deleted)
-        .ok_or_else(|| ApiError::Unauthorized(auth::bearer::REVOKED.into()))?;
-    let now = now_millis();
-    let locked = LockoutRule::is_locked(&account, now);
-    let stored = (!locked).then(|| account.password_hash.clone());
-    let matches = password::verify(password, stored)
-        .await
-        .map_err(ApiError::internal)?;
-    if !matches {
-        if !locked {
-            s.lockout
-                .record_failure(&s.store, &account.user_id, now)
-                .await?;
-        }
-        return Err(s.lockout.refusal("the password is not right"));
-    }
+    // The lockout is not consulted: strangers must not be able to block a deletion.
+    let account = auth::reauth::check_password(&s.store, &me, password).await?;
     let started = s.lifecycle.begin_deletion(&account).await?;
     Ok(edge::json(202, &started))
 }
@@ -268,7 +269,15 @@ pub async fn export_me(
         Some(raw) => Some(edge::decode_cursor(&raw, "cursor")?),
     };
     let head = match after {
-        None => Some(export::head(&s.store, &me.user_id, me.profile.clone()).await?),
+        None => Some(
+            export::head(
+                &s.store,
+                s.lifecycle.services().attachments(),
+                &me.user_id,
+                me.profile.clone(),
+            )
+            .await?,
+        ),
         Some(_) => None,
     };
     let (messages, next_cursor) = export::messages(

@@ -4,17 +4,21 @@
 //! out everywhere"), records the connection with its device label and expiry, and
 //! when the user just came online tells their online direct-chat partners. A bad
 //! token answers 401, a revoked one 403: API Gateway then refuses the handshake and
-//! nothing is stored.
+//! nothing is stored. The connection carries the token's session, version and expiry
+//! (checked by `ws-message` on every frame; the write itself re-checks the version, so
+//! a handshake racing a log-out-everywhere cannot slip through). A user's 11th open
+//! connection is refused with 429 (`MAX_CONNECTIONS_PER_USER`).
 
+use chat_core::auth::AccessClaims;
 use chat_core::config::Env;
 use chat_core::error::ApiError;
 use chat_core::function::{self, BoxFuture, SharedFunction};
 use chat_core::ids::UserId;
 use chat_core::input::InvalidInput;
 use chat_core::messaging::ChatServices;
-use chat_core::model::{now_millis, Connection};
+use chat_core::model::{now_millis, Connection, ConnectionCredential};
 use chat_core::protocol::SUBPROTOCOL;
-use chat_core::store::StoreError;
+use chat_core::store::{Conflict, StoreError, MAX_CONNECTIONS_PER_USER};
 use chat_core::ws::{self, WsEvent, WsResponse};
 use http::{HeaderMap, HeaderValue};
 use lambda_runtime::Error;
@@ -111,7 +115,7 @@ pub async fn handle(services: &ChatServices, event: WsEvent) -> WsResponse {
     let user = match services
         .tokens()
         .verify(&creds.token)
-        .and_then(|c| Ok((c.user_id()?, c.ver)))
+        .and_then(|c| Ok((c.user_id()?, c)))
     {
         Ok(u) => u,
         Err(e) => {
@@ -121,39 +125,78 @@ pub async fn handle(services: &ChatServices, event: WsEvent) -> WsResponse {
             ));
         }
     };
-    let (user_id, version): (UserId, u64) = user;
+    let (user_id, claims): (UserId, AccessClaims) = user;
+    let version = claims.ver;
     chat_core::telemetry::record_user(&user_id);
-    match services.store().get_account(&user_id).await {
-        Ok(Some(acct)) if !acct.deleted && acct.token_version == version => {}
-        Ok(Some(_)) | Ok(None) => {
-            tracing::info!("handshake with a revoked token refused");
-            return ws::error_response(&ApiError::Forbidden("the access token was revoked".into()));
+    // Whom a "came online" presence event goes to is read while the account is
+    // checked and the connection stored, so that the handshake waits on three
+    // sequential DynamoDB round trips, not six: GetItem (Users) ‖ Query (byUser), then
+    // PutItem (Connections) ‖ Query (Members), then UpdateItem (Presence) ‖
+    // BatchGetItem (Presence). The reads are wasted when the handshake is refused or
+    // the user was online already.
+    let store_connection = async {
+        match services.store().get_account(&user_id).await {
+            Ok(Some(acct)) if !acct.deleted && acct.token_version == version => {}
+            Ok(Some(_)) | Ok(None) => {
+                tracing::info!("handshake with a revoked token refused");
+                return Err(ws::error_response(&ApiError::Forbidden(
+                    "the access token was revoked".into(),
+                )));
+            }
+            Err(e) => return Err(unavailable(e, "account lookup failed")),
         }
-        Err(e) => return unavailable(e, "account lookup failed"),
-    }
-    let now = now_millis();
-    let connection = Connection {
-        connection_id: connection_id.clone(),
-        user_id: user_id.clone(),
-        device_label: device_label(&event),
-        connected_at: now,
-        expires_at: now + CONNECTION_LIFETIME_MS + EXPIRY_MARGIN_MS,
-        source_ip: event
-            .request_context
-            .identity
-            .source_ip
-            .clone()
-            .unwrap_or_default(),
+        let now = now_millis();
+        let connection = Connection {
+            connection_id: connection_id.clone(),
+            user_id: user_id.clone(),
+            device_label: device_label(&event),
+            connected_at: now,
+            expires_at: now + CONNECTION_LIFETIME_MS + EXPIRY_MARGIN_MS,
+            source_ip: event
+                .request_context
+                .identity
+                .source_ip
+                .clone()
+                .unwrap_or_default(),
+            credential: Some(ConnectionCredential {
+                session_id: claims.session_id().ok(),
+                token_version: version,
+                token_expires_at: claims.exp * 1000,
+                revoked: false,
+            }),
+        };
+        match services.store().put_connection(&connection).await {
+            Ok(b) => Ok(b),
+            // The token version moved on between the check above and the write.
+            Err(StoreError::NotFound(_)) => {
+                tracing::info!("handshake with a token revoked meanwhile refused");
+                Err(ws::error_response(&ApiError::Forbidden(
+                    "the access token was revoked".into(),
+                )))
+            }
+            Err(StoreError::Conflict(Conflict::TooManyConnections)) => {
+                tracing::info!(user_id = %user_id, "handshake over the per-user connection cap refused");
+                chat_core::metrics::count("ConnectionsCapped", 1);
+                Err(ws::error_response(&ApiError::RateLimited(format!(
+                    "at most {MAX_CONNECTIONS_PER_USER} open connections per user; close one first"
+                ))))
+            }
+            Err(e) => Err(unavailable(e, "could not store the connection")),
+        }
     };
-    let came_online = match services.store().put_connection(&connection).await {
+    let (stored, targets) = tokio::join!(store_connection, services.presence_targets(&user_id));
+    let came_online = match stored {
         Ok(b) => b,
-        Err(e) => return unavailable(e, "could not store the connection"),
+        Err(refused) => return refused,
     };
     chat_core::metrics::count("Connects", 1);
     tracing::info!(connection = %connection_id, came_online, "connected");
     if came_online {
-        if let Err(e) = services.announce_presence(&user_id, true, None).await {
-            e.log();
+        match targets {
+            Ok(targets) => {
+                services.post_presence(&user_id, &targets, true, None).await;
+            }
+            Err(e) => e.log(),
         }
     }
     let mut r = ws::ok();

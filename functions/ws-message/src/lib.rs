@@ -1,7 +1,9 @@
 //! `ws-message`: every WebSocket action (`sendMessage`, `ack`, `read`, `typing`,
-//! `sync`, `ping`, `editMessage`, `deleteMessage`) and `$default`. Each frame is parsed by `chat_core::protocol`,
-//! counted against the connection's rate limit, and handed to the shared
-//! `ChatServices`. Answers (`messageAck`, `syncResult`, `pong`, `error`) are posted to
+//! `sync`, `ping`, `authenticate`, `editMessage`,
+//! `deleteMessage`) and `$default`. Each frame is parsed by
+//! `chat_core::protocol`, counted against the connection's rate limit, its
+//! connection's credential checked ([`credential`]: revoked or expired ends the
+//! socket), and handed to the shared `ChatServices`. Answers (`messageAck`, `syncResult`, `pong`, `error`) are posted to
 //! the connection (the routes have no route responses, so a Lambda's return body
 //! would not reach the client in AWS); the function itself always returns 200.
 //!
@@ -26,6 +28,7 @@ use chat_core::ws::{self, frame_text, WsEvent, WsResponse};
 use lambda_runtime::Error;
 use rate::{Counted, Verdict};
 
+pub mod credential;
 pub mod rate;
 
 pub use rate::{REQUESTS_PER_WINDOW, TYPING_PER_WINDOW, WINDOW_MS};
@@ -111,6 +114,28 @@ async fn handle_counted(
 ) -> WsResponse {
     let user = counted.user().clone();
     chat_core::telemetry::record_user(&user);
+    // The credential, from the item the count already read (no extra call): a revoked
+    // or expired token ends the socket; only `authenticate` may extend an expired one.
+    let is_authenticate = matches!(parsed, Ok(ClientAction::Authenticate { .. }));
+    if let Some(refusal) = credential::refusal(counted.connection(), now_millis(), is_authenticate)
+    {
+        chat_core::telemetry::note_status(401);
+        tracing::info!(
+            code = refusal.code(),
+            "frame on an ended credential; closing"
+        );
+        chat_core::metrics::count("ConnectionsEnded", 1);
+        let action = parsed.as_ref().ok();
+        services
+            .post_event(
+                &user,
+                conn,
+                &ServerEvent::error(&refusal, action.map(|a| a.name()), None),
+            )
+            .await;
+        services.poster().end_connection(conn).await;
+        return ws::ok();
+    }
     let action = match parsed {
         Ok(a) => a,
         Err(e) => {
@@ -239,6 +264,12 @@ async fn dispatch(
             }
             Err(e) => fail(e, None).await,
         },
+        ClientAction::Authenticate { token } => {
+            match credential::authenticate(services, user, conn, &token).await {
+                Ok(ev) => reply(ev).await,
+                Err(e) => fail(e, None).await,
+            }
+        }
         ClientAction::Ping { id } => {
             reply(ServerEvent::Pong(Pong {
                 id,

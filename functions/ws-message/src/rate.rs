@@ -69,6 +69,11 @@ impl Counted {
         &self.window.connection.user_id
     }
 
+    /// The connection as the count read it (its credential included).
+    pub fn connection(&self) -> &chat_core::model::Connection {
+        &self.window.connection
+    }
+
     /// The limits applied to `action`.
     pub fn verdict(&self, action: &ClientAction) -> Verdict {
         let count = self.window.count;

@@ -89,6 +89,7 @@ impl BackendEndpoints {
             ("AWS_ENDPOINT_URL_DYNAMODB", self.dynamodb.clone()),
             ("AWS_ENDPOINT_URL_SNS", self.moto.clone()),
             ("AWS_ENDPOINT_URL_SQS", self.moto.clone()),
+            ("AWS_ENDPOINT_URL_S3", self.moto.clone()),
             ("AWS_REGION", REGION.to_owned()),
             ("AWS_DEFAULT_REGION", REGION.to_owned()),
             ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.to_owned()),

@@ -3,7 +3,8 @@
 //!
 //! A local stack is a name prefix: every table is `{prefix}-{LogicalId}` (keys,
 //! attribute definitions, GSIs with their projections, on-demand billing and TTL as
-//! the template says), every SNS topic and SQS queue likewise, plus two moto SNS
+//! the template says), every SNS topic, SQS queue and S3 bucket likewise (buckets in
+//! lower case), plus two moto SNS
 //! platform applications (`{prefix}-apns`, Platform `APNS`; `{prefix}-fcm`, Platform
 //! `GCM`) with dummy credentials, so push code can create platform endpoints. Many
 //! stacks share one backend (each test provisions its own). Provisioning is
@@ -58,6 +59,8 @@ pub struct ProvisionedStack {
     /// By template logical id (e.g. `PushNotifierDeadLetterQueue`).
     pub queues: BTreeMap<String, QueueInfo>,
     pub platform_applications: PlatformApplications,
+    /// Bucket names by template logical id (e.g. `AttachmentsBucket`).
+    pub buckets: BTreeMap<String, String>,
 }
 
 impl ProvisionedStack {
@@ -104,11 +107,13 @@ pub async fn provision(
     let sns = chat_core::aws::sns(&sdk, &env);
     let sqs = sqs_client(&sdk, endpoints);
 
-    let (tables, topics, queues, platform_applications) = tokio::try_join!(
+    let s3 = chat_core::aws::s3(&sdk, &env);
+    let (tables, topics, queues, platform_applications, buckets) = tokio::try_join!(
         provision_tables(&db, template, prefix),
         create_topics(&sns, template, prefix),
         create_queues(&sqs, template, prefix),
         create_platform_applications(&sns, prefix),
+        create_buckets(&s3, template, prefix),
     )?;
     Ok(ProvisionedStack {
         prefix: prefix.to_owned(),
@@ -116,6 +121,7 @@ pub async fn provision(
         topics,
         queues,
         platform_applications,
+        buckets,
     })
 }
 
@@ -267,6 +273,37 @@ async fn create_topics(
             .ok_or_else(|| anyhow!("CreateTopic {name} returned no ARN"))?
             .to_owned();
         out.insert(logical, TopicInfo { name, arn });
+    }
+    Ok(out)
+}
+
+/// `{prefix}-{logicalid}` in lower case with `_` as `-` (S3 bucket names allow only
+/// lower-case letters, digits, `-` and `.`).
+pub fn bucket_name(prefix: &str, logical_id: &str) -> String {
+    resource_name(prefix, logical_id)
+        .to_ascii_lowercase()
+        .replace('_', "-")
+}
+
+async fn create_buckets(
+    s3: &aws_sdk_s3::Client,
+    template: &Template,
+    prefix: &str,
+) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for logical in template.buckets() {
+        let name = bucket_name(prefix, &logical);
+        match s3.create_bucket().bucket(&name).send().await {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error().is_some_and(|se| {
+                    se.is_bucket_already_owned_by_you() || se.is_bucket_already_exists()
+                }) => {}
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!("creating S3 bucket {name}")))
+            }
+        }
+        out.insert(logical, name);
     }
     Ok(out)
 }
@@ -453,6 +490,9 @@ impl Resolver for LocalResolver {
         if let Some(q) = self.stack.queues.get(name) {
             return Some(q.url.clone());
         }
+        if let Some(b) = self.stack.buckets.get(name) {
+            return Some(b.clone());
+        }
         match name {
             JWT_SECRET => Some(self.secret_arn(name)),
             "WebSocketApi" => self.websocket_api_id.clone(),
@@ -476,6 +516,9 @@ impl Resolver for LocalResolver {
                 "QueueUrl" => Some(q.url.clone()),
                 _ => None,
             };
+        }
+        if let Some(b) = self.stack.buckets.get(resource) {
+            return (attr == "Arn").then(|| format!("arn:aws:s3:::{b}"));
         }
         if let Some(t) = self.table_name(resource) {
             return (attr == "Arn")

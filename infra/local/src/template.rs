@@ -201,6 +201,13 @@ impl Template {
             .collect()
     }
 
+    /// Logical ids of the S3 buckets.
+    pub fn buckets(&self) -> Vec<String> {
+        self.of_kind("AWS::S3::Bucket")
+            .map(|r| r.logical_id.clone())
+            .collect()
+    }
+
     /// Logical ids of the SQS queues.
     pub fn queues(&self) -> Vec<String> {
         self.of_kind("AWS::SQS::Queue")

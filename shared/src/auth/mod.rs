@@ -7,6 +7,7 @@
 pub mod bearer;
 pub mod lockout;
 pub mod password;
+pub mod reauth;
 pub mod refresh;
 pub mod tokens;
 

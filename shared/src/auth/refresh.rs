@@ -228,7 +228,8 @@ pub async fn refresh(
 /// Revoke the session of the presented refresh token, if the token is its current one.
 /// Like OAuth token revocation (RFC 7009), a well-formed token that is unknown, old or
 /// already revoked is not an error: the result (that token does not work) is the same.
-pub async fn logout(store: &Store, presented: &str) -> Result<(), ApiError> {
+/// Returns the session it revoked, if any.
+pub async fn logout(store: &Store, presented: &str) -> Result<Option<Session>, ApiError> {
     let token = RefreshToken::parse(presented)?;
     if let Some(session) = store.get_session(token.session_id()).await? {
         if constant_time_eq(
@@ -236,9 +237,10 @@ pub async fn logout(store: &Store, presented: &str) -> Result<(), ApiError> {
             token.secret_hash().as_bytes(),
         ) {
             store.revoke_session(&session.session_id).await?;
+            return Ok(Some(session));
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

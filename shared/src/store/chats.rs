@@ -70,6 +70,8 @@ pub(crate) fn membership_from(item: &Item, table: &str) -> StoreResult<Membershi
         delivered_position: r.num_or("deliveredPos", 0)?,
         read_position: r.num_or("readPos", 0)?,
         muted: r.bool_or("muted", false)?,
+        blocked_by_peer: r.bool_or("blockedByPeer", false)?,
+        blocks_peer: r.bool_or("blocksPeer", false)?,
     })
 }
 
@@ -135,6 +137,7 @@ fn system(event: SystemEvent, now: Millis) -> NewMessage {
         text: event.summary(),
         system: Some(event),
         sent_at: now,
+        attachments: Vec::new(),
     }
 }
 
@@ -204,6 +207,8 @@ impl Store {
             delivered_position: 0,
             read_position: 0,
             muted: false,
+            blocked_by_peer: false,
+            blocks_peer: false,
         };
         let put = |table: &str, item: Item, cond: &str| -> StoreResult<TransactWriteItem> {
             let p = Put::builder()
@@ -265,6 +270,25 @@ impl Store {
         group: &NewGroup,
         now: Millis,
     ) -> StoreResult<(Chat, Message)> {
+        match self
+            .create_group_as(group, ChatId::new_group(), now)
+            .await?
+        {
+            Some(created) => Ok(created),
+            // A fresh id: nobody else writes this group.
+            None => Err(StoreError::Contention),
+        }
+    }
+
+    /// [`Self::create_group`] under a given id. Safe to run again (or concurrently)
+    /// with the same id and group: `None` when another run already wrote the first
+    /// message (the group exists).
+    pub(crate) async fn create_group_as(
+        &self,
+        group: &NewGroup,
+        chat_id: ChatId,
+        now: Millis,
+    ) -> StoreResult<Option<(Chat, Message)>> {
         let mut members: Vec<UserId> = group
             .members
             .iter()
@@ -276,7 +300,6 @@ impl Store {
         if members.len() + 1 > MAX_GROUP_MEMBERS {
             return Err(StoreError::Conflict(Conflict::GroupFull));
         }
-        let chat_id = ChatId::new_group();
         let mut all = vec![group.creator.clone()];
         all.extend(members.iter().cloned());
         let requests: Vec<WriteRequest> = all
@@ -294,6 +317,8 @@ impl Store {
                     delivered_position: if *u == group.creator { 1 } else { 0 },
                     read_position: if *u == group.creator { 1 } else { 0 },
                     muted: false,
+                    blocked_by_peer: false,
+                    blocks_peer: false,
                 };
                 let put = PutRequest::builder()
                     .set_item(Some(membership_item(&m)))
@@ -325,14 +350,20 @@ impl Store {
             last_activity_at: now,
             change_seq: 0,
         };
-        self.db
+        match self
+            .db
             .put_item()
             .table_name(&self.t.chats)
             .set_item(Some(chat_item(&chat)))
             .condition_expression("attribute_not_exists(chatId)")
             .send()
             .await
-            .map_err(|e| StoreError::sdk("PutItem", e))?;
+        {
+            Ok(_) => {}
+            // Another run with this id put it first.
+            Err(e) if super::codec::is_condition_failed(&e) => {}
+            Err(e) => return Err(StoreError::sdk("PutItem", e)),
+        }
         for attempt in 0..MAX_ATTEMPTS {
             match self
                 .commit_message(&chat, &new, vec![], ChatChange::default())
@@ -340,10 +371,21 @@ impl Store {
             {
                 Ok(message) => {
                     let change = self.after_change(chat, message, None);
-                    return Ok((change.chat, change.message));
+                    return Ok(Some((change.chat, change.message)));
                 }
                 Err(CommitFailure::Store(e)) => return Err(e),
-                Err(_) => backoff(attempt + 1).await,
+                Err(CommitFailure::Conditions(_)) => {
+                    // Another run with this id wrote the first message.
+                    if self
+                        .get_chat(&chat_id, true)
+                        .await?
+                        .is_some_and(|c| c.last_position > 0)
+                    {
+                        return Ok(None);
+                    }
+                    backoff(attempt + 1).await
+                }
+                Err(CommitFailure::Conflict) => backoff(attempt + 1).await,
             }
         }
         Err(StoreError::Contention)
@@ -591,6 +633,8 @@ impl Store {
                     delivered_position: 0,
                     read_position: 0,
                     muted: false,
+                    blocked_by_peer: false,
+                    blocks_peer: false,
                 };
                 let put = Put::builder()
                     .table_name(&self.t.members)
@@ -768,63 +812,38 @@ impl Store {
     }
 
     /// Move a member's delivered position forward to `pos` (never back). Returns
-    /// whether it moved. The caller checks `pos <= chat.last_position` first.
+    /// whether it moved. The caller checks `pos <= chat.last_position` first. Reads the
+    /// member first; the receipt path has it already and calls
+    /// [`Store::advance_receipt`] directly.
     pub async fn advance_delivered(
         &self,
         chat_id: &ChatId,
         user_id: &UserId,
         pos: u64,
     ) -> StoreResult<bool> {
-        self.advance(chat_id, user_id, "deliveredPos", pos).await
+        let member = self
+            .get_membership(chat_id, user_id)
+            .await?
+            .ok_or(StoreError::NotMember)?;
+        self.advance_receipt(&member, super::ReceiptKind::Delivered, pos)
+            .await
     }
 
     /// Move a member's read position forward to `pos` (and the delivered position with
-    /// it when it was behind). Returns whether the read position moved.
+    /// it when it was behind, in the same write). Returns whether the read position
+    /// moved.
     pub async fn advance_read(
         &self,
         chat_id: &ChatId,
         user_id: &UserId,
         pos: u64,
     ) -> StoreResult<bool> {
-        let moved = self.advance(chat_id, user_id, "readPos", pos).await?;
-        if moved {
-            self.advance(chat_id, user_id, "deliveredPos", pos).await?;
-        }
-        Ok(moved)
-    }
-
-    async fn advance(
-        &self,
-        chat_id: &ChatId,
-        user_id: &UserId,
-        attr: &str,
-        pos: u64,
-    ) -> StoreResult<bool> {
-        let res = self
-            .db
-            .update_item()
-            .table_name(&self.t.members)
-            .key("chatId", s(chat_id.as_str()))
-            .key("userId", s(user_id.as_str()))
-            .update_expression("SET #a = :p")
-            .condition_expression(
-                "attribute_exists(userId) AND (attribute_not_exists(#a) OR #a < :p)",
-            )
-            .expression_attribute_names("#a", attr)
-            .expression_attribute_values(":p", n(pos))
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if super::codec::is_condition_failed(&e) => {
-                if self.get_membership(chat_id, user_id).await?.is_some() {
-                    Ok(false)
-                } else {
-                    Err(StoreError::NotMember)
-                }
-            }
-            Err(e) => Err(StoreError::sdk("UpdateItem", e)),
-        }
+        let member = self
+            .get_membership(chat_id, user_id)
+            .await?
+            .ok_or(StoreError::NotMember)?;
+        self.advance_receipt(&member, super::ReceiptKind::Read, pos)
+            .await
     }
 
     async fn group(&self, chat_id: &ChatId) -> StoreResult<Chat> {

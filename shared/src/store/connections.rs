@@ -10,10 +10,10 @@
 //!   the chat's size, never the number of connected users. A user is online while
 //!   `conns` holds an unexpired entry; entries whose post answered 410 are removed.
 
-use super::codec::{n, s, Item, Reader};
-use super::{ttl_seconds, Store, StoreError, StoreResult};
-use crate::ids::{ConnectionId, UserId};
-use crate::model::{Connection, Millis, Presence};
+use super::codec::{b, n, s, Item, Reader};
+use super::{ttl_seconds, Conflict, Store, StoreError, StoreResult};
+use crate::ids::{ConnectionId, SessionId, UserId};
+use crate::model::{Connection, ConnectionCredential, Millis, Presence};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use std::collections::HashMap;
@@ -32,7 +32,30 @@ fn connection_from(item: &Item, table: &str) -> StoreResult<Connection> {
         connected_at: r.num("connectedAt")?,
         expires_at: r.num("expiresAt")?,
         source_ip: r.opt_string("sourceIp")?.unwrap_or_default(),
+        credential: match r.opt_num::<Millis>("tokenExpiresAt")? {
+            None => None,
+            Some(token_expires_at) => Some(ConnectionCredential {
+                session_id: r.opt_parsed("sessionId", SessionId::parse)?,
+                token_version: r.num_or("tokenVersion", 0)?,
+                token_expires_at,
+                revoked: r.bool_or("revoked", false)?,
+            }),
+        },
     })
+}
+
+/// Most live WebSocket connections one user may hold; the next `$connect` is refused
+/// (`Conflict::TooManyConnections`). Bounds the fan-out one account can cause and
+/// keeps the per-connection rate limit meaningful.
+pub const MAX_CONNECTIONS_PER_USER: usize = 10;
+
+/// Until when a connection counts as live in presence (fan-out posts to it): its
+/// record's expiry, or its token's when sooner.
+fn presence_expiry(c: &Connection) -> Millis {
+    match &c.credential {
+        Some(cred) => cred.token_expires_at.min(c.expires_at),
+        None => c.expires_at,
+    }
 }
 
 /// A connection as seen by one request on it, with its rate-limit count.
@@ -119,9 +142,15 @@ fn presence_from(item: &Item, table: &str, now: Millis) -> StoreResult<(UserId, 
 impl Store {
     /// Record a new connection and add it to the user's presence. Returns whether the
     /// user had no other live connection (came online).
+    ///
+    /// With a credential, the record is written in one transaction with a check that
+    /// the user's token version is still the token's and the account not deleted
+    /// (`NotFound("account")` otherwise): a `$connect` racing a log-out-everywhere
+    /// either fails here or is written before the bump, where the bump's
+    /// Connections-by-user query finds it. More than [`MAX_CONNECTIONS_PER_USER`] live
+    /// connections: undone, `Conflict::TooManyConnections`.
     pub async fn put_connection(&self, c: &Connection) -> StoreResult<bool> {
-        self.db
-            .put_item()
+        let mut put = aws_sdk_dynamodb::types::Put::builder()
             .table_name(&self.t.connections)
             .item("connectionId", s(c.connection_id.as_str()))
             .item("userId", s(c.user_id.as_str()))
@@ -129,10 +158,61 @@ impl Store {
             .item("connectedAt", n(c.connected_at))
             .item("expiresAt", n(c.expires_at))
             .item("ttl", n(ttl_seconds(c.expires_at)))
-            .item("sourceIp", s(&c.source_ip))
-            .send()
-            .await
-            .map_err(|e| StoreError::sdk("PutItem", e))?;
+            .item("sourceIp", s(&c.source_ip));
+        match &c.credential {
+            None => {
+                let item = put.build().map_err(super::users::build_err)?;
+                self.db
+                    .put_item()
+                    .table_name(&self.t.connections)
+                    .set_item(Some(item.item().clone()))
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::sdk("PutItem", e))?;
+            }
+            Some(cred) => {
+                put = put
+                    .item("tokenVersion", n(cred.token_version))
+                    .item("tokenExpiresAt", n(cred.token_expires_at))
+                    .item("revoked", b(false));
+                if let Some(sid) = &cred.session_id {
+                    put = put.item("sessionId", s(sid.as_str()));
+                }
+                let check = aws_sdk_dynamodb::types::ConditionCheck::builder()
+                    .table_name(&self.t.users)
+                    .key("userId", s(c.user_id.as_str()))
+                    .condition_expression(
+                        "tokenVersion = :v AND (attribute_not_exists(deleted) OR deleted = :f)",
+                    )
+                    .expression_attribute_values(":v", n(cred.token_version))
+                    .expression_attribute_values(":f", b(false))
+                    .build()
+                    .map_err(super::users::build_err)?;
+                let res = self
+                    .db
+                    .transact_write_items()
+                    .transact_items(
+                        aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                            .put(put.build().map_err(super::users::build_err)?)
+                            .build(),
+                    )
+                    .transact_items(
+                        aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                            .condition_check(check)
+                            .build(),
+                    )
+                    .send()
+                    .await;
+                if let Err(e) = res {
+                    return match super::codec::cancelled_conditions(&e) {
+                        Some(failed) if failed.get(1) == Some(&true) => {
+                            Err(StoreError::NotFound("account"))
+                        }
+                        _ => Err(StoreError::sdk("TransactWriteItems", e)),
+                    };
+                }
+            }
+        }
         let res = self
             .db
             .update_item()
@@ -141,7 +221,7 @@ impl Store {
             .update_expression("SET conns.#c = :exp")
             .condition_expression("attribute_exists(conns)")
             .expression_attribute_names("#c", c.connection_id.as_str())
-            .expression_attribute_values(":exp", n(c.expires_at))
+            .expression_attribute_values(":exp", n(presence_expiry(c)))
             .return_values(ReturnValue::AllOld)
             .send()
             .await;
@@ -157,7 +237,7 @@ impl Store {
                         "conns",
                         AttributeValue::M(HashMap::from([(
                             c.connection_id.to_string(),
-                            n(c.expires_at),
+                            n(presence_expiry(c)),
                         )])),
                     )
                     .send()
@@ -174,7 +254,137 @@ impl Store {
             return Ok(true);
         }
         let (_, before) = presence_from(&old, &self.t.presence, c.connected_at)?;
-        Ok(before.connections.iter().all(|id| id == &c.connection_id))
+        let others = before
+            .connections
+            .iter()
+            .filter(|id| *id != &c.connection_id)
+            .count();
+        if others >= MAX_CONNECTIONS_PER_USER {
+            // Undo: the presence entry and the record (the handshake is refused).
+            let _ = self
+                .db
+                .update_item()
+                .table_name(&self.t.presence)
+                .key("userId", s(c.user_id.as_str()))
+                .update_expression("REMOVE conns.#c")
+                .expression_attribute_names("#c", c.connection_id.as_str())
+                .send()
+                .await
+                .map_err(|e| StoreError::sdk("UpdateItem", e))?;
+            self.delete_connection_item(&c.connection_id).await?;
+            return Err(StoreError::Conflict(Conflict::TooManyConnections));
+        }
+        Ok(others == 0)
+    }
+
+    /// The connections of `user` with their sessions (Query on the Connections
+    /// `byUser` index, all pages; eventually consistent).
+    pub async fn connections_by_user(
+        &self,
+        user: &UserId,
+    ) -> StoreResult<Vec<(ConnectionId, Option<SessionId>)>> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .db
+                .query()
+                .table_name(&self.t.connections)
+                .index_name("byUser")
+                .key_condition_expression("userId = :u")
+                .expression_attribute_values(":u", s(user.as_str()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| StoreError::sdk("Query", e))?;
+            for item in page.items() {
+                let r = Reader::new(item, &self.t.connections);
+                out.push((
+                    r.parsed("connectionId", ConnectionId::parse)?,
+                    r.opt_parsed("sessionId", SessionId::parse)?,
+                ));
+            }
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Mark a connection's credential revoked: its next frame is refused and the
+    /// socket closed. Nothing happens for an unknown connection.
+    pub async fn revoke_connection(&self, id: &ConnectionId) -> StoreResult<()> {
+        let res = self
+            .db
+            .update_item()
+            .table_name(&self.t.connections)
+            .key("connectionId", s(id.as_str()))
+            .update_expression("SET revoked = :t")
+            .condition_expression("attribute_exists(connectionId)")
+            .expression_attribute_values(":t", b(true))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if super::codec::is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(StoreError::sdk("UpdateItem", e)),
+        }
+    }
+
+    /// `authenticate`: the connection of `user` carries a fresh token from now on
+    /// (its version, session and expiry), and its presence entry lives until the new
+    /// expiry. `NotFound` when the connection is gone, expired, revoked or another
+    /// user's.
+    pub async fn reauthenticate_connection(
+        &self,
+        id: &ConnectionId,
+        user: &UserId,
+        cred: &ConnectionCredential,
+        now: Millis,
+    ) -> StoreResult<()> {
+        let mut req = self
+            .db
+            .update_item()
+            .table_name(&self.t.connections)
+            .key("connectionId", s(id.as_str()))
+            .condition_expression(
+                "userId = :u AND expiresAt > :now AND (attribute_not_exists(revoked) OR revoked = :f)",
+            )
+            .expression_attribute_values(":u", s(user.as_str()))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":f", b(false))
+            .expression_attribute_values(":v", n(cred.token_version))
+            .expression_attribute_values(":exp", n(cred.token_expires_at))
+            .return_values(ReturnValue::AllNew);
+        req = match &cred.session_id {
+            Some(sid) => req
+                .update_expression("SET tokenVersion = :v, tokenExpiresAt = :exp, sessionId = :sid")
+                .expression_attribute_values(":sid", s(sid.as_str())),
+            None => req.update_expression("SET tokenVersion = :v, tokenExpiresAt = :exp"),
+        };
+        let conn = match req.send().await {
+            Ok(out) => connection_from(
+                &out.attributes().cloned().unwrap_or_default(),
+                &self.t.connections,
+            )?,
+            Err(e) if super::codec::is_condition_failed(&e) => {
+                return Err(StoreError::NotFound("connection"))
+            }
+            Err(e) => return Err(StoreError::sdk("UpdateItem", e)),
+        };
+        self.db
+            .update_item()
+            .table_name(&self.t.presence)
+            .key("userId", s(user.as_str()))
+            .update_expression("SET conns.#c = :exp")
+            .condition_expression("attribute_exists(conns)")
+            .expression_attribute_names("#c", id.as_str())
+            .expression_attribute_values(":exp", n(presence_expiry(&conn)))
+            .send()
+            .await
+            .map_err(|e| StoreError::sdk("UpdateItem", e))?;
+        Ok(())
     }
 
     async fn delete_connection_item(&self, id: &ConnectionId) -> StoreResult<Option<Connection>> {

@@ -14,6 +14,7 @@
 use super::codec::{n, s, Item, Reader};
 use super::users::build_err;
 use super::{backoff, Store, StoreError, StoreResult, MAX_ATTEMPTS};
+use crate::attachments::{preview_text, AttachmentRef};
 use crate::ids::{ChatId, ClientMessageId, MessageId, UserId};
 use crate::input::MessageText;
 use crate::model::{Chat, LastMessage, Message, MessageKind, Millis, SystemEvent, PREVIEW_CHARS};
@@ -32,6 +33,7 @@ pub struct NewMessage {
     pub text: String,
     pub system: Option<SystemEvent>,
     pub sent_at: Millis,
+    pub attachments: Vec<AttachmentRef>,
 }
 
 /// The result of an append.
@@ -83,6 +85,7 @@ pub(crate) fn message_from(item: &Item, table: &str) -> StoreResult<Message> {
         deleted: r.bool_or("deleted", false)?,
         edited_at: r.opt_num("editedAt")?,
         edit_count: r.num_or("editCount", 0)?,
+        attachments: r.json("attachments")?.unwrap_or_default(),
     })
 }
 
@@ -116,6 +119,12 @@ pub(crate) fn message_item(m: &Message) -> Item {
     if m.edit_count > 0 {
         item.insert("editCount".into(), n(m.edit_count));
     }
+    if !m.attachments.is_empty() {
+        item.insert(
+            "attachments".into(),
+            s(serde_json::to_string(&m.attachments).unwrap_or_default()),
+        );
+    }
     if let Some(sys) = &m.system {
         item.insert(
             "system".into(),
@@ -131,7 +140,10 @@ pub(crate) fn last_message_value(m: &Message) -> AttributeValue {
         ("pos".to_owned(), n(m.position)),
         (
             "preview".to_owned(),
-            s(crate::input::preview(&m.text, PREVIEW_CHARS)),
+            s(crate::input::preview(
+                &preview_text(&m.text, &m.attachments),
+                PREVIEW_CHARS,
+            )),
         ),
         ("sentAt".to_owned(), n(m.sent_at)),
     ]);
@@ -220,6 +232,7 @@ impl Store {
             deleted: false,
             edited_at: None,
             edit_count: 0,
+            attachments: new.attachments.clone(),
         };
         let mut set = vec![
             "lastPosition = :newpos".to_owned(),
@@ -309,7 +322,6 @@ impl Store {
         text: &MessageText,
         now: Millis,
     ) -> StoreResult<Appended> {
-        let mut read = read.filter(|c| &c.chat_id == chat_id);
         let new = NewMessage {
             kind: MessageKind::Text,
             sender_id: Some(sender.clone()),
@@ -317,7 +329,65 @@ impl Store {
             text: text.as_str().to_owned(),
             system: None,
             sent_at: now,
+            attachments: Vec::new(),
         };
+        self.append_sent(read, chat_id, sender, client_message_id, new, |_| {
+            Ok(Vec::new())
+        })
+        .await
+    }
+
+    /// [`Self::append_text_reusing_read`] for a message that may carry attachments
+    /// (and then may have an empty `text`): each is attached in the same transaction
+    /// (`Conflict(AttachmentUnavailable)` when one is not the sender's pending upload
+    /// to this chat; a retried send still finds its original first).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn append_message(
+        &self,
+        read: Option<Chat>,
+        chat_id: &ChatId,
+        sender: &UserId,
+        client_message_id: &ClientMessageId,
+        text: String,
+        attachments: Vec<AttachmentRef>,
+        now: Millis,
+    ) -> StoreResult<Appended> {
+        let new = NewMessage {
+            kind: MessageKind::Text,
+            sender_id: Some(sender.clone()),
+            client_message_id: Some(client_message_id.clone()),
+            text,
+            system: None,
+            sent_at: now,
+            attachments,
+        };
+        let ids: Vec<_> = new
+            .attachments
+            .iter()
+            .map(|a| a.attachment_id.clone())
+            .collect();
+        self.append_sent(read, chat_id, sender, client_message_id, new, |pos| {
+            ids.iter()
+                .map(|id| self.attach_item(id, chat_id, sender, pos))
+                .collect()
+        })
+        .await
+    }
+
+    /// The append loop of a sender's message: `extra(position)` are the items the
+    /// transaction also writes (after the membership and dedup items); a failed
+    /// condition on one of them is `Conflict(AttachmentUnavailable)`.
+    async fn append_sent(
+        &self,
+        read: Option<Chat>,
+        chat_id: &ChatId,
+        sender: &UserId,
+        client_message_id: &ClientMessageId,
+        new: NewMessage,
+        extra: impl Fn(u64) -> StoreResult<Vec<TransactWriteItem>>,
+    ) -> StoreResult<Appended> {
+        let now = new.sent_at;
+        let mut read = read.filter(|c| &c.chat_id == chat_id);
         let key = dedup_key(chat_id, sender, client_message_id);
         for attempt in 0..MAX_ATTEMPTS {
             let chat = match read.take() {
@@ -333,7 +403,11 @@ impl Store {
                 .key("chatId", s(chat_id.as_str()))
                 .key("userId", s(sender.as_str()))
                 .update_expression("SET readPos = :p, deliveredPos = :p")
-                .condition_expression("attribute_exists(userId)")
+                // A block marks a direct chat's memberships (store::blocks).
+                .condition_expression(
+                    "attribute_exists(userId) AND attribute_not_exists(blockedByPeer) \
+                     AND attribute_not_exists(blocksPeer)",
+                )
                 .expression_attribute_values(":p", n(newpos))
                 .build()
                 .map_err(build_err)?;
@@ -352,10 +426,13 @@ impl Store {
             // The places of the items whose conditions tell why a commit failed.
             const MEMBER: usize = 0;
             const DEDUP: usize = 1;
-            let before = vec![
+            let mut before = vec![
                 TransactWriteItem::builder().update(member).build(),
                 TransactWriteItem::builder().put(dedup).build(),
             ];
+            let extra = extra(newpos)?;
+            let extras = extra.len();
+            before.extend(extra);
             match self
                 .commit_message(&chat, &new, before, ChatChange::default())
                 .await
@@ -368,7 +445,10 @@ impl Store {
                         message_id: message.message_id.clone(),
                         position: message.position,
                         sender_id: message.sender_id.clone(),
-                        preview: crate::input::preview(&message.text, PREVIEW_CHARS),
+                        preview: crate::input::preview(
+                            &preview_text(&message.text, &message.attachments),
+                            PREVIEW_CHARS,
+                        ),
                         sent_at: message.sent_at,
                     });
                     return Ok(Appended {
@@ -380,7 +460,7 @@ impl Store {
                 }
                 Err(CommitFailure::Conditions(failed)) => {
                     if failed.failed(MEMBER) {
-                        return Err(StoreError::NotMember);
+                        return Err(self.send_refusal(chat_id, sender).await?);
                     }
                     if failed.failed(DEDUP) {
                         let (pos, fan_out_pending) = self
@@ -397,6 +477,9 @@ impl Store {
                             fan_out_pending,
                             chat,
                         });
+                    }
+                    if failed.any_failed(DEDUP + 1..DEDUP + 1 + extras) {
+                        return Err(StoreError::Conflict(super::Conflict::AttachmentUnavailable));
                     }
                 }
                 Err(CommitFailure::Conflict) => {}

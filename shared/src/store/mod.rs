@@ -14,22 +14,34 @@
 //! original. Concurrent senders race on the condition and the loser retries with a
 //! fresh read (bounded, with jittered backoff).
 
+mod attachments;
+mod blocks;
 mod changes;
 mod chats;
 mod codec;
 mod connections;
+mod credentials;
+mod device_sessions;
 mod devices;
 mod lifecycle;
 mod messages;
+mod receipts;
+mod requests;
 mod sessions;
 mod users;
 
+pub use blocks::MAX_BLOCKS;
 pub use changes::{ChangeKind, LogEntry, LogPage, MessageChange};
 pub use chats::{ChatPage, MembershipChange, NewGroup};
-pub use connections::{RateWindow, WindowCount, WindowOpened, WindowReset, CONNECT_GRACE_MS};
+pub use connections::{
+    RateWindow, WindowCount, WindowOpened, WindowReset, CONNECT_GRACE_MS, MAX_CONNECTIONS_PER_USER,
+};
+pub use credentials::LoginReservation;
 pub use devices::{PushClaim, PushKey, PUSH_CLAIM_LEASE_MS, PUSH_MARKER_TTL_MS};
 pub use lifecycle::{AccountStatus, PurgeState, SenderKey, SenderPage};
 pub use messages::{Appended, HistoryPage, NewMessage};
+pub use receipts::ReceiptKind;
+pub use requests::{GroupCreated, REQUEST_CLAIM_TTL_MS};
 pub use sessions::Rotation;
 pub use users::ProfileUpdate;
 
@@ -87,6 +99,17 @@ pub enum Conflict {
     NotAuthor,
     /// The message was deleted; it cannot be edited.
     MessageDeleted,
+    /// The other user has blocked the caller.
+    Blocked,
+    /// The caller has blocked the other user (unblock first).
+    YouBlocked,
+    /// The block list is full (`MAX_BLOCKS`).
+    TooManyBlocks,
+    /// An attachment named in a send is not this sender's pending upload to this chat
+    /// (already in another message, another chat's, someone else's, or expired).
+    AttachmentUnavailable,
+    /// The user holds the most WebSocket connections allowed.
+    TooManyConnections,
 }
 
 impl Conflict {
@@ -101,6 +124,11 @@ impl Conflict {
             Conflict::NotAdmin => "not_admin",
             Conflict::NotAuthor => "not_author",
             Conflict::MessageDeleted => "message_deleted",
+            Conflict::Blocked => "blocked",
+            Conflict::YouBlocked => "you_blocked",
+            Conflict::TooManyBlocks => "too_many_blocks",
+            Conflict::AttachmentUnavailable => "attachment_unavailable",
+            Conflict::TooManyConnections => "too_many_connections",
         }
     }
 }

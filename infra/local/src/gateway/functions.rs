@@ -54,6 +54,7 @@ impl Registry {
         r.register_builder("http-devices", http_devices::build);
         r.register_builder("push-notifier", push_notifier::build);
         r.register_builder("account-purger", account_purger::build);
+        r.register_builder("thumbnailer", thumbnailer::build);
         r
     }
 
