@@ -23,6 +23,8 @@ import { $, debounce, el } from './views/dom.js';
 import { avatar as avatarView, chatItem, messageBubble, separator, systemMessage } from './views/render.js';
 import { acceptFiles, attachmentsView, Downloads, UploadTray } from './views/attachments.js';
 import { attachmentsLine } from './lib/uploads.js';
+import { blockButton, blockedList, blockedNote, Blocks } from './views/safety.js';
+import { actionsMenu, deleteForEveryone, EditMode } from './views/message-actions.js';
 import { charCount, limitsFrom, sendMessageFrame, transportFor, DEFAULT_LIMITS } from './lib/limits.js';
 import { Outbox } from './lib/outbox.js';
 import { contiguousTop, firstUnread, maxPos, minPos, newStore, ordered } from './lib/store.js';
@@ -118,11 +120,48 @@ const tray = new UploadTray({
   onchange: () => updateCounter(),
   onerror: (text) => banner(text),
 });
+/** The users this user blocks (views/safety.js); what shows them re-renders on a change. */
+const blocks = new Blocks({
+  api: (method, path) => api(method, path),
+  onchange: () => {
+    if ($('info-dialog').open) renderInfo();
+    if ($('profile-dialog').open) renderProfileBlocks();
+    if (current) renderBlocked();
+  },
+});
+
 /** Attachments fetched for display (blob: URLs, one fetch each). */
 const downloads = new Downloads((method, path) => api(method, path));
 
+/** The composer's edit mode (views/message-actions.js). */
+const editMode = new EditMode({
+  api: (method, path, body) => api(method, path, body),
+  bar: document.getElementById('edit-bar'),
+  box: document.getElementById('composer-text'),
+  onsaved: (chatId, m) => applyChanged(chatId, m),
+  onerror: (text) => banner(text),
+});
+
+/**
+ * A message that changed (edited or deleted: an event, a sync page's `changed`, a REST
+ * answer): it replaces the copy held, and the list's preview when it is the last one.
+ */
+function applyChanged(chatId, m, changeSeq = 0) {
+  const c = chats.get(chatId);
+  if (!c || !m || !m.position) return;
+  // Events advance the cursor only without a gap: a change missed (while the socket
+  // was down) must still come in the next sync.
+  if (changeSeq === (c.changeSeq || 0) + 1) c.changeSeq = changeSeq;
+  const s = storeOf(chatId);
+  if (s.loaded || s.byPos.has(m.position)) s.byPos.set(m.position, { ...m, chatId });
+  if (c.lastMessage && c.lastMessage.position === m.position) c.lastMessage = { ...c.lastMessage, preview: previewOf(m) };
+  if (current === chatId) renderMessages();
+  renderChatList();
+}
+
 /** A message's text for a one-line preview: its text, or its attachments in words. */
 function previewOf(m) {
+  if (m.deleted) return 'Message deleted';
   const text = m.text && m.text.trim() ? m.text : attachmentsLine(m.attachments);
   return Array.from(text || '').slice(0, 140).join('');
 }
@@ -310,6 +349,7 @@ function endSession(message) {
   clearTimeout(pumpTimer);
   outbox = new Outbox();
   tray.byChat.clear();
+  blocks.clear();
   chats.clear();
   stores.clear();
   receipts.clear();
@@ -344,6 +384,7 @@ async function enterApp() {
   $('me-username').textContent = `@${session.user.userName}`;
   profiles.set(session.user.userId, session.user);
   loadProfiles();
+  blocks.load().catch(() => {});
   // The user's unsent messages from an earlier page (same clientMessageIds: sent once).
   outbox = new Outbox(localStorage, `chat.outbox.${session.user.userId}`);
   outbox.onchange = () => updateTitle();
@@ -417,6 +458,9 @@ async function loadPresence(userId) {
 function upsertChat(c, mine = undefined, readAt = 0) {
   const old = chats.get(c.chatId) || {};
   const merged = { ...old, ...c };
+  // The change cursor (edits, deletions) is the page's own once it has one: a copy of the
+  // chat read later says how far the server is, not how far this page has caught up.
+  if (old.changeSeq !== undefined) merged.changeSeq = old.changeSeq;
   // The user's own mute change is not undone by a copy of the chat read before it (a
   // detail fetched meanwhile, a membership event or sync page on its way): those carry
   // the old setting. Within 30 s of a change, the page's value stands.
@@ -785,6 +829,7 @@ function renderInfo() {
         { 'data-user-id': m.userId },
         el('span', { class: 'member-name', text: isMe ? `${p ? p.displayName : 'You'} (you)` : p ? p.displayName : nameOf(m.userId) }),
         m.role === 'admin' ? el('span', { class: 'role', text: 'admin' }) : null,
+        !isMe && p ? blockButton(blocks, { ...p, userId: m.userId }, infoError, { cls: 'link' }) : null,
         admin && !isMe
           ? el('button', {
               type: 'button',
@@ -799,6 +844,7 @@ function renderInfo() {
   );
   $('info-add').hidden = !admin;
   $('info-leave').hidden = !group;
+  $('info-block-slot').replaceChildren(...(!group && c.peer ? [blockButton(blocks, c.peer, infoError)] : []));
   $('info-mute').textContent = c.muted ? 'Unmute' : 'Mute';
   $('info-mute').setAttribute('aria-pressed', String(!!c.muted));
 }
@@ -882,7 +928,9 @@ function openProfile() {
   $('profile-error').hidden = true;
   $('profile-saved').hidden = true;
   $('notify-enable').hidden = !('Notification' in window) || Notification.permission !== 'default';
+  renderProfileBlocks();
   $('profile-dialog').showModal();
+  blocks.load().catch(() => {});
 }
 
 async function saveProfile(ev) {
@@ -957,6 +1005,7 @@ const finePointer = () => window.matchMedia('(hover: hover) and (pointer: fine)'
 async function openChat(chatId) {
   if (!chats.has(chatId)) return;
   if (current && current !== chatId) sendTypingStopped();
+  if (current !== chatId) editMode.cancel();
   if (current !== chatId) dividers.clear();
   current = chatId;
   if (decodeURIComponent(location.hash.slice(1)) !== chatId) location.hash = chatId;
@@ -1125,7 +1174,27 @@ function renderConversation({ toBottom = false } = {}) {
   renderMessages({ toBottom });
   renderTyping();
   tray.render(current);
+  editMode.render(current);
   updateCounter();
+  renderBlocked();
+}
+
+/** A direct chat with someone the user blocks: a note with Unblock instead of the composer. */
+function renderBlocked() {
+  const c = current && chats.get(current);
+  const peer = c && c.kind === 'direct' && c.peer;
+  const on = !!peer && blocks.has(peer.userId);
+  const slot = $('blocked-note-slot');
+  slot.hidden = !on;
+  $('composer').hidden = on;
+  slot.replaceChildren(...(on ? [blockedNote(blocks, peer, (e) => banner(e.message))] : []));
+}
+
+function renderProfileBlocks() {
+  $('profile-blocks').replaceChildren(...blockedList(blocks, (e) => {
+    $('profile-error').textContent = e.message;
+    $('profile-error').hidden = false;
+  }));
 }
 
 function renderHeader() {
@@ -1260,7 +1329,8 @@ function messageNode(chatId, c, m, key, prevSender) {
   const own = m.senderId === me();
   const sys = m.kind === 'system' ? systemText(m) : '';
   const atts = (m.attachments || []).map((a) => a.attachmentId);
-  const sig = JSON.stringify([m.position, m.text, sys, m.failed, own ? ownState(chatId, m) : 0, prevSender === m.senderId, nameOf(m.senderId), atts]);
+  const admin = c && c.kind === 'group' && c.role === 'admin';
+  const sig = JSON.stringify([m.position, m.text, sys, m.failed, own ? ownState(chatId, m) : 0, prevSender === m.senderId, nameOf(m.senderId), atts, m.editedAt, m.deleted, admin]);
   if (node && node.dataset.sig === sig) return node;
   let fresh;
   if (m.kind === 'system') fresh = systemMessage(m.position, sys);
@@ -1275,7 +1345,19 @@ function messageNode(chatId, c, m, key, prevSender) {
         sentAt: m.sentAt,
         senderName: showName ? nameOf(m.senderId) : null,
         state: own ? ownState(chatId, m) : null,
-        attachments: attachmentsView(downloads, chatId, m.attachments, banner),
+        attachments: m.deleted ? null : attachmentsView(downloads, chatId, m.attachments, banner),
+        edited: m.editedAt || (m.editCount ? true : false),
+        deleted: !!m.deleted,
+        actions: m.position && !m.deleted
+          ? actionsMenu({
+              canEdit: own && !!(m.text && m.text.trim()),
+              canDelete: own || admin,
+              onedit: () => editMode.start(chatId, m),
+              ondelete: () => deleteForEveryone(api, chatId, m.position)
+                .then((t) => applyChanged(chatId, t))
+                .catch((e) => banner(`Could not delete the message: ${e.message}`)),
+            })
+          : null,
       },
       () => retry(chatId, m.clientMessageId),
       () => {
@@ -1299,6 +1381,10 @@ function send(ev) {
   const box = $('composer-text');
   const text = box.value;
   if (!chatId) return;
+  if (editMode.active) {
+    editMode.submit();
+    return;
+  }
   // Photos and files go with the text once every upload is done.
   const uploads = tray.state(chatId);
   if (uploads === 'uploading') return;
@@ -1682,6 +1768,16 @@ async function onMessageRef(ref) {
   }
 }
 
+/** A changed message too large for its event: fetched over REST, then applied. */
+async function onChangedRef(ev) {
+  try {
+    const page = await api('GET', ev.ref.fetch);
+    for (const m of page.messages || []) applyChanged(ev.chatId, m, ev.changeSeq || 0);
+  } catch (e) {
+    banner(`Could not load an edited message: ${e.message}`);
+  }
+}
+
 function onSyncResult(res) {
   for (const sc of res.chats || []) {
     upsertChat(sc.chat, { readPosition: sc.readPosition, deliveredPosition: sc.deliveredPosition });
@@ -1696,6 +1792,11 @@ function onSyncResult(res) {
     }
     for (const m of sc.messages || []) noteMessage({ ...m, chatId: sc.chatId });
     for (const ref of sc.refs || []) if (s.loaded) onMessageRef(ref);
+    for (const m of sc.changed || []) applyChanged(sc.chatId, m);
+    if (Number.isFinite(sc.changeSeq)) {
+      const held = chats.get(sc.chatId);
+      if (held && sc.changeSeq > (held.changeSeq || 0)) held.changeSeq = sc.changeSeq;
+    }
     const c = chats.get(sc.chatId);
     ack(sc.chatId, c.lastPosition || 0);
     if (current === sc.chatId) markRead(sc.chatId);
@@ -1810,6 +1911,11 @@ function handleEvent(ev) {
     case 'syncResult':
       onSyncResult(ev);
       break;
+    case 'messageEdited':
+    case 'messageDeleted':
+      if (ev.message) applyChanged(ev.chatId, ev.message, ev.changeSeq || 0);
+      else if (ev.ref) onChangedRef(ev);
+      break;
     case 'error':
       onServerError(ev);
       break;
@@ -1841,7 +1947,7 @@ function requestSync() {
   const known = [...chats.values()].map((c) => {
     const s = stores.get(c.chatId);
     const position = s && s.loaded && s.byPos.size ? Math.min(contiguousTop(s), c.lastPosition || 0) : c.lastPosition || 0;
-    return { chatId: c.chatId, position };
+    return c.changeSeq ? { chatId: c.chatId, position, changeSeq: c.changeSeq } : { chatId: c.chatId, position };
   });
   wsSend({ action: 'sync', chats: known.slice(0, 1000), limit: 100 });
 }
@@ -1869,6 +1975,7 @@ function wire() {
   });
   acceptFiles($('conv'), $('composer-text'), (files) => current && tray.add(current, files));
   $('composer-text').addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && editMode.active) editMode.cancel();
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) send(e);
   });
   $('back').addEventListener('click', closeChat);

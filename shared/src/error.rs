@@ -190,6 +190,10 @@ impl From<StoreError> for ApiError {
                     message: conflict_message(c),
                 }
             }
+            StoreError::Conflict(Conflict::TooManyGroups) => ApiError::RateLimited(format!(
+                "at most {} new groups a day",
+                crate::store::MAX_GROUPS_PER_DAY
+            )),
             StoreError::Conflict(Conflict::NoMembers) => ApiError::Validation(InvalidInput::new(
                 "memberIds",
                 "must name at least one user",
@@ -213,9 +217,10 @@ fn conflict_message(c: Conflict) -> String {
         Conflict::Blocked => "this user has blocked you".into(),
         Conflict::YouBlocked => "you have blocked this user; unblock them first".into(),
         Conflict::TooManyBlocks => format!("at most {} blocked users", crate::store::MAX_BLOCKS),
-        Conflict::NotAdmin | Conflict::NoMembers | Conflict::NotAuthor => {
-            c.code().replace('_', " ")
-        }
+        Conflict::NotAdmin
+        | Conflict::NoMembers
+        | Conflict::TooManyGroups
+        | Conflict::NotAuthor => c.code().replace('_', " "),
         Conflict::MessageDeleted => "the message was deleted".into(),
         Conflict::AttachmentUnavailable => {
             "an attachment is not your upload to this chat, or is already in a message".into()

@@ -105,3 +105,36 @@ async fn a_retried_group_create_makes_one_group() {
     );
     assert_eq!(groups(&api, &alice).await.len(), 3);
 }
+
+#[tokio::test]
+async fn group_creation_is_capped_per_day() {
+    let stack = TestStack::start().await;
+    let api = Api::new(&stack);
+    let (alice, bob) = tokio::join!(api.register("alice"), api.register("bob"));
+    let cap = chat_core::store::MAX_GROUPS_PER_DAY as usize;
+    for i in 0..cap {
+        let (status, body) = create(&api, &alice, &[&bob], &format!("day-{i}")).await;
+        assert_eq!(status, 201, "group {i}: {body}");
+    }
+    let (status, body) = create(&api, &alice, &[&bob], "one-too-many").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (429, Some("rate_limited"))
+    );
+    // A retry of a request that made a group still answers it; others are refused too.
+    let (status, _) = create(&api, &alice, &[&bob], "day-0").await;
+    assert_eq!(status, 200);
+    let r = api
+        .send_json(
+            Some(&alice.access_token),
+            "POST",
+            "/chats",
+            Some(json!({"kind": "group", "name": "Trip", "memberIds": [bob.id]})),
+        )
+        .await;
+    r.expect_error(429, "rate_limited");
+    assert_eq!(groups(&api, &bob).await.len(), cap);
+    // Someone else is not affected.
+    let (status, _) = create(&api, &bob, &[&alice], "bob-1").await;
+    assert_eq!(status, 201);
+}

@@ -23,6 +23,7 @@ mod group_requests;
 mod lifecycle;
 mod limits;
 mod local_backend;
+mod member_cap;
 mod messaging_services;
 mod observability;
 mod openapi;

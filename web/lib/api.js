@@ -29,6 +29,9 @@ export const FRIENDLY = {
   session_revoked: 'You were logged out everywhere. Please log in again.',
   invalid_refresh_token: 'Your session has ended. Please log in again.',
   network: 'Cannot reach the chat server. Check your connection.',
+  blocked: 'This person has blocked you: they do not get your messages.',
+  you_blocked: 'You blocked this person. Unblock them to send.',
+  too_many_blocks: 'You block 1,000 people already. Unblock someone first.',
 };
 
 /** A sentence for people from an error body `{error: {code, message, field}}`. */

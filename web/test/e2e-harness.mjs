@@ -3,8 +3,8 @@
 // (Debian's package, through playwright-core), and the steps every test uses (register,
 // wait for a message, send). No tests here: node --test runs this file and finds none.
 //
-// Used by e2e-features.test.mjs (the attachment, safety and message-action features);
-// e2e.test.mjs still carries its own copy of these helpers.
+// Used by e2e.test.mjs (the chat itself) and e2e-features.test.mjs (attachments,
+// blocking, message actions), each with its own stack.
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -24,7 +24,7 @@ export const WAIT = 30000; // generous: a loaded 2-core machine is slow; a passi
 /** One stack and one browser for a test file; `h.pages`, `h.pageErrors`, `h.dialogs` collect. */
 export function harness(prefix) {
   const run = Math.random().toString(36).slice(2, 8);
-  const h = { run, stack: null, browser: null, pages: {}, pageErrors: [], dialogs: [] };
+  const h = { run, stack: null, browser: null, pages: {}, pageErrors: [], dialogs: [], leaveWarnings: [], socketCloses: [] };
 
   h.start = async () => {
     mkdirSync(shotsDir, { recursive: true });
@@ -76,14 +76,25 @@ export function harness(prefix) {
     rmSync(s.dir, { recursive: true, force: true });
   };
 
-  h.newPage = async (name, viewport = { width: 1280, height: 800 }) => {
-    const context = await h.browser.newContext({ viewport });
+  /**
+   * A page in its own browser context, opened at the web client. A "leave the page?"
+   * prompt is accepted and counted in `h.leaveWarnings`; other dialogs are dismissed and
+   * counted in `h.dialogs`; every closed WebSocket is noted in `h.socketCloses`.
+   */
+  h.newPage = async (name, viewport = { width: 1280, height: 800 }, extra = {}) => {
+    const context = await h.browser.newContext({ viewport, ...extra });
     const page = await context.newPage();
     page.setDefaultTimeout(WAIT);
     page.on('dialog', (d) => {
+      if (d.type() === 'beforeunload') {
+        h.leaveWarnings.push(name);
+        d.accept().catch(() => {});
+        return;
+      }
       h.dialogs.push(`${name}: ${d.message()}`);
       d.dismiss().catch(() => {});
     });
+    page.on('websocket', (ws) => ws.on('close', () => h.socketCloses.push(name)));
     page.on('pageerror', (e) => h.pageErrors.push(`${name}: ${e.message}`));
     await page.goto(h.stack.webUrl);
     h.pages[name] = page;
@@ -116,6 +127,14 @@ export async function register(page, u) {
   await page.click('#tab-register');
   await page.fill('#auth-username', u.userName);
   await page.fill('#auth-displayname', u.displayName);
+  await page.fill('#auth-password', u.password);
+  await page.click('#auth-submit');
+  await page.waitForSelector('#app:not([hidden])');
+  await waitOnline(page);
+}
+
+export async function login(page, u) {
+  await page.fill('#auth-username', u.userName);
   await page.fill('#auth-password', u.password);
   await page.click('#auth-submit');
   await page.waitForSelector('#app:not([hidden])');

@@ -13,141 +13,27 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { harness, login, register, sendText, shotsDir, WAIT, waitMessage, waitOnline, waitOwnState } from './e2e-harness.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../..');
-const chatLocal = process.env.CHAT_LOCAL || path.join(root, 'target/debug/chat-local');
-const browserPath = process.env.CHROMIUM || '/usr/bin/chromium';
-const shotsDir = path.resolve(process.env.E2E_SCREENSHOTS || path.join(root, 'target/e2e-screenshots'));
-const WAIT = 30000; // generous: a loaded 2-core CI machine is slow, and a passing run never waits it out
-
-const run = Math.random().toString(36).slice(2, 8);
+const h = harness('e2e');
+const run = h.run;
 const alice = { userName: `alice_${run}`, displayName: 'Alice', password: `correct horse ${run} a` };
 const bob = { userName: `bob_${run}`, displayName: 'Bob <b>Builder</b>', password: `correct horse ${run} b` };
 const carol = { userName: `carol_${run}`, displayName: 'Carol', password: `correct horse ${run} c` };
 const XSS = `<script>alert(1)</script><img src=x onerror="window.__xss=1;alert(2)"> & "quotes"`;
 
-let stack; // { proc, dir, httpUrl, wsUrl, webUrl }
-let browser;
-const pages = {};
-const dialogs = [];
-const leaveWarnings = [];
-const pageErrors = [];
-const socketCloses = []; // `${page name}: ${url}` for every WebSocket that closed
-
-// ------------------------------------------------------------------ the stack
-
-async function startStack() {
-  const dir = mkdtempSync(path.join(tmpdir(), 'chat-web-e2e-'));
-  const ready = path.join(dir, 'ready.json');
-  const args = [
-    'up', '--in-memory', '--prefix', `e2e${run}`, '--data-dir', dir,
-    '--dynamodb-port', '0', '--moto-port', '0', '--http-port', '0', '--ws-port', '0', '--web-port', '0',
-    '--web-dir', process.env.E2E_WEB_DIR || path.join(root, 'web'), '--ready-file', ready,
-  ];
-  const proc = spawn(chatLocal, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'warn' } });
-  let log = '';
-  const keep = (b) => { log = (log + b.toString()).slice(-20000); };
-  proc.stdout.on('data', keep);
-  proc.stderr.on('data', keep);
-  let exited = null;
-  proc.on('exit', (code, signal) => { exited = { code, signal }; });
-  // Wait for the condition "up wrote its ready file" (or for it to die), 3 minutes at most.
-  const deadline = Date.now() + 180000;
-  while (!existsSync(ready)) {
-    if (exited) throw new Error(`chat-local up exited (${JSON.stringify(exited)}):\n${log}`);
-    if (Date.now() > deadline) {
-      proc.kill('SIGTERM');
-      throw new Error(`chat-local up was not ready within 180 s:\n${log}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const urls = JSON.parse(readFileSync(ready, 'utf8'));
-  assert.ok(urls.webUrl, `up serves no web client:\n${log}`);
-  return { proc, dir, log: () => log, exited: () => exited, ...urls };
-}
-
-async function stopStack() {
-  if (!stack) return;
-  const { proc } = stack;
-  if (!stack.exited()) {
-    const gone = new Promise((r) => proc.once('exit', r));
-    proc.kill('SIGTERM');
-    await Promise.race([gone, new Promise((r) => setTimeout(r, 20000))]);
-    if (!stack.exited()) proc.kill('SIGKILL');
-  }
-  rmSync(stack.dir, { recursive: true, force: true });
-}
+// The harness's collections, under the names the steps use.
+let stack; // h.stack once started: { httpUrl, wsUrl, webUrl, ... }
+let browser; // h.browser
+const pages = h.pages;
+const dialogs = h.dialogs;
+const leaveWarnings = h.leaveWarnings;
+const pageErrors = h.pageErrors;
+const socketCloses = h.socketCloses; // the page name, for every WebSocket that closed
 
 // ------------------------------------------------------------------ helpers
 
-async function newPage(name, viewport = { width: 1280, height: 800 }, extra = {}) {
-  const context = await browser.newContext({ viewport, ...extra });
-  const page = await context.newPage();
-  page.setDefaultTimeout(WAIT);
-  page.on('dialog', (d) => {
-    if (d.type() === 'beforeunload') {
-      // "Leave the page? Messages are still sending": accepted, and counted.
-      leaveWarnings.push(name);
-      d.accept().catch(() => {});
-      return;
-    }
-    dialogs.push(`${name}: ${d.message()}`);
-    d.dismiss().catch(() => {});
-  });
-  page.on('websocket', (ws) => ws.on('close', () => socketCloses.push(name)));
-  page.on('pageerror', (e) => pageErrors.push(`${name}: ${e.message}`));
-  await page.goto(stack.webUrl);
-  pages[name] = page;
-  return page;
-}
-
-async function register(page, u) {
-  await page.click('#tab-register');
-  await page.fill('#auth-username', u.userName);
-  await page.fill('#auth-displayname', u.displayName);
-  await page.fill('#auth-password', u.password);
-  await page.click('#auth-submit');
-  await page.waitForSelector('#app:not([hidden])');
-  await waitOnline(page);
-}
-
-async function login(page, u) {
-  await page.fill('#auth-username', u.userName);
-  await page.fill('#auth-password', u.password);
-  await page.click('#auth-submit');
-  await page.waitForSelector('#app:not([hidden])');
-  await waitOnline(page);
-}
-
-async function waitOnline(page) {
-  await page.waitForSelector('#conn[data-state="online"]');
-}
-
-/** The own message with this exact text: its data-state, once it equals `state`. */
-async function waitOwnState(page, text, state) {
-  await page.waitForFunction(
-    ([t, s]) => [...document.querySelectorAll('#message-list li.msg.own')].some(
-      (li) => li.querySelector('.text')?.textContent === t && li.dataset.state === s,
-    ),
-    [text, state],
-    { timeout: WAIT },
-  );
-}
-
-async function waitMessage(page, text) {
-  await page.waitForFunction(
-    (t) => [...document.querySelectorAll('#message-list li.msg .text')].some((n) => n.textContent === t),
-    text,
-    { timeout: WAIT },
-  );
-}
+const newPage = (name, viewport, extra) => h.newPage(name, viewport, extra);
 
 /** Record every data-state the own message with `text` goes through. */
 async function recordStates(page, text) {
@@ -167,11 +53,6 @@ async function recordStates(page, text) {
   }, text);
 }
 
-async function sendText(page, text) {
-  await page.fill('#composer-text', text);
-  await page.press('#composer-text', 'Enter');
-}
-
 /** The texts of the message list, in the order shown. */
 async function texts(page) {
   return page.$$eval('#message-list li.msg .text', (ns) => ns.map((n) => n.textContent));
@@ -187,42 +68,25 @@ async function waitCount(page, re, n, timeout = 60000) {
 }
 
 async function shot(page, name) {
-  const file = path.join(shotsDir, `${name}.png`);
+  const file = `${shotsDir}/${name}.png`;
   await page.screenshot({ path: file });
   return file;
 }
 
-async function api(method, p, body, token) {
-  const res = await fetch(stack.httpUrl + p, {
-    method,
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const data = res.status === 204 ? null : await res.json();
-  assert.ok(res.ok, `${method} ${p}: ${res.status} ${JSON.stringify(data)}`);
-  return data;
-}
+const api = (method, p, body, token) => h.api(method, p, body, token);
 
 // ------------------------------------------------------------------ the test
 
 describe('web client in a real browser', { timeout: 10 * 60 * 1000 }, () => {
   before(async () => {
-    mkdirSync(shotsDir, { recursive: true });
     console.log(`screenshots: ${shotsDir}`);
-    stack = await startStack();
-    browser = await chromium.launch({
-      executablePath: browserPath,
-      headless: true,
-      args: [
-        '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      ],
-    });
+    await h.start();
+    stack = h.stack;
+    browser = h.browser;
   });
 
   after(async () => {
-    if (browser) await browser.close().catch(() => {});
-    await stopStack();
+    await h.stop();
   });
 
   it('serves the page and its config', async () => {

@@ -78,12 +78,27 @@ export function systemMessage(position, text) {
  * A message bubble.
  * view: { position, clientMessageId, own, text, sentAt, senderName (shown when set),
  *         state: { state, label } for own messages,
- *         attachments: a node (views/attachments.js) above the text, or null }
+ *         attachments: a node (views/attachments.js) above the text, or null,
+ *         edited: shows "edited", deleted: a tombstone ("Message deleted"),
+ *         actions: the "⋯" menu (views/message-actions.js) or null }
  * A message with attachments and no text has no text line.
  * onretry: called on a click on a failed own message; ondiscard: its Delete button.
  */
 export function messageBubble(view, onretry, ondiscard) {
   const st = view.state;
+  if (view.deleted) {
+    return el(
+      'li',
+      { class: `msg deleted${view.own ? ' own' : ''}`, 'data-position': view.position || undefined },
+      el(
+        'div',
+        { class: 'bubble' },
+        view.senderName ? el('div', { class: 'sender', text: view.senderName }) : null,
+        el('div', { class: 'tombstone', text: 'Message deleted' }),
+        el('div', { class: 'meta' }, el('time', { datetime: view.sentAt || undefined, text: view.sentAt ? clockTime(view.sentAt) : '' })),
+      ),
+    );
+  }
   const short = folded(view.text || '');
   const li = el(
     'li',
@@ -114,6 +129,8 @@ export function messageBubble(view, onretry, ondiscard) {
       el(
         'div',
         { class: 'meta' },
+        view.actions || null,
+        view.edited ? el('span', { class: 'edited', title: typeof view.edited === 'string' ? new Date(view.edited).toLocaleString() : undefined, text: 'edited' }) : null,
         el('time', {
           datetime: view.sentAt || undefined,
           title: view.sentAt ? new Date(view.sentAt).toLocaleString() : undefined,

@@ -200,11 +200,14 @@ pub async fn create_chat(
             };
             let created = match &request {
                 Some(request) => app.store().create_group_once(&group, request, now).await,
-                None => app
-                    .store()
-                    .create_group(&group, now)
-                    .await
-                    .map(|(chat, message)| GroupCreated::New(chat, Box::new(message))),
+                None => match app.store().count_group_created(&me.user_id, now).await {
+                    Ok(()) => app
+                        .store()
+                        .create_group(&group, now)
+                        .await
+                        .map(|(chat, message)| GroupCreated::New(chat, Box::new(message))),
+                    Err(e) => Err(e),
+                },
             };
             let (chat, message) = match created.map_err(ApiError::from)? {
                 GroupCreated::New(chat, message) => (chat, *message),

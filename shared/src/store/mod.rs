@@ -41,7 +41,7 @@ pub use devices::{PushClaim, PushKey, PUSH_CLAIM_LEASE_MS, PUSH_MARKER_TTL_MS};
 pub use lifecycle::{AccountStatus, PurgeState, SenderKey, SenderPage};
 pub use messages::{Appended, HistoryPage, NewMessage};
 pub use receipts::ReceiptKind;
-pub use requests::{GroupCreated, REQUEST_CLAIM_TTL_MS};
+pub use requests::{GroupCreated, MAX_GROUPS_PER_DAY, REQUEST_CLAIM_TTL_MS};
 pub use sessions::Rotation;
 pub use users::ProfileUpdate;
 
@@ -108,6 +108,8 @@ pub enum Conflict {
     /// An attachment named in a send is not this sender's pending upload to this chat
     /// (already in another message, another chat's, someone else's, or expired).
     AttachmentUnavailable,
+    /// The user created `MAX_GROUPS_PER_DAY` groups today.
+    TooManyGroups,
     /// The user holds the most WebSocket connections allowed.
     TooManyConnections,
 }
@@ -127,6 +129,7 @@ impl Conflict {
             Conflict::Blocked => "blocked",
             Conflict::YouBlocked => "you_blocked",
             Conflict::TooManyBlocks => "too_many_blocks",
+            Conflict::TooManyGroups => "too_many_groups",
             Conflict::AttachmentUnavailable => "attachment_unavailable",
             Conflict::TooManyConnections => "too_many_connections",
         }

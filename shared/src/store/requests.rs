@@ -17,6 +17,11 @@ use crate::model::{Chat, Message, Millis};
 /// How long a group request id is remembered (30 days: an offline client's retry).
 pub const REQUEST_CLAIM_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
 
+/// How many groups one user may create per UTC day (REST `POST /chats`).
+pub const MAX_GROUPS_PER_DAY: u32 = 50;
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
 /// What an idempotent group creation did.
 #[derive(Debug, Clone)]
 pub enum GroupCreated {
@@ -51,7 +56,20 @@ impl Store {
             .send()
             .await;
         let chat_id = match res {
-            Ok(_) => fresh,
+            Ok(_) => {
+                if let Err(e) = self.count_group_created(&group.creator, now).await {
+                    // Not created: let a later retry of this request try again.
+                    let _ = self
+                        .db
+                        .delete_item()
+                        .table_name(&self.t.message_dedup)
+                        .key("dedupKey", s(&key))
+                        .send()
+                        .await;
+                    return Err(e);
+                }
+                fresh
+            }
             Err(e) if super::codec::is_condition_failed(&e) => {
                 let out = self
                     .db
@@ -78,6 +96,34 @@ impl Store {
                 Some(chat) => Ok(GroupCreated::Existing(chat)),
                 None => Err(StoreError::NotFound("chat")),
             },
+        }
+    }
+
+    /// Count one group created by `user` today (UTC); `Conflict(TooManyGroups)` past
+    /// [`MAX_GROUPS_PER_DAY`]. One conditional UpdateItem on a counter item in
+    /// `MessageDedup` (`groups#{user}#{day}`, expiring two days later).
+    pub async fn count_group_created(&self, user: &UserId, now: Millis) -> StoreResult<()> {
+        let day = now / DAY_MS;
+        let res = self
+            .db
+            .update_item()
+            .table_name(&self.t.message_dedup)
+            .key("dedupKey", s(format!("groups#{user}#{day}")))
+            .update_expression("ADD #n :one SET #ttl = :ttl")
+            .condition_expression("attribute_not_exists(#n) OR #n < :max")
+            .expression_attribute_names("#n", "created")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(MAX_GROUPS_PER_DAY))
+            .expression_attribute_values(":ttl", n(super::ttl_seconds((day + 2) * DAY_MS)))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if super::codec::is_condition_failed(&e) => {
+                Err(StoreError::Conflict(super::Conflict::TooManyGroups))
+            }
+            Err(e) => Err(StoreError::sdk("UpdateItem", e)),
         }
     }
 }
