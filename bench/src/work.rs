@@ -633,6 +633,49 @@ impl<'a> Scenarios<'a> {
             ops.push(Self::combine(list, key, name)?);
         }
 
+        // Edit, then delete, a message that is not the chat's last (the common case:
+        // the chat's preview is not rewritten), the other member online.
+        let (mut edits, mut deletes) = (Vec::new(), Vec::new());
+        for _ in 0..repeats {
+            let (_, pos) = self.send(&mut a, &ab, &text).await?;
+            self.send(&mut a, &ab, &text).await?;
+            b.drain().await;
+            self.same_window(&mut a).await?;
+            let edit = json!({"action": "editMessage", "chatId": ab, "position": pos, "text": "y".repeat(100)});
+            let (mut w, _) = self
+                .frame_op(&mut a, edit, Some(&mut b), |v| {
+                    v["type"] == "messageEdited" && v["position"] == pos
+                })
+                .await?;
+            w.reference = "messageEdited at the other member".into();
+            edits.push(w);
+            self.same_window(&mut a).await?;
+            let delete = json!({"action": "deleteMessage", "chatId": ab, "position": pos});
+            let (mut w, _) = self
+                .frame_op(&mut a, delete, Some(&mut b), |v| {
+                    v["type"] == "messageDeleted" && v["position"] == pos
+                })
+                .await?;
+            w.reference = "messageDeleted at the other member".into();
+            deletes.push(w);
+            a.drain().await;
+            b.drain().await;
+        }
+        for (list, key, name) in [
+            (
+                edits,
+                "edit",
+                "edit a message (not the last), 1:1, other member online",
+            ),
+            (
+                deletes,
+                "delete",
+                "delete a message (not the last), 1:1, other member online",
+            ),
+        ] {
+            ops.push(Self::combine(list, key, name)?);
+        }
+
         // 1:1 with the recipient offline (one offline event), and the push notifier.
         let mut runs = Vec::new();
         for _ in 0..repeats {

@@ -76,6 +76,9 @@ pub struct PendingChat {
     /// Whether the client listed the chat (`false`: it is new to the client).
     #[serde(rename = "k")]
     pub known: bool,
+    /// The change sequence the client has of the chat.
+    #[serde(rename = "s", default)]
+    pub change_seq: u64,
 }
 
 impl SyncContinuation {
@@ -111,6 +114,8 @@ impl SyncContinuation {
 pub struct KnownPositions {
     /// chat id -> the last position the client has.
     pub known: BTreeMap<ChatId, u64>,
+    /// chat id -> the change sequence the client has caught up to (absent: 0).
+    pub change_seqs: BTreeMap<ChatId, u64>,
 }
 
 /// What version 1 cursors held; `cont` is no longer needed.
@@ -125,6 +130,8 @@ struct KnownPositionsV1 {
 }
 
 const KNOWN_POSITIONS_V2: u8 = 2;
+/// Version 3: version 2 with each chat's change sequence (a varint) after its position.
+const KNOWN_POSITIONS_V3: u8 = 3;
 
 fn push_varint(out: &mut Vec<u8>, mut v: u128) {
     loop {
@@ -157,7 +164,7 @@ fn read_varint(bytes: &[u8]) -> Option<(u128, usize)> {
 impl KnownPositions {
     /// The cursor text; `409 too_many_chats` when it would not fit in a URL.
     pub fn encode(&self) -> Result<String, ApiError> {
-        let mut out = vec![KNOWN_POSITIONS_V2];
+        let mut out = vec![KNOWN_POSITIONS_V3];
         for (chat, position) in &self.known {
             let (group, bits) = chat.to_bits().ok_or_else(|| {
                 ApiError::internal(std::io::Error::other(format!(
@@ -166,6 +173,10 @@ impl KnownPositions {
             })?;
             out.extend_from_slice(&bits.to_be_bytes());
             push_varint(&mut out, (u128::from(*position) << 1) | u128::from(group));
+            push_varint(
+                &mut out,
+                u128::from(self.change_seqs.get(chat).copied().unwrap_or(0)),
+            );
         }
         let text = URL_SAFE_NO_PAD.encode(out);
         if text.len() > MAX_CURSOR_CHARS {
@@ -189,24 +200,39 @@ impl KnownPositions {
         }
         let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
         match bytes.split_first() {
-            Some((&KNOWN_POSITIONS_V2, mut rest)) => {
+            Some((&version, mut rest))
+                if version == KNOWN_POSITIONS_V2 || version == KNOWN_POSITIONS_V3 =>
+            {
                 let mut known = BTreeMap::new();
+                let mut change_seqs = BTreeMap::new();
                 while !rest.is_empty() {
                     let (id, tail) = rest.split_at_checked(16).ok_or_else(bad)?;
                     let bits = u128::from_be_bytes(id.try_into().map_err(|_| bad())?);
                     let (v, used) = read_varint(tail).ok_or_else(bad)?;
                     let position = u64::try_from(v >> 1).map_err(|_| bad())?;
-                    known.insert(ChatId::from_bits(v & 1 == 1, bits), position);
+                    let chat = ChatId::from_bits(v & 1 == 1, bits);
                     rest = &tail[used..];
+                    if version == KNOWN_POSITIONS_V3 {
+                        let (s, used) = read_varint(rest).ok_or_else(bad)?;
+                        let s = u64::try_from(s).map_err(|_| bad())?;
+                        if s > 0 {
+                            change_seqs.insert(chat.clone(), s);
+                        }
+                        rest = &rest[used..];
+                    }
+                    known.insert(chat, position);
                 }
-                Ok(KnownPositions { known })
+                Ok(KnownPositions { known, change_seqs })
             }
             Some((b'{', _)) => {
                 let v1: KnownPositionsV1 = serde_json::from_slice(&bytes).map_err(|_| bad())?;
                 if v1.v != 1 {
                     return Err(bad());
                 }
-                Ok(KnownPositions { known: v1.known })
+                Ok(KnownPositions {
+                    known: v1.known,
+                    change_seqs: BTreeMap::new(),
+                })
             }
             _ => Err(bad()),
         }
@@ -250,6 +276,7 @@ mod tests {
             chat_id: ChatId::new_group(),
             position: 9,
             known: false,
+            change_seq: 3,
         }]);
         assert_eq!(SyncContinuation::decode(&c.encode()).unwrap(), c);
         for bad in ["", "!!!", "e30", "eyJ2IjoyLCJwZW5kaW5nIjpbXX0"] {
@@ -267,7 +294,8 @@ mod tests {
         #[test]
         fn known_positions_round_trip(entries in prop::collection::btree_map((any::<bool>(), any::<u128>()), any::<u64>(), 0..40)) {
             let known: BTreeMap<ChatId, u64> = entries.into_iter().map(|((g, b), p)| (chat(g, b), p)).collect();
-            let c = KnownPositions { known };
+            let change_seqs = known.iter().map(|(c, p)| (c.clone(), p % 1000 + 1)).collect();
+            let c = KnownPositions { known, change_seqs };
             let text = c.encode().unwrap();
             prop_assert_eq!(KnownPositions::decode(&text).unwrap(), c);
         }
@@ -282,7 +310,8 @@ mod tests {
         #[test]
         fn known_positions_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
             let mut b = bytes;
-            if let Some(first) = b.first_mut() { *first = KNOWN_POSITIONS_V2; }
+            let version = if b.len() % 2 == 0 { KNOWN_POSITIONS_V2 } else { KNOWN_POSITIONS_V3 };
+            if let Some(first) = b.first_mut() { *first = version; }
             let _ = KnownPositions::decode(&URL_SAFE_NO_PAD.encode(&b));
         }
     }
@@ -293,6 +322,7 @@ mod tests {
             known: (0..n)
                 .map(|i| (ChatId::new_group(), 1000 + i as u64))
                 .collect(),
+            change_seqs: BTreeMap::new(),
         };
         let text = many(300).encode().unwrap();
         assert!(text.len() <= MAX_CURSOR_CHARS, "{}", text.len());

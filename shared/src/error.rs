@@ -181,6 +181,9 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(Conflict::NotAdmin) => {
                 ApiError::Forbidden("only an admin of the group may do this".into())
             }
+            StoreError::Conflict(Conflict::NotAuthor) => ApiError::Forbidden(
+                "only the author may change this message (a group admin may delete it)".into(),
+            ),
             StoreError::Conflict(c @ (Conflict::Blocked | Conflict::YouBlocked)) => {
                 ApiError::Refused {
                     code: c.code(),
@@ -214,9 +217,11 @@ fn conflict_message(c: Conflict) -> String {
         Conflict::Blocked => "this user has blocked you".into(),
         Conflict::YouBlocked => "you have blocked this user; unblock them first".into(),
         Conflict::TooManyBlocks => format!("at most {} blocked users", crate::store::MAX_BLOCKS),
-        Conflict::NotAdmin | Conflict::NoMembers | Conflict::TooManyGroups => {
-            c.code().replace('_', " ")
-        }
+        Conflict::NotAdmin
+        | Conflict::NoMembers
+        | Conflict::TooManyGroups
+        | Conflict::NotAuthor => c.code().replace('_', " "),
+        Conflict::MessageDeleted => "the message was deleted".into(),
         Conflict::AttachmentUnavailable => {
             "an attachment is not your upload to this chat, or is already in a message".into()
         }

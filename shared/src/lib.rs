@@ -8,7 +8,8 @@
 //!   clients built from it at init.
 //! - [`protocol`]: the WebSocket protocol (client actions, server events, the offline
 //!   event); [`messaging`]: the chat services both edges call (send, fan-out, receipts,
-//!   typing, presence, sync); [`delivery`]: posting to connections and publishing
+//!   typing, presence, sync); [`edits`]: editing and deleting stored messages;
+//!   [`delivery`]: posting to connections and publishing
 //!   offline events.
 //! - [`error`]: the errors clients see, shared by the REST and WebSocket edges.
 //! - [`function`]: how a Lambda is packaged, so one value runs in AWS and in-process
@@ -25,6 +26,7 @@ pub mod aws;
 pub mod config;
 pub mod cursor;
 pub mod delivery;
+pub mod edits;
 pub mod error;
 pub mod function;
 pub mod http;

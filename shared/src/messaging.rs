@@ -22,7 +22,7 @@ use crate::protocol::{
     KnownPosition, MembershipEvent, MessageAck, MessageRef, OfflineMessageEvent, Receipt,
     ServerEvent, SyncChat, SyncResult, TypingEvent, TypingState, MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
-use crate::store::{MembershipChange, ReceiptKind, Store, StoreError};
+use crate::store::{LogPage, MembershipChange, ReceiptKind, Store, StoreError};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -634,10 +634,9 @@ impl ChatServices {
     }
 
     /// Send `event` to the connections of a chat's members, except `origin` and
-    /// `except_user`'s connections. (Receipts no longer use it: they read the members
-    /// first and the presence alongside their write, see [`Self::receipt`].)
-    #[allow(dead_code)]
-    async fn to_members(
+    /// `except_user`'s connections (edits and deletions; receipts read the members
+    /// first and the presence alongside their write, see [`Self::receipt`]).
+    pub(crate) async fn to_members(
         &self,
         chat_id: &ChatId,
         event: &ServerEvent,
@@ -725,8 +724,35 @@ impl ChatServices {
             let Some(member) = memberships.get(&planned.chat_id) else {
                 continue;
             };
-            let Some(entry) = packer.start(&planned, chat, member) else {
+            let Some(mut entry) = packer.start(&planned, chat, member) else {
                 continue;
+            };
+            // Changes first: the log, then the messages it names, both read strongly
+            // consistent, so each named message is at least that new (see
+            // docs/data-model.md, "Change sequence").
+            let changes_left = if planned.known && chat.change_seq > planned.change_seq {
+                let log = self
+                    .store
+                    .changes_after(&planned.chat_id, planned.change_seq, limit)
+                    .await
+                    .map_err(ApiError::from)?;
+                let positions: Vec<u64> = log
+                    .entries
+                    .iter()
+                    .map(|e| e.position)
+                    .filter(|p| *p <= planned.position)
+                    .collect();
+                let current = if positions.is_empty() {
+                    Vec::new()
+                } else {
+                    self.store
+                        .messages_at(&planned.chat_id, &positions)
+                        .await
+                        .map_err(ApiError::from)?
+                };
+                packer.add_changes(&mut entry, planned.position, &log, current)
+            } else {
+                false
             };
             let messages = if chat.last_position > planned.position {
                 self.store
@@ -737,7 +763,7 @@ impl ChatServices {
             } else {
                 Vec::new()
             };
-            packer.add(entry, planned.position, messages);
+            packer.add_with_changes(entry, planned.position, messages, changes_left);
         }
         let (out, pending) = packer.finish();
         let cursor = if pending.is_empty() {
@@ -782,8 +808,10 @@ pub fn plan_sync(
             .filter(|p| member_of.contains(&p.chat_id))
             .collect(),
         None => {
-            let given: HashMap<&ChatId, u64> =
-                known.iter().map(|k| (&k.chat_id, k.position)).collect();
+            let given: HashMap<&ChatId, (u64, u64)> = known
+                .iter()
+                .map(|k| (&k.chat_id, (k.position, k.change_seq.unwrap_or(0))))
+                .collect();
             removed.extend(
                 known
                     .iter()
@@ -792,10 +820,14 @@ pub fn plan_sync(
             );
             member_of
                 .iter()
-                .map(|c| PendingChat {
-                    chat_id: c.clone(),
-                    position: given.get(c).copied().unwrap_or(0),
-                    known: given.contains_key(c),
+                .map(|c| {
+                    let (position, change_seq) = given.get(c).copied().unwrap_or((0, 0));
+                    PendingChat {
+                        chat_id: c.clone(),
+                        position,
+                        known: given.contains_key(c),
+                        change_seq,
+                    }
                 })
                 .collect()
         }
@@ -846,7 +878,8 @@ impl SyncPacker {
         if chat.kind == ChatKind::Group && chat.last_position == 0 {
             return None;
         }
-        if planned.known && chat.last_position <= planned.position {
+        let changes_due = planned.known && chat.change_seq > planned.change_seq;
+        if planned.known && chat.last_position <= planned.position && !changes_due {
             return None;
         }
         if !self.seen.insert(planned.chat_id.clone()) {
@@ -860,6 +893,13 @@ impl SyncPacker {
             delivered_position: member.delivered_position,
             messages: Vec::new(),
             refs: Vec::new(),
+            // A chat new to the client comes as it is now: no changes to catch up.
+            changed: Vec::new(),
+            change_seq: if planned.known {
+                planned.change_seq
+            } else {
+                chat.change_seq
+            },
             has_more: false,
         };
         let base = json_len(&entry);
@@ -873,7 +913,67 @@ impl SyncPacker {
 
     /// Put `entry` on the page with what fits of `messages` (those after `position`,
     /// ascending); when the chat has more, it is pending from the last one kept.
-    pub fn add(&mut self, mut entry: SyncChat, position: u64, messages: Vec<Message>) {
+    pub fn add(&mut self, entry: SyncChat, position: u64, messages: Vec<Message>) {
+        self.add_with_changes(entry, position, messages, false)
+    }
+
+    /// Put on `entry` what fits of the changes in `log` (entries after the client's
+    /// change sequence, ascending) to messages up to `position`, `current` holding
+    /// those messages as they are now; returns whether changes are left for the next
+    /// page. Call before [`SyncPacker::add_with_changes`].
+    pub fn add_changes(
+        &mut self,
+        entry: &mut SyncChat,
+        position: u64,
+        log: &LogPage,
+        current: Vec<Message>,
+    ) -> bool {
+        let mut by_position: HashMap<u64, Message> =
+            current.into_iter().map(|m| (m.position, m)).collect();
+        let mut sent: HashSet<u64> = HashSet::new();
+        for e in &log.entries {
+            if e.position > position || sent.contains(&e.position) {
+                // After the client's position the message itself comes, as it is now.
+                entry.change_seq = e.seq;
+                continue;
+            }
+            let Some(m) = by_position.remove(&e.position) else {
+                entry.change_seq = e.seq;
+                continue;
+            };
+            let size = json_len(&m);
+            let (size, as_ref) = if size <= self.inline_max {
+                (size, false)
+            } else {
+                (json_len(&MessageRef::of(&m)), true)
+            };
+            let page_empty =
+                self.out.is_empty() && entry.changed.is_empty() && entry.refs.is_empty();
+            if size > self.remaining && !page_empty {
+                return true;
+            }
+            self.remaining = self.remaining.saturating_sub(size);
+            sent.insert(m.position);
+            entry.change_seq = e.seq;
+            if as_ref {
+                entry.refs.push(MessageRef::of(&m));
+            } else {
+                entry.changed.push(m);
+            }
+        }
+        entry.changed.sort_by_key(|m| m.position);
+        log.has_more
+    }
+
+    /// [`SyncPacker::add`], and `changes_left`: changes of this chat did not all fit
+    /// ([`SyncPacker::add_changes`]), so it is pending even when its messages fit.
+    pub fn add_with_changes(
+        &mut self,
+        mut entry: SyncChat,
+        position: u64,
+        messages: Vec<Message>,
+        changes_left: bool,
+    ) {
         let mut reached = position;
         for m in messages {
             let size = json_len(&m);
@@ -895,12 +995,13 @@ impl SyncPacker {
                 entry.messages.push(m);
             }
         }
-        if entry.chat.last_position > reached {
+        if entry.chat.last_position > reached || changes_left {
             entry.has_more = true;
             self.pending.push(PendingChat {
                 chat_id: entry.chat_id.clone(),
                 position: reached,
                 known: true,
+                change_seq: entry.change_seq,
             });
         }
         self.out.push(entry);
@@ -941,7 +1042,7 @@ mod tests {
             let member_of: BTreeSet<ChatId> = members.iter().map(|n| chat(*n)).collect();
             let known: Vec<KnownPosition> = listed
                 .iter()
-                .map(|(n, p)| KnownPosition { chat_id: chat(*n), position: *p })
+                .map(|(n, p)| KnownPosition { chat_id: chat(*n), position: *p, change_seq: None })
                 .collect();
             let plan = plan_sync(&member_of, &known, None);
             let planned: Vec<ChatId> = plan.chats.iter().map(|p| p.chat_id.clone()).collect();
@@ -973,10 +1074,10 @@ mod tests {
             let c = SyncContinuation::new(
                 pending
                     .iter()
-                    .map(|(n, (p, k))| PendingChat { chat_id: chat(*n), position: *p, known: *k })
+                    .map(|(n, (p, k))| PendingChat { chat_id: chat(*n), position: *p, known: *k, change_seq: 0 })
                     .collect(),
             );
-            let stray = [KnownPosition { chat_id: chat(99), position: 1 }];
+            let stray = [KnownPosition { chat_id: chat(99), position: 1, change_seq: None }];
             let plan = plan_sync(&member_of, &stray, Some(c.clone()));
             let expected: Vec<PendingChat> = c
                 .pending
@@ -1007,6 +1108,7 @@ mod tests {
             last_position: last,
             last_message: None,
             last_activity_at: 0,
+            change_seq: 0,
         };
         let member = Membership {
             chat_id: chat(n),
@@ -1032,6 +1134,8 @@ mod tests {
                 system: None,
                 sent_at: 0,
                 deleted: false,
+                edited_at: None,
+                edit_count: 0,
                 attachments: Vec::new(),
             })
             .collect();
@@ -1062,7 +1166,7 @@ mod tests {
                 let position = if *known { *position } else { 0 };
                 from_of.insert(chat(*n), position);
                 let (chat_rec, member, messages) = packable(*n, *last, position, sizes);
-                let plan = PendingChat { chat_id: chat(*n), position, known: *known };
+                let plan = PendingChat { chat_id: chat(*n), position, known: *known, change_seq: 0 };
                 let Some(entry) = packer.start(&plan, &chat_rec, &member) else {
                     if !(*known && *last <= position) {
                         expected_pending.push(plan);
@@ -1094,6 +1198,7 @@ mod tests {
                         chat_id: entry.chat_id.clone(),
                         position: reached,
                         known: true,
+                        change_seq: 0,
                     });
                 }
             }

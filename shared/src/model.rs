@@ -151,6 +151,11 @@ pub struct Chat {
     /// When the chat last changed (a message or a membership change).
     #[serde(with = "as_rfc3339")]
     pub last_activity_at: Millis,
+    /// How many changes to stored messages (edits, deletions) the chat has had; with
+    /// `last_position` (which numbers appends) it is the chat's change sequence that
+    /// `sync` catches up from (docs/data-model.md, "Change sequence").
+    #[serde(default)]
+    pub change_seq: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -262,9 +267,23 @@ pub struct Message {
     /// time are kept (see docs/security.md, "Retention and deletion").
     #[serde(default, skip_serializing_if = "is_false")]
     pub deleted: bool,
+    /// When the author last edited the text (absent: never edited).
+    #[serde(
+        default,
+        with = "as_rfc3339_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub edited_at: Option<Millis>,
+    /// How many times the text was edited (absent: 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub edit_count: u32,
     /// Photos and files (at most `MAX_ATTACHMENTS_PER_MESSAGE`), in the sender's order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<crate::attachments::AttachmentRef>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn is_false(b: &bool) -> bool {

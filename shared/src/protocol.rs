@@ -59,6 +59,17 @@ pub enum ClientAction {
     Ping {
         id: Option<String>,
     },
+    /// Replace the text of the caller's own message.
+    EditMessage {
+        chat_id: ChatId,
+        position: u64,
+        text: MessageText,
+    },
+    /// Delete a message for everyone (own message, or any as a group admin).
+    DeleteMessage {
+        chat_id: ChatId,
+        position: u64,
+    },
     /// Extend the connection with a fresh access token of the same user (before the
     /// one it was opened with expires).
     Authenticate {
@@ -76,6 +87,8 @@ impl ClientAction {
             ClientAction::Typing { .. } => "typing",
             ClientAction::Sync { .. } => "sync",
             ClientAction::Ping { .. } => "ping",
+            ClientAction::EditMessage { .. } => "editMessage",
+            ClientAction::DeleteMessage { .. } => "deleteMessage",
             ClientAction::Authenticate { .. } => "authenticate",
         }
     }
@@ -104,6 +117,10 @@ pub enum TypingState {
 pub struct KnownPosition {
     pub chat_id: ChatId,
     pub position: u64,
+    /// The chat's change sequence the client has caught up to (`changeSeq` of the
+    /// last sync or change event); absent: 0, every change of a message it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_seq: Option<u64>,
 }
 
 /// Why a frame was refused before anything happened.
@@ -163,13 +180,15 @@ impl FrameError {
 }
 
 /// The actions of this protocol.
-pub const ACTIONS: [&str; 7] = [
+pub const ACTIONS: [&str; 9] = [
     "sendMessage",
     "ack",
     "read",
     "typing",
     "sync",
     "ping",
+    "editMessage",
+    "deleteMessage",
     "authenticate",
 ];
 
@@ -228,6 +247,10 @@ pub fn parse_frame(raw: &str) -> Result<ClientAction, FrameError> {
         "typing" => f.typing(),
         "sync" => f.sync(),
         "ping" => f.ping(),
+        "editMessage" => f.edit_message(),
+        "deleteMessage" => f
+            .chat_position()
+            .map(|(chat_id, position)| ClientAction::DeleteMessage { chat_id, position }),
         "authenticate" => f.authenticate(),
         other => {
             let shown: String = other.chars().take(64).collect();
@@ -277,6 +300,17 @@ impl Fields<'_> {
         })
     }
 
+    fn edit_message(&self) -> Result<ClientAction, InvalidInput> {
+        let chat_id = self.chat_id()?;
+        let position = self.position("position")?;
+        let text = MessageText::parse(self.string("text")?)?;
+        Ok(ClientAction::EditMessage {
+            chat_id,
+            position,
+            text,
+        })
+    }
+
     fn chat_position(&self) -> Result<(ChatId, u64), InvalidInput> {
         Ok((self.chat_id()?, self.position("position")?))
     }
@@ -313,6 +347,10 @@ impl Fields<'_> {
                     out.push(KnownPosition {
                         chat_id: f.chat_id()?,
                         position: f.position("position")?,
+                        change_seq: match o.get("changeSeq") {
+                            None | Some(Value::Null) => None,
+                            Some(v) => Some(position_of(v, "changeSeq")?),
+                        },
                     });
                 }
                 out
@@ -397,6 +435,10 @@ pub enum ServerEvent {
     SyncResult(SyncResult),
     Pong(Pong),
     Error(ErrorEvent),
+    /// A stored message's text was edited, to every connection of every member.
+    MessageEdited(MessageChanged),
+    /// A stored message was deleted for everyone, to every connection of every member.
+    MessageDeleted(MessageChanged),
     /// `authenticate` succeeded: the connection lives on until `expiresAt`.
     Authenticated(Authenticated),
 }
@@ -483,6 +525,42 @@ impl MessageRef {
     }
 }
 
+/// An edit or a deletion of a stored message (`messageEdited` / `messageDeleted`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageChanged {
+    pub chat_id: ChatId,
+    pub position: u64,
+    /// The change's number in the chat's change sequence (`chat.changeSeq` after it).
+    pub change_seq: u64,
+    /// Who changed it (the author, or a group admin deleting).
+    pub by: UserId,
+    /// The message now (deleted: the tombstone, text empty); absent when it does not
+    /// fit in one frame, then `ref` says where to fetch it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<Message>,
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub message_ref: Option<MessageRef>,
+}
+
+impl MessageChanged {
+    pub fn new(message: &Message, change_seq: u64, by: &UserId) -> Self {
+        let mut ev = MessageChanged {
+            chat_id: message.chat_id.clone(),
+            position: message.position,
+            change_seq,
+            by: by.clone(),
+            message: Some(message.clone()),
+            message_ref: None,
+        };
+        if serde_json::to_vec(&ev).map_or(usize::MAX, |b| b.len()) > MAX_FRAME_BYTES - 1024 {
+            ev.message = None;
+            ev.message_ref = Some(MessageRef::of(message));
+        }
+        ev
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Receipt {
@@ -547,8 +625,15 @@ pub struct SyncChat {
     pub delivered_position: u64,
     /// Messages after the client's position, ascending and gap-free.
     pub messages: Vec<Message>,
-    /// Messages too large for the frame, in position order among `messages`.
+    /// Messages too large for the frame, in position order among `messages` (and
+    /// changed ones too large, see `changed`).
     pub refs: Vec<MessageRef>,
+    /// Messages at or before the client's position that changed (edited, deleted)
+    /// after the client's `changeSeq`, as they are now, ascending, each once.
+    pub changed: Vec<Message>,
+    /// The change sequence this page brings the client to: send it back as the
+    /// chat's `changeSeq` in the next sync.
+    pub change_seq: u64,
     /// More messages of this chat follow in the next page (see `cursor`).
     pub has_more: bool,
 }
@@ -883,6 +968,8 @@ mod tests {
             system: None,
             sent_at: 0,
             deleted: false,
+            edited_at: None,
+            edit_count: 0,
             attachments: Vec::new(),
         };
         let ev = ServerEvent::for_message(&m);

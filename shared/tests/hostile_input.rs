@@ -225,6 +225,15 @@ fn structured_frame() -> impl Strategy<Value = Map<String, Value>> {
                         put("limit", limit);
                         put("cursor", cursor);
                     }
+                    "editMessage" => {
+                        put("chatId", chat);
+                        put("position", pos);
+                        put("text", text);
+                    }
+                    "deleteMessage" => {
+                        put("chatId", chat);
+                        put("position", pos);
+                    }
                     "authenticate" => put("token", cursor),
                     _ => put("id", id),
                 }
@@ -258,6 +267,16 @@ fn to_frame(a: &ClientAction) -> Value {
             cursor,
         } => json!({"action": "sync", "chats": chats, "limit": limit, "cursor": cursor}),
         ClientAction::Ping { id } => json!({"action": "ping", "id": id}),
+        ClientAction::EditMessage {
+            chat_id,
+            position,
+            text,
+        } => {
+            json!({"action": "editMessage", "chatId": chat_id, "position": position, "text": text})
+        }
+        ClientAction::DeleteMessage { chat_id, position } => {
+            json!({"action": "deleteMessage", "chatId": chat_id, "position": position})
+        }
         ClientAction::Authenticate { token } => json!({"action": "authenticate", "token": token}),
     }
 }
@@ -270,6 +289,8 @@ fn fields_of(action: &str) -> &'static [&'static str] {
         "typing" => &["chatId", "state"],
         "sync" => &["chats", "chatId", "position", "limit", "cursor"],
         "ping" => &["id"],
+        "editMessage" => &["chatId", "position", "text"],
+        "deleteMessage" => &["chatId", "position"],
         "authenticate" => &["token"],
         _ => &[],
     }
@@ -393,6 +414,15 @@ proptest! {
                     }
                     ClientAction::Ping { id } => {
                         prop_assert!(id.as_ref().is_none_or(|i| i.chars().count() <= MAX_PING_ID || frame["id"].is_number()));
+                    }
+                    ClientAction::EditMessage { chat_id, position, text } => {
+                        prop_assert_eq!(chat_id.as_str(), frame["chatId"].as_str().unwrap());
+                        prop_assert_eq!(Some(*position), frame["position"].as_u64());
+                        prop_assert!(text.as_str().chars().count() <= MAX_MESSAGE_CHARS);
+                    }
+                    ClientAction::DeleteMessage { chat_id, position } => {
+                        prop_assert_eq!(chat_id.as_str(), frame["chatId"].as_str().unwrap());
+                        prop_assert_eq!(Some(*position), frame["position"].as_u64());
                     }
                     ClientAction::Authenticate { token } => {
                         prop_assert_eq!(Some(token.as_str()), frame["token"].as_str());

@@ -193,3 +193,19 @@ async fn membership_and_message_ref_events_reach_members() {
     bob.close().await;
     stack.shutdown().await;
 }
+
+/// `authenticate` and its answer through the test client (tests/it/security.rs checks
+/// the rules; this makes both frames part of the document's coverage).
+#[tokio::test]
+async fn authenticate_is_answered_with_authenticated() {
+    let stack = chat_tests::TestStack::start().await;
+    let api = chat_tests::api::Api::new(&stack);
+    let a = api.register("Ada").await;
+    let mut ada = chat_tests::ws::Client::from(api.connect(&a).await);
+    ada.send(json!({"action": "authenticate", "token": a.access_token}))
+        .await;
+    let ev = ada.next_of("authenticated").await;
+    assert!(ev["expiresAt"].is_string(), "{ev}");
+    ada.close().await;
+    stack.shutdown().await;
+}

@@ -176,6 +176,21 @@ fn rows() -> Vec<Row> {
                 (format!("/chats/{c}/members/{}", w.alice.id), None)
             },
         ),
+        // The author edits; the author or a group admin deletes (tests/it/edits.rs
+        // checks the member who is neither); here those outside the chat.
+        r(
+            "PATCH /chats/{chatId}/messages/{position}",
+            Gate::Member,
+            |_, c| {
+                let body = json!({"text": "rewritten"});
+                (format!("/chats/{c}/messages/2"), Some(body))
+            },
+        ),
+        r(
+            "DELETE /chats/{chatId}/messages/{position}",
+            Gate::Member,
+            |_, c| (format!("/chats/{c}/messages/2"), None),
+        ),
         r("POST /me/blocks/{userId}", Gate::Bearer, |w, _| {
             (format!("/me/blocks/{}", w.outsider.id), None)
         }),
@@ -747,6 +762,8 @@ fn frame(action: &str, chat: &str) -> Value {
         "ping" => json!({"action": action, "id": "p"}),
         "authenticate" => json!({"action": action, "token": "not.a.token"}),
         "$default" => json!({"action": "takeOver", "chatId": chat}),
+        "editMessage" => json!({"action": action, "chatId": chat, "position": 2, "text": "owned"}),
+        "deleteMessage" => json!({"action": action, "chatId": chat, "position": 2}),
         other => panic!("no frame for the WebSocket route {other}; add one"),
     }
 }

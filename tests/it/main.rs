@@ -11,6 +11,7 @@ mod auth;
 mod authz;
 mod blocks;
 mod chats;
+mod edits;
 mod faults;
 mod gateway_fidelity;
 mod gateway_http;

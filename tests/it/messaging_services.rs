@@ -374,6 +374,7 @@ async fn sync_pages_return_exactly_the_missing_messages() {
     let known = vec![KnownPosition {
         chat_id: chat.chat_id.clone(),
         position: 4,
+        change_seq: None,
     }];
     let mut got = Vec::new();
     let mut page = e

@@ -2,13 +2,14 @@
 //! groups and members, history pages, REST send, read markers, unread counts and
 //! catch-up sync. Every route is [`Router::signed_in`] (the router checks the bearer
 //! access token) and is one plain async function: the chat routes in [`handlers`], the
-//! ones that share their implementation with the WebSocket in [`live`], photos and
-//! files (presigned uploads and downloads) in [`attachments`]. The state is
+//! ones that share their implementation with the WebSocket in [`live`] and [`edits`],
+//! photos and files (presigned uploads and downloads) in [`attachments`]. The state is
 //! the [`ChatServices`] the WebSocket uses too. Routes, bodies and errors are
 //! documented in `docs/openapi.yaml`.
 
 mod announce;
 pub mod attachments;
+pub mod edits;
 pub mod handlers;
 pub mod live;
 pub mod views;
@@ -41,6 +42,14 @@ pub fn router(services: ChatServices) -> Router<ChatServices> {
         .signed_in("POST /chats/{chatId}/messages", live::send_message)
         .signed_in("POST /chats/{chatId}/read", live::mark_read)
         .signed_in("GET /sync", live::sync)
+        .signed_in(
+            "PATCH /chats/{chatId}/messages/{position}",
+            edits::edit_message,
+        )
+        .signed_in(
+            "DELETE /chats/{chatId}/messages/{position}",
+            edits::delete_message,
+        )
         .signed_in("POST /chats/{chatId}/attachments", attachments::create)
         .signed_in(
             "GET /chats/{chatId}/attachments/{attachmentId}",

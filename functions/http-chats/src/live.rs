@@ -128,15 +128,23 @@ pub async fn sync(
             .map_err(ApiError::from)?;
         let ids: Vec<ChatId> = memberships.iter().map(|m| m.chat_id.clone()).collect();
         let chats = store.get_chats(&ids).await.map_err(ApiError::from)?;
-        let known = chats
+        let shown: Vec<_> = chats
             .into_values()
             .filter(|c| c.last_position > 0 || c.kind == chat_core::model::ChatKind::Direct)
+            .collect();
+        let change_seqs = shown
+            .iter()
+            .filter(|c| c.change_seq > 0)
+            .map(|c| (c.chat_id.clone(), c.change_seq))
+            .collect();
+        let known = shown
+            .into_iter()
             .map(|c| (c.chat_id, c.last_position))
             .collect();
         let page = SyncPage {
             chats: vec![],
             removed: vec![],
-            cursor: KnownPositions { known }.encode()?,
+            cursor: KnownPositions { known, change_seqs }.encode()?,
             has_more: false,
         };
         return Ok(http::json(200, &page));
@@ -148,6 +156,7 @@ pub async fn sync(
         .map(|(c, p)| KnownPosition {
             chat_id: c.clone(),
             position: *p,
+            change_seq: Some(state.change_seqs.get(c).copied().unwrap_or(0)),
         })
         .collect();
     // Every page starts from the positions in the cursor, which this page then moves
@@ -158,6 +167,7 @@ pub async fn sync(
         .await?;
     for gone in &result.removed {
         state.known.remove(gone);
+        state.change_seqs.remove(gone);
     }
     for c in &result.chats {
         let last_sent = c
@@ -174,6 +184,9 @@ pub async fn sync(
             reached = reached.max(c.chat.last_position);
         }
         state.known.insert(c.chat_id.clone(), reached);
+        if c.change_seq > 0 {
+            state.change_seqs.insert(c.chat_id.clone(), c.change_seq);
+        }
     }
     let page = SyncPage {
         has_more: result.cursor.is_some(),

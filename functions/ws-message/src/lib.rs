@@ -1,5 +1,6 @@
 //! `ws-message`: every WebSocket action (`sendMessage`, `ack`, `read`, `typing`,
-//! `sync`, `ping`, `authenticate`) and `$default`. Each frame is parsed by
+//! `sync`, `ping`, `authenticate`, `editMessage`,
+//! `deleteMessage`) and `$default`. Each frame is parsed by
 //! `chat_core::protocol`, counted against the connection's rate limit, its
 //! connection's credential checked ([`credential`]: revoked or expired ends the
 //! socket), and handed to the shared `ChatServices`. Answers (`messageAck`, `syncResult`, `pong`, `error`) are posted to
@@ -276,6 +277,36 @@ async fn dispatch(
                 protocol_version: PROTOCOL_VERSION,
             }))
             .await;
+        }
+        // The answer is the `messageEdited` / `messageDeleted` event every member's
+        // connections get, this one included.
+        ClientAction::EditMessage {
+            chat_id,
+            position,
+            text,
+        } => {
+            chat_core::telemetry::record_chat(&chat_id);
+            if let Err(e) = services.edit_message(user, &chat_id, position, &text).await {
+                fail(e, None).await;
+            }
+        }
+        ClientAction::DeleteMessage { chat_id, position } => {
+            chat_core::telemetry::record_chat(&chat_id);
+            match services.delete_message(user, &chat_id, position).await {
+                // Already deleted: nothing was announced; answer with the tombstone.
+                Ok(change) if !change.changed => {
+                    reply(ServerEvent::MessageDeleted(
+                        chat_core::protocol::MessageChanged::new(
+                            &change.message,
+                            change.chat.change_seq,
+                            user,
+                        ),
+                    ))
+                    .await;
+                }
+                Ok(_) => {}
+                Err(e) => fail(e, None).await,
+            }
         }
     }
 }

@@ -53,6 +53,7 @@ fn chat_from(item: &Item, table: &str) -> StoreResult<Chat> {
             .map(|m| super::messages::last_message_from(m, table))
             .transpose()?,
         last_activity_at: r.num("lastActivityAt")?,
+        change_seq: r.num_or("changeSeq", 0)?,
     })
 }
 
@@ -196,6 +197,7 @@ impl Store {
             last_position: 0,
             last_message: None,
             last_activity_at: now,
+            change_seq: 0,
         };
         let member = |u: &UserId| Membership {
             chat_id: chat_id.clone(),
@@ -346,6 +348,7 @@ impl Store {
             last_position: 0,
             last_message: None,
             last_activity_at: now,
+            change_seq: 0,
         };
         match self
             .db

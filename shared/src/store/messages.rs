@@ -83,6 +83,8 @@ pub(crate) fn message_from(item: &Item, table: &str) -> StoreResult<Message> {
         system: r.json("system")?,
         sent_at: r.num("sentAt")?,
         deleted: r.bool_or("deleted", false)?,
+        edited_at: r.opt_num("editedAt")?,
+        edit_count: r.num_or("editCount", 0)?,
         attachments: r.json("attachments")?.unwrap_or_default(),
     })
 }
@@ -110,6 +112,12 @@ pub(crate) fn message_item(m: &Message) -> Item {
     }
     if m.deleted {
         item.insert("deleted".into(), AttributeValue::Bool(true));
+    }
+    if let Some(at) = m.edited_at {
+        item.insert("editedAt".into(), n(at));
+    }
+    if m.edit_count > 0 {
+        item.insert("editCount".into(), n(m.edit_count));
     }
     if !m.attachments.is_empty() {
         item.insert(
@@ -222,6 +230,8 @@ impl Store {
             system: new.system.clone(),
             sent_at: new.sent_at,
             deleted: false,
+            edited_at: None,
+            edit_count: 0,
             attachments: new.attachments.clone(),
         };
         let mut set = vec![

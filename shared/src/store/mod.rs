@@ -16,6 +16,7 @@
 
 mod attachments;
 mod blocks;
+mod changes;
 mod chats;
 mod codec;
 mod connections;
@@ -30,6 +31,7 @@ mod sessions;
 mod users;
 
 pub use blocks::MAX_BLOCKS;
+pub use changes::{ChangeKind, LogEntry, LogPage, MessageChange};
 pub use chats::{ChatPage, MembershipChange, NewGroup};
 pub use connections::{
     RateWindow, WindowCount, WindowOpened, WindowReset, CONNECT_GRACE_MS, MAX_CONNECTIONS_PER_USER,
@@ -93,6 +95,10 @@ pub enum Conflict {
     NotAGroup,
     /// Only an admin of the group may make this change.
     NotAdmin,
+    /// Only the message's author (or, deleting, a group admin) may change it.
+    NotAuthor,
+    /// The message was deleted; it cannot be edited.
+    MessageDeleted,
     /// The other user has blocked the caller.
     Blocked,
     /// The caller has blocked the other user (unblock first).
@@ -118,6 +124,8 @@ impl Conflict {
             Conflict::AlreadyMember => "already_member",
             Conflict::NotAGroup => "not_a_group",
             Conflict::NotAdmin => "not_admin",
+            Conflict::NotAuthor => "not_author",
+            Conflict::MessageDeleted => "message_deleted",
             Conflict::Blocked => "blocked",
             Conflict::YouBlocked => "you_blocked",
             Conflict::TooManyBlocks => "too_many_blocks",
