@@ -9,7 +9,8 @@
 //! (as Stream Chat; the text is replaced), edits are not time-limited, deleting erases
 //! the text in storage and keeps the position as a tombstone, pushes already shown are
 //! not recalled, and there is no "delete for me". Neither an edit nor a deletion
-//! changes unread counts or sends a push.
+//! changes unread counts or sends a push. Deleting a message with attachments deletes
+//! their objects, thumbnails and records too.
 
 use crate::error::ApiError;
 use crate::ids::{ChatId, UserId};
@@ -48,6 +49,22 @@ impl ChatServices {
             .store()
             .delete_message(chat_id, position, user, now_millis())
             .await?;
+        if !change.erased_attachments.is_empty() {
+            // The message no longer names them: delete the objects (and thumbnails) and
+            // their records, so that nobody can download a deleted photo by its id. A
+            // failure is logged; the records' owner's account deletion removes any left.
+            let mut gone = change.message.clone();
+            gone.attachments = change.erased_attachments.clone();
+            if let Err(e) = crate::attachments::delete_message_attachments(
+                self.store(),
+                self.attachments(),
+                &gone,
+            )
+            .await
+            {
+                e.log();
+            }
+        }
         if change.changed {
             self.announce_change(&change, user).await;
         }

@@ -517,3 +517,79 @@ async fn deleting_the_account_deletes_its_uploads() {
     let (status, _) = h.download(&bob, &chat, &id).await;
     assert_eq!(status, 404);
 }
+
+/// Deleting a message for everyone deletes its attachments (objects, thumbnails,
+/// records) and the tombstone names none, over REST and over the WebSocket: a member
+/// who kept the id or an old download link gets nothing.
+#[tokio::test]
+async fn deleting_a_message_deletes_its_attachments() {
+    let h = Harness::start().await;
+    let (alice, bob) = tokio::join!(h.api.register("Alice"), h.api.register("Bob"));
+    let chat = h.direct(&alice, &bob).await;
+    let mut alice_ws = Client::open(&format!("{}?token={}", h.ws_url, alice.access_token), None)
+        .await
+        .expect("alice connects");
+
+    for (cid, over_ws) in [("x1", false), ("x2", true)] {
+        let id = h
+            .uploaded(&alice, &chat, "gone.png", "image/png", &photo_bytes())
+            .await;
+        let (status, message) = h.send(&alice, &chat, cid, None, &[&id]).await;
+        assert_eq!(status, 201, "{message}");
+        let pos = message["position"].as_u64().expect("position");
+        let (status, dl) = h.download(&bob, &chat, &id).await;
+        assert_eq!(status, 200, "{dl}");
+        let link = dl["url"].as_str().expect("url").to_owned();
+        assert_eq!(h.fetch(&link).await.status(), 200);
+
+        if over_ws {
+            alice_ws
+                .send(json!({"action": "deleteMessage", "chatId": chat, "position": pos}))
+                .await;
+            // (The REST deletion of the first round announced itself here too.)
+            let ev = alice_ws
+                .next_where(|v| v["type"] == "messageDeleted" && v["position"] == pos)
+                .await;
+            assert_eq!(ev["message"]["attachments"], Value::Null, "{ev}");
+        } else {
+            let r = h
+                .api
+                .send_json(
+                    Some(&alice.access_token),
+                    "DELETE",
+                    &format!("/chats/{chat}/messages/{pos}"),
+                    None,
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.body);
+        }
+        // The answer (or event) comes after the objects are deleted.
+        let (status, _) = h.download(&bob, &chat, &id).await;
+        assert_eq!(status, 404, "the attachment outlived its message ({cid})");
+        let status = h.fetch(&link).await.status();
+        assert!(status == 404 || status == 403, "old link: {status} ({cid})");
+        let history = h
+            .api
+            .send_json(
+                Some(&bob.access_token),
+                "GET",
+                &format!("/chats/{chat}/messages"),
+                None,
+            )
+            .await
+            .expect(200);
+        let gone = history["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .find(|m| m["position"] == pos)
+            .expect("the tombstone")
+            .clone();
+        assert_eq!(gone["deleted"], true, "{gone}");
+        assert!(
+            gone.get("attachments")
+                .is_none_or(|a| a.as_array().is_some_and(|a| a.is_empty())),
+            "{gone}"
+        );
+    }
+}

@@ -49,6 +49,9 @@ pub struct MessageChange {
     pub kind: ChangeKind,
     /// False when nothing was written: the message was already deleted.
     pub changed: bool,
+    /// The attachments a deletion took off the message (their objects and records
+    /// are the caller's to delete: [`crate::attachments::delete_message_attachments`]).
+    pub erased_attachments: Vec<crate::attachments::AttachmentRef>,
 }
 
 /// One entry of a chat's change log.
@@ -144,6 +147,7 @@ impl Store {
                         chat,
                         kind,
                         changed: false,
+                        erased_attachments: Vec::new(),
                     }),
                 };
             }
@@ -170,6 +174,7 @@ impl Store {
                 .expression_attribute_names("#t", "text")
                 .expression_attribute_values(":seq", n(seq));
             let preview_text: String;
+            let mut erased_attachments = Vec::new();
             match new_text {
                 Some(text) => {
                     update = update
@@ -189,13 +194,15 @@ impl Store {
                     // find the tombstone, not send the message again.
                     update = update
                         .update_expression(
-                            "SET #t = :empty, deleted = :true, deletedAt = :now, seq = :seq",
+                            "SET #t = :empty, deleted = :true, deletedAt = :now, seq = :seq \
+                             REMOVE attachments",
                         )
                         .expression_attribute_values(":empty", s(""))
                         .expression_attribute_values(":true", b(true))
                         .expression_attribute_values(":now", n(now));
                     message.text = String::new();
                     message.deleted = true;
+                    erased_attachments = std::mem::take(&mut message.attachments);
                     preview_text = String::new();
                 }
             }
@@ -264,6 +271,7 @@ impl Store {
                         chat,
                         kind,
                         changed: true,
+                        erased_attachments,
                     });
                 }
                 Err(e) => {
