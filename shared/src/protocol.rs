@@ -7,7 +7,7 @@
 //! carries for the push notifier.
 
 use crate::error::ApiError;
-use crate::ids::{ChatId, ClientMessageId, MessageId, UserId};
+use crate::ids::{AttachmentId, ChatId, ClientMessageId, MessageId, UserId};
 use crate::input::{InvalidInput, MessageText};
 use crate::model::{as_rfc3339, as_rfc3339_opt, Chat, ChatKind, Message, Millis, SystemEvent};
 use serde::{Deserialize, Serialize};
@@ -35,6 +35,15 @@ pub enum ClientAction {
         chat_id: ChatId,
         client_message_id: ClientMessageId,
         text: MessageText,
+    },
+    /// A `sendMessage` frame with `attachments` (1 to
+    /// [`crate::attachments::MAX_ATTACHMENTS_PER_MESSAGE`] upload ids); its text is
+    /// optional.
+    SendWithAttachments {
+        chat_id: ChatId,
+        client_message_id: ClientMessageId,
+        text: Option<MessageText>,
+        attachments: Vec<AttachmentId>,
     },
     /// Everything up to `position` reached this device.
     Ack {
@@ -81,7 +90,9 @@ impl ClientAction {
     /// The action's name, as the client spells it.
     pub fn name(&self) -> &'static str {
         match self {
-            ClientAction::SendMessage { .. } => "sendMessage",
+            ClientAction::SendMessage { .. } | ClientAction::SendWithAttachments { .. } => {
+                "sendMessage"
+            }
             ClientAction::Ack { .. } => "ack",
             ClientAction::Read { .. } => "read",
             ClientAction::Typing { .. } => "typing",
@@ -97,6 +108,9 @@ impl ClientAction {
     pub fn client_message_id(&self) -> Option<&ClientMessageId> {
         match self {
             ClientAction::SendMessage {
+                client_message_id, ..
+            }
+            | ClientAction::SendWithAttachments {
                 client_message_id, ..
             } => Some(client_message_id),
             _ => None,
@@ -292,12 +306,51 @@ impl Fields<'_> {
         let chat_id = self.chat_id()?;
         let client_message_id = ClientMessageId::parse(self.string("clientMessageId")?)
             .map_err(|e| InvalidInput::new("clientMessageId", e.reason))?;
+        if let Some(ids) = self.attachment_ids()? {
+            let text = match self.0.get("text") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(t)) if t.is_empty() => None,
+                Some(Value::String(t)) => Some(MessageText::parse(t)?),
+                Some(_) => return Err(InvalidInput::new("text", "must be a string")),
+            };
+            return Ok(ClientAction::SendWithAttachments {
+                chat_id,
+                client_message_id,
+                text,
+                attachments: ids,
+            });
+        }
         let text = MessageText::parse(self.string("text")?)?;
         Ok(ClientAction::SendMessage {
             chat_id,
             client_message_id,
             text,
         })
+    }
+
+    /// `attachments`: absent, null or `[]` is none; else 1 to 10 distinct upload ids.
+    fn attachment_ids(&self) -> Result<Option<Vec<AttachmentId>>, InvalidInput> {
+        let raw = match self.0.get("attachments") {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Array(a)) if a.is_empty() => return Ok(None),
+            Some(Value::Array(a)) => a,
+            Some(_) => return Err(InvalidInput::new("attachments", "must be an array of ids")),
+        };
+        if raw.len() > crate::attachments::MAX_ATTACHMENTS_PER_MESSAGE {
+            return Err(InvalidInput::new(
+                "attachments",
+                "at most 10 attachments per message",
+            ));
+        }
+        raw.iter()
+            .map(|v| {
+                let id = v
+                    .as_str()
+                    .ok_or_else(|| InvalidInput::new("attachments", "must be an array of ids"))?;
+                AttachmentId::parse(id).map_err(|e| InvalidInput::new("attachments", e.reason))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
     }
 
     fn edit_message(&self) -> Result<ClientAction, InvalidInput> {

@@ -252,6 +252,14 @@ fn to_frame(a: &ClientAction) -> Value {
         } => {
             json!({"action": "sendMessage", "chatId": chat_id, "clientMessageId": client_message_id, "text": text})
         }
+        ClientAction::SendWithAttachments {
+            chat_id,
+            client_message_id,
+            text,
+            attachments,
+        } => {
+            json!({"action": "sendMessage", "chatId": chat_id, "clientMessageId": client_message_id, "text": text, "attachments": attachments})
+        }
         ClientAction::Ack { chat_id, position } => {
             json!({"action": "ack", "chatId": chat_id, "position": position})
         }
@@ -399,6 +407,13 @@ proptest! {
                         prop_assert_eq!(client_message_id.as_str(), frame["clientMessageId"].as_str().unwrap());
                         prop_assert_eq!(text.as_str(), frame["text"].as_str().unwrap());
                         prop_assert!(text.as_str().chars().count() <= MAX_MESSAGE_CHARS);
+                    }
+                    ClientAction::SendWithAttachments { chat_id, client_message_id, attachments, .. } => {
+                        prop_assert_eq!(chat_id.as_str(), frame["chatId"].as_str().unwrap());
+                        prop_assert_eq!(client_message_id.as_str(), frame["clientMessageId"].as_str().unwrap());
+                        let sent = frame["attachments"].as_array().map(Vec::len).unwrap_or(0);
+                        prop_assert_eq!(attachments.len(), sent);
+                        prop_assert!((1..=10).contains(&attachments.len()));
                     }
                     ClientAction::Ack { chat_id, position } | ClientAction::Read { chat_id, position } => {
                         prop_assert_eq!(chat_id.as_str(), frame["chatId"].as_str().unwrap());

@@ -593,3 +593,65 @@ async fn deleting_a_message_deletes_its_attachments() {
         );
     }
 }
+
+/// A photo sent over the WebSocket (`sendMessage` with `attachments`, no text): acked,
+/// delivered to the partner with its attachment, and a retry is the same message; an
+/// upload of someone else's or a malformed id gets a typed error naming the send.
+#[tokio::test]
+async fn a_photo_sent_over_the_websocket_is_acked_and_delivered() {
+    let h = Harness::start().await;
+    let (alice, bob) = tokio::join!(h.api.register("Alice"), h.api.register("Bob"));
+    let chat = h.direct(&alice, &bob).await;
+    let mut alice_ws = Client::open(&format!("{}?token={}", h.ws_url, alice.access_token), None)
+        .await
+        .expect("alice connects");
+    let mut bob_ws = Client::open(&format!("{}?token={}", h.ws_url, bob.access_token), None)
+        .await
+        .expect("bob connects");
+    let id = h
+        .uploaded(&alice, &chat, "sea.png", "image/png", &photo_bytes())
+        .await;
+    let frame = json!({"action": "sendMessage", "chatId": chat, "clientMessageId": "w1", "attachments": [id]});
+    alice_ws.send(frame.clone()).await;
+    let ack = alice_ws.next_of("messageAck").await;
+    assert_eq!(
+        (ack["clientMessageId"].as_str(), ack["duplicate"].as_bool()),
+        (Some("w1"), Some(false)),
+        "{ack}"
+    );
+    let ev = bob_ws.next_of("message").await;
+    assert_eq!(ev["position"], ack["position"]);
+    assert_eq!(ev["attachments"][0]["attachmentId"], id.as_str());
+    assert_eq!(ev["attachments"][0]["fileName"], "sea.png");
+    assert_eq!(ev["text"], "");
+    let (status, _) = h.download(&bob, &chat, &id).await;
+    assert_eq!(status, 200);
+
+    // The retry is the original.
+    alice_ws.send(frame).await;
+    let again = alice_ws.next_of("messageAck").await;
+    assert_eq!(
+        (again["position"].clone(), again["duplicate"].as_bool()),
+        (ack["position"].clone(), Some(true))
+    );
+
+    // Bob cannot send Alice's upload; nor a malformed id.
+    bob_ws
+        .send(json!({"action": "sendMessage", "chatId": chat, "clientMessageId": "w2", "attachments": [id]}))
+        .await;
+    let err = bob_ws.next_of("error").await;
+    assert_eq!(
+        (err["code"].as_str(), err["clientMessageId"].as_str()),
+        (Some("attachment_unavailable"), Some("w2")),
+        "{err}"
+    );
+    bob_ws
+        .send(json!({"action": "sendMessage", "chatId": chat, "clientMessageId": "w3", "attachments": ["nope"]}))
+        .await;
+    let err = bob_ws.next_of("error").await;
+    assert_eq!(
+        (err["code"].as_str(), err["field"].as_str()),
+        (Some("validation_failed"), Some("attachments")),
+        "{err}"
+    );
+}

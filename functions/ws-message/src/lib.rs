@@ -227,6 +227,35 @@ async fn dispatch(
                 Err(e) => fail(e, Some(client_message_id)).await,
             }
         }
+        ClientAction::SendWithAttachments {
+            chat_id,
+            client_message_id,
+            text,
+            attachments,
+        } => {
+            match services
+                .send_with_attachments(
+                    user,
+                    &chat_id,
+                    &client_message_id,
+                    text.as_ref(),
+                    &attachments,
+                    Some(conn.clone()),
+                )
+                .await
+            {
+                Ok(sent) => {
+                    services
+                        .post_event(user, conn, &ServerEvent::MessageAck(sent.ack()))
+                        .await;
+                    if let Err(e) = services.fan_out(&sent).await {
+                        // Already acknowledged (as for a text send).
+                        e.log();
+                    }
+                }
+                Err(e) => fail(e, Some(client_message_id)).await,
+            }
+        }
         ClientAction::Ack { chat_id, position } => {
             if let Err(e) = services
                 .acknowledge_delivered(user, &chat_id, position)
